@@ -1,0 +1,1 @@
+"""Multi-channel delivery: one codebase, one process per channel."""

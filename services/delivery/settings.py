@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from alimi.settings import BaseSettings
+
+
+class DeliverySettings(BaseSettings):
+    ops_port: int = Field(9102, ge=0, le=65535)
+    prefetch: int = Field(8, ge=1, le=500, description="batches in flight per process")
+    drain_grace_s: float = Field(20.0, ge=0, le=600)
+    provider_timeout_s: float = Field(10.0, gt=0, le=120)
+    sms_api_url: str = "http://127.0.0.1:8090"
+    sms_app_key: str = Field("sandbox-app-key", min_length=1)
+    sms_secret_key: SecretStr = SecretStr("sandbox-secret")
+    sms_sender_no: str = Field("0215990000", pattern=r"^\d{8,12}$")

@@ -1,0 +1,144 @@
+"""The one client of the SMS gateway (NHN Cloud SMS v3.0 shape).
+
+It owns the connection pool, timeouts and the mapping of the provider's
+answers to outcomes: ``sent``, ``retry`` (the provider or the network failed;
+try again later) or ``permanent`` (this request can never succeed as it is).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+
+from alimi import phone as phones
+
+log = logging.getLogger("alimi.delivery.sms")
+
+PROVIDER = "sandbox-sms"
+Outcome = Literal["sent", "retry", "permanent"]
+
+
+@dataclass(frozen=True)
+class SmsMessage:
+    key: str  # idempotency key: the receipt id, sent as recipientGroupingKey
+    phone: str  # E.164
+    parameters: dict[str, str]  # fills ##name## style placeholders of the body
+
+
+@dataclass(frozen=True)
+class SmsResult:
+    key: str
+    outcome: Outcome
+    message_id: str | None = None
+    error_code: str | None = None
+    error: str | None = None
+
+
+class SmsGateway:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        base_url: str,
+        app_key: str,
+        secret_key: str,
+        sender_no: str,
+        timeout_s: float,
+    ) -> None:
+        self.session = session
+        self.base_url = base_url.rstrip("/")
+        self.app_key = app_key
+        self.secret_key = secret_key
+        self.sender_no = sender_no
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    async def send(
+        self, *, kind: Literal["SMS", "LMS"], body: str, title: str, messages: list[SmsMessage]
+    ) -> list[SmsResult]:
+        """Send one request for up to 1,000 messages sharing ``body``; one result each."""
+        path = "sms" if kind == "SMS" else "mms"
+        recipients = []
+        for m in messages:
+            country, number = phones.national(m.phone)
+            entry: dict[str, Any] = {
+                "recipientNo": number,
+                "recipientGroupingKey": m.key,
+                "templateParameter": m.parameters,
+            }
+            if country:
+                entry["countryCode"] = country
+            else:
+                entry["internationalRecipientNo"] = number
+            recipients.append(entry)
+        payload: dict[str, Any] = {
+            "body": body,
+            "sendNo": self.sender_no,
+            "recipientList": recipients,
+        }
+        if kind == "LMS":
+            payload["title"] = title
+        url = f"{self.base_url}/sms/v3.0/appKeys/{self.app_key}/sender/{path}"
+        try:
+            async with self.session.post(
+                url, json=payload, headers={"X-Secret-Key": self.secret_key}, timeout=self.timeout
+            ) as resp:
+                status = resp.status
+                data = await resp.json(content_type=None) if status < 500 else None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return self._all(messages, "retry", "network", f"{type(exc).__name__}: {exc}")
+        except ValueError as exc:  # a body that is not JSON
+            return self._all(messages, "retry", "bad_response", str(exc))
+        if status >= 500 or status == 429:
+            return self._all(messages, "retry", f"http_{status}", "provider unavailable")
+        header = (data or {}).get("header", {})
+        if status >= 400 or not header.get("isSuccessful"):
+            code = str(header.get("resultCode", f"http_{status}"))
+            return self._all(messages, "permanent", code, header.get("resultMessage", "rejected"))
+        by_key = {
+            r.get("recipientGroupingKey"): r for r in data["body"]["data"].get("sendResultList", [])
+        }
+        request_id = data["body"]["data"].get("requestId", "")
+        results = []
+        for m in messages:
+            r = by_key.get(m.key)
+            if r is None:
+                results.append(
+                    SmsResult(
+                        m.key,
+                        "retry",
+                        error_code="missing_result",
+                        error="provider returned no result for this recipient",
+                    )
+                )
+            elif r.get("resultCode") == 0:
+                results.append(
+                    SmsResult(m.key, "sent", message_id=f"{request_id}-{r['recipientSeq']}")
+                )
+            else:
+                results.append(
+                    SmsResult(
+                        m.key,
+                        "permanent",
+                        error_code=str(r.get("resultCode")),
+                        error=r.get("resultMessage", ""),
+                    )
+                )
+        return results
+
+    @staticmethod
+    def _all(
+        messages: list[SmsMessage], outcome: Outcome, code: str, error: str
+    ) -> list[SmsResult]:
+        log.warning(
+            "sms request failed",
+            extra={
+                "outcome": outcome,
+                "error_code": code,
+                "error": error,
+                "recipients": len(messages),
+            },
+        )
+        return [SmsResult(m.key, outcome, error_code=code, error=error) for m in messages]

@@ -1,0 +1,1 @@
+"""Incident intake: the HTTP API operators post incidents, notices and subjects to."""

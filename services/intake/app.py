@@ -1,0 +1,76 @@
+"""The intake aiohttp application and the process around it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from alimi import problems
+from alimi.bus import Bus
+from alimi.ops import OpsServer, metrics_middleware
+from alimi.process import retry_until
+from alimi.store import INCIDENTS, NOTICES, OUTBOX, SUBJECTS, Store
+from alimi_intake import views
+from alimi_intake.context import CONTEXT, Context
+from alimi_intake.outbox import OutboxRelay
+from alimi_intake.settings import IntakeSettings
+
+OWNED_COLLECTIONS = (SUBJECTS, INCIDENTS, NOTICES, OUTBOX)
+
+
+def init_app(settings: IntakeSettings) -> web.Application:
+    app = web.Application(
+        middlewares=[metrics_middleware, problems.middleware],
+        client_max_size=settings.max_body_mb * 1024 * 1024,
+    )
+    app.add_routes(views.routes)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        store = Store(settings.mongo_url.get_secret_value(), settings.mongo_db)
+        bus = Bus(settings.amqp_url.get_secret_value(), settings.namespace)
+        await retry_until("mongodb", lambda: store.ensure_indexes(*OWNED_COLLECTIONS))
+        await retry_until("rabbitmq", bus.connect)
+        relay = OutboxRelay(store, bus, poll_s=settings.outbox_poll_s)
+        app[CONTEXT] = Context(settings=settings, store=store, bus=bus, outbox_relay=relay)
+        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        yield
+        relay_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay_task
+        await bus.close()
+        await store.close()
+
+    app.cleanup_ctx.append(resources)
+    return app
+
+
+class IntakeProcess:
+    def __init__(self, settings: IntakeSettings) -> None:
+        self.settings = settings
+        self.app = init_app(settings)
+        self._runner = web.AppRunner(self.app, access_log=None)
+        self._ops: OpsServer | None = None
+
+    async def _bus_ready(self) -> bool:
+        return CONTEXT in self.app and self.app[CONTEXT].bus.is_connected
+
+    async def _store_ready(self) -> bool:
+        return CONTEXT in self.app and await self.app[CONTEXT].store.ping()
+
+    async def start(self) -> None:
+        self._ops = OpsServer(
+            self.settings.ops_host,
+            self.settings.ops_port,
+            {"rabbitmq": self._bus_ready, "mongodb": self._store_ready},
+        )
+        await self._ops.start()
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port).start()
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+        if self._ops is not None:
+            await self._ops.stop()

@@ -1,0 +1,72 @@
+"""MongoDB reads and writes of the intake service."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import UpdateOne
+
+from alimi.store import Store
+
+
+async def upsert_subjects(
+    store: Store, docs: Sequence[dict[str, Any]], now: datetime
+) -> dict[str, int]:
+    ops = [
+        UpdateOne(
+            {"_id": doc["_id"]},
+            {
+                "$set": {**{k: v for k, v in doc.items() if k != "_id"}, "updated_at": now},
+                "$setOnInsert": {"created_at": now},
+            },
+            upsert=True,
+        )
+        for doc in docs
+    ]
+    if not ops:
+        return {"inserted": 0, "updated": 0}
+    result = await store.subjects.bulk_write(ops, ordered=False)
+    return {"inserted": result.upserted_count, "updated": result.matched_count}
+
+
+async def insert_incident_with_notice(
+    store: Store, incident: dict[str, Any], notice: dict[str, Any], outbox: dict[str, Any]
+) -> None:
+    """Incident, first notice and its outbox record: all three or none."""
+    async with store.client.start_session() as session:
+        async with await session.start_transaction():
+            await store.incidents.insert_one(incident, session=session)
+            await store.notices.insert_one(notice, session=session)
+            await store.outbox.insert_one(outbox, session=session)
+
+
+async def find_incident(store: Store, incident_id: str) -> dict[str, Any] | None:
+    return await store.incidents.find_one({"_id": incident_id})
+
+
+async def find_notices(store: Store, incident_id: str) -> list[dict[str, Any]]:
+    return await store.notices.find({"incident_id": incident_id}).sort("seq", 1).to_list()
+
+
+async def receipt_counts(
+    store: Store, notice_ids: list[str]
+) -> dict[str, dict[str, dict[str, int]]]:
+    """notice id -> channel -> status -> count, from the receipts themselves."""
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"notice_id": {"$in": notice_ids}}},
+        {
+            "$group": {
+                "_id": {"n": "$notice_id", "c": "$channel", "s": "$status"},
+                "count": {"$sum": 1},
+            }
+        },
+    ]
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    async for row in await store.receipts.aggregate(pipeline):
+        key = row["_id"]
+        counts.setdefault(key["n"], {}).setdefault(key.get("c") or "none", {})[key["s"]] = row[
+            "count"
+        ]
+    return counts

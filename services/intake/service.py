@@ -1,0 +1,130 @@
+"""The intake service layer: what the HTTP views call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from alimi import ids, messages
+from alimi import phone as phones
+from alimi.store import Store
+from alimi_intake import repository
+from alimi_intake.models import IncidentIn, SubjectIn
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def subject_document(subject: SubjectIn, hash_key: bytes) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "_id": subject.external_id,
+        "name": subject.name,
+        "locale": subject.locale,
+        "tags": list(subject.tags),
+        "attributes": dict(subject.attributes),
+        "phone": subject.phone,
+        "phone_hash": phones.lookup_hash(subject.phone, hash_key) if subject.phone else None,
+        "phone_masked": phones.mask(subject.phone) if subject.phone else None,
+    }
+    return doc
+
+
+async def import_subjects(
+    store: Store, *, subjects: Sequence[SubjectIn], hash_key: bytes
+) -> dict[str, int]:
+    docs = [subject_document(s, hash_key) for s in subjects]
+    result = await repository.upsert_subjects(store, docs, _now())
+    return {"received": len(docs), **result}
+
+
+async def create_incident(
+    store: Store, *, request: IncidentIn, public_base_url: str
+) -> dict[str, Any]:
+    """Store the incident, its first notice (approved for now) and the outbox event."""
+    now = _now()
+    incident_id = ids.new_id("inc")
+    notice_id = ids.new_id("ntc")
+    public_id = ids.public_id()
+    incident = {
+        "_id": incident_id,
+        "public_id": public_id,
+        "title": request.title,
+        "kind": request.kind,
+        "severity": request.severity,
+        "discovered_at": request.discovered_at,
+        "jurisdictions": list(request.jurisdictions),
+        "contact": request.contact,
+        "status": "investigating",
+        "status_url": f"{public_base_url.rstrip('/')}/s/{public_id}",
+        "created_at": now,
+    }
+    notice = {
+        "_id": notice_id,
+        "incident_id": incident_id,
+        "seq": 1,
+        "state": "approved",
+        "body": request.notice.body,
+        "title": request.notice.title,
+        "audience": request.audience.model_dump(mode="json"),
+        "channels": ["sms"],
+        "created_at": now,
+        "approved_at": now,
+        "progress": {"recipients_published": 0, "batches_published": 0},
+    }
+    event = messages.NoticeApproved(notice_id=notice_id, incident_id=incident_id, approved_at=now)
+    outbox = {
+        "_id": ids.new_id("evt"),
+        "exchange": "events",
+        "routing_key": event.kind,
+        "body": event.model_dump_json(),
+        "published": False,
+        "created_at": now,
+    }
+    await repository.insert_incident_with_notice(store, incident, notice, outbox)
+    return {
+        "incident_id": incident_id,
+        "notice_id": notice_id,
+        "public_id": public_id,
+        "status_url": incident["status_url"],
+    }
+
+
+def _notice_view(notice: dict[str, Any], counts: dict[str, dict[str, int]]) -> dict[str, Any]:
+    totals: dict[str, int] = {}
+    for per_status in counts.values():
+        for status, n in per_status.items():
+            totals[status] = totals.get(status, 0) + n
+    return {
+        "notice_id": notice["_id"],
+        "seq": notice["seq"],
+        "state": notice["state"],
+        "title": notice.get("title", ""),
+        "body": notice["body"],
+        "created_at": notice["created_at"].isoformat(),
+        "recipients": notice.get("progress", {}).get("recipients_published", 0),
+        "skipped_no_phone": notice.get("progress", {}).get("skipped_no_phone", 0),
+        "counts": totals,
+        "counts_by_channel": counts,
+    }
+
+
+async def get_incident(store: Store, *, incident_id: str) -> dict[str, Any] | None:
+    incident = await repository.find_incident(store, incident_id)
+    if incident is None:
+        return None
+    notices = await repository.find_notices(store, incident_id)
+    counts = await repository.receipt_counts(store, [n["_id"] for n in notices])
+    return {
+        "incident_id": incident["_id"],
+        "public_id": incident["public_id"],
+        "title": incident["title"],
+        "kind": incident["kind"],
+        "severity": incident["severity"],
+        "status": incident["status"],
+        "discovered_at": incident["discovered_at"].isoformat(),
+        "jurisdictions": incident["jurisdictions"],
+        "status_url": incident["status_url"],
+        "notices": [_notice_view(n, counts.get(n["_id"], {})) for n in notices],
+    }

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from alimi.settings import BaseSettings
+
+
+class IntakeSettings(BaseSettings):
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(8080, ge=0, le=65535)
+    public_base_url: str = Field(
+        "http://127.0.0.1:8080", description="base of the status-page links in messages"
+    )
+    outbox_poll_s: float = Field(1.0, gt=0, le=60)
+    max_body_mb: int = Field(32, ge=1, le=1024)

@@ -1,0 +1,74 @@
+"""In-memory record of every message the simulated gateway accepted.
+
+Benchmarks push millions of messages through, so each recipient costs one small
+tuple; the fields every recipient of a request shares live in one Submission.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """What all recipients of one accepted API request have in common."""
+
+    request_id: str
+    type: str  # "SMS" or "LMS"
+    sender_no: str
+    title: str | None
+    body: str
+    received_at: str  # ISO-8601, UTC
+
+
+class Message(NamedTuple):
+    submission: Submission
+    recipient_seq: int
+    recipient_no: str
+    country_code: str
+    grouping_key: str | None
+    body: str | None = None  # this recipient's text when the request was a template
+
+    @property
+    def message_id(self) -> str:
+        return f"{self.submission.request_id}-{self.recipient_seq}"
+
+    def as_dict(self) -> dict[str, Any]:
+        submission = self.submission
+        return {
+            "message_id": self.message_id,
+            "request_id": submission.request_id,
+            "type": submission.type,
+            "recipient_no": self.recipient_no,
+            "country_code": self.country_code,
+            "grouping_key": self.grouping_key,
+            "sender_no": submission.sender_no,
+            "title": submission.title,
+            "body": submission.body if self.body is None else self.body,
+            "received_at": submission.received_at,
+        }
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self._messages: list[Message] = []
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def add(self, messages: Iterable[Message]) -> None:
+        self._messages.extend(messages)
+
+    def find(self, recipient_no: str | None = None) -> Iterable[Message]:
+        """Messages in arrival order, optionally only those sent to ``recipient_no``."""
+        if recipient_no is None:
+            return iter(self._messages)
+        return (m for m in self._messages if m.recipient_no == recipient_no)
+
+    def clear(self) -> int:
+        """Forget every message; returns how many there were."""
+        removed = len(self._messages)
+        self._messages = []
+        return removed

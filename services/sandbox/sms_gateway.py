@@ -1,0 +1,294 @@
+"""An imitation of the NHN Cloud SMS v3.0 send API: request rules and HTTP handlers.
+
+The rules (``parse_send_request`` and helpers) are pure functions so they can be
+tested without a server; ``SmsGateway`` wires them to aiohttp routes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from .behaviour import Simulation
+from .inbox import Inbox, Message, Submission
+
+log = logging.getLogger("alimi.sandbox")
+
+T = TypeVar("T")
+
+SMS_MAX_BYTES = 90
+LMS_MAX_BYTES = 2000
+LMS_TITLE_MAX_BYTES = 40
+MAX_RECIPIENTS = 1000
+DEFAULT_COUNTRY_CODE = "82"
+
+MALFORMED = -1
+INVALID_SECRET_KEY = -1000
+UNKNOWN_APP_KEY = -1001
+UNREGISTERED_SENDER = -2000
+INVALID_SMS_BODY = -2001
+INVALID_LMS_CONTENT = -2002
+INVALID_RECIPIENT_COUNT = -2003
+UNENCODABLE_TEXT = -2004
+INVALID_RECIPIENT_NUMBER = -2005
+SIMULATED_FAILURE = -9999
+
+
+class MessageType(StrEnum):
+    SMS = "SMS"
+    LMS = "LMS"
+
+
+class Rejection(Exception):
+    """A request the gateway refuses; NHN reports most of these with HTTP 200."""
+
+    def __init__(self, result_code: int, message: str, status: int = 200) -> None:
+        super().__init__(message)
+        self.result_code = result_code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    number: str
+    country_code: str
+    grouping_key: str | None
+    # templateParameter: fills ``##key##`` placeholders of the body for this recipient
+    parameters: tuple[tuple[str, str], ...] = ()
+
+    def render(self, body: str) -> str:
+        for key, value in self.parameters:
+            body = body.replace(f"##{key}##", value)
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    type: MessageType
+    send_no: str
+    body: str
+    title: str | None
+    recipients: list[Recipient]
+
+
+def header(result_code: int, message: str) -> dict[str, Any]:
+    return {
+        "isSuccessful": result_code == 0,
+        "resultCode": result_code,
+        "resultMessage": message,
+    }
+
+
+def euc_kr_length(text: str, field: str) -> int:
+    """Byte length of ``text`` in EUC-KR, the unit Korean carriers bill by."""
+    try:
+        return len(text.encode("euc_kr"))
+    except UnicodeEncodeError:
+        raise Rejection(
+            UNENCODABLE_TEXT, f"{field} contains characters EUC-KR cannot encode"
+        ) from None
+
+
+def is_plausible_number(number: str) -> bool:
+    """Digits only (after an optional leading '+'), 8 to 15 of them."""
+    digits = number.removeprefix("+")
+    return 8 <= len(digits) <= 15 and digits.isascii() and digits.isdigit()
+
+
+def parse_send_request(
+    payload: object, message_type: MessageType, sender_numbers: Collection[str]
+) -> SendRequest:
+    """Check a decoded JSON request the way the gateway does; raise Rejection if refused."""
+    if not isinstance(payload, dict):
+        raise _malformed("expected a JSON object")
+    send_no = _field(payload, "sendNo", str, "")
+    if send_no not in sender_numbers:
+        raise Rejection(UNREGISTERED_SENDER, "Unregistered sender number")
+
+    body = _field(payload, "body", str, "")
+    title = None
+    if message_type is MessageType.LMS:
+        title = _field(payload, "title", str, "")
+        title_bytes = euc_kr_length(title, "title")
+        if not 1 <= title_bytes <= LMS_TITLE_MAX_BYTES:
+            raise Rejection(
+                INVALID_LMS_CONTENT,
+                f"LMS title must be 1-{LMS_TITLE_MAX_BYTES} bytes in EUC-KR (got {title_bytes})",
+            )
+
+    entries = _field(payload, "recipientList", list, [])
+    if not 1 <= len(entries) <= MAX_RECIPIENTS:
+        raise Rejection(
+            INVALID_RECIPIENT_COUNT,
+            f"recipientList must hold 1-{MAX_RECIPIENTS} recipients (got {len(entries)})",
+        )
+    recipients = [_recipient(e) for e in entries]
+    if "##" in body:  # the body is a template: every recipient's text must fit
+        for rendered in dict.fromkeys(r.render(body) for r in recipients):
+            _check_body(rendered, message_type)
+    else:
+        _check_body(body, message_type)
+    return SendRequest(message_type, send_no, body, title, recipients)
+
+
+def _check_body(body: str, message_type: MessageType) -> None:
+    body_bytes = euc_kr_length(body, "body")
+    if message_type is MessageType.SMS and not 1 <= body_bytes <= SMS_MAX_BYTES:
+        raise Rejection(
+            INVALID_SMS_BODY,
+            f"SMS body must be 1-{SMS_MAX_BYTES} bytes in EUC-KR (got {body_bytes}); "
+            "send longer text as LMS through the mms endpoint",
+        )
+    if message_type is MessageType.LMS and not 1 <= body_bytes <= LMS_MAX_BYTES:
+        raise Rejection(
+            INVALID_LMS_CONTENT,
+            f"LMS body must be 1-{LMS_MAX_BYTES} bytes in EUC-KR (got {body_bytes})",
+        )
+
+
+def _recipient(entry: object) -> Recipient:
+    if not isinstance(entry, dict):
+        raise _malformed("each recipientList entry must be an object")
+    number = entry.get("recipientNo")
+    if not isinstance(number, str):
+        raise _malformed("recipientNo must be a string")
+    parameters = _field(entry, "templateParameter", dict, {})
+    if not all(isinstance(v, str) for v in parameters.values()):
+        raise _malformed("templateParameter values must be strings")
+    return Recipient(
+        number=number,
+        country_code=_field(entry, "countryCode", str, DEFAULT_COUNTRY_CODE),
+        grouping_key=_field(entry, "recipientGroupingKey", str, None),
+        parameters=tuple(parameters.items()),
+    )
+
+
+def _field(payload: dict[str, Any], name: str, kind: type[T], default: T) -> T:
+    value = payload.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, kind):
+        raise _malformed(f"{name} must be of type {kind.__name__}")
+    return value
+
+
+def _malformed(detail: str) -> Rejection:
+    return Rejection(MALFORMED, f"Malformed request body: {detail}", status=400)
+
+
+class SmsGateway:
+    """The ``/sms/v3.0`` routes, accepting messages into an Inbox."""
+
+    def __init__(
+        self,
+        *,
+        app_key: str,
+        secret_key: str,
+        sender_numbers: Collection[str],
+        inbox: Inbox,
+        simulation: Simulation,
+    ) -> None:
+        self._app_key = app_key
+        self._secret_key = secret_key
+        self._sender_numbers = sender_numbers
+        self._inbox = inbox
+        self._simulation = simulation
+
+    def routes(self) -> list[web.RouteDef]:
+        prefix = "/sms/v3.0/appKeys/{appKey}/sender"
+        return [
+            web.post(f"{prefix}/sms", self.send_sms),
+            web.post(f"{prefix}/mms", self.send_mms),
+        ]
+
+    async def send_sms(self, request: web.Request) -> web.Response:
+        return await self._send(request, MessageType.SMS)
+
+    async def send_mms(self, request: web.Request) -> web.Response:
+        return await self._send(request, MessageType.LMS)
+
+    async def _send(self, request: web.Request, message_type: MessageType) -> web.Response:
+        await self._simulation.pause()
+        try:
+            self._authenticate(request)
+            if self._simulation.should_fail():
+                log.debug("answering a %s request with a simulated failure", message_type)
+                raise Rejection(SIMULATED_FAILURE, "Internal error (simulated)", status=500)
+            try:
+                payload = json.loads(await request.read())
+            except ValueError:
+                raise _malformed("not valid JSON") from None
+            send = parse_send_request(payload, message_type, self._sender_numbers)
+        except Rejection as rejection:
+            return web.json_response(
+                {"header": header(rejection.result_code, rejection.message)},
+                status=rejection.status,
+            )
+        return web.json_response(
+            {"header": header(0, "SUCCESS"), "body": {"data": self._accept(send)}}
+        )
+
+    def _authenticate(self, request: web.Request) -> None:
+        if request.match_info["appKey"] != self._app_key:
+            log.info("rejected a request with an unknown appKey")
+            raise Rejection(UNKNOWN_APP_KEY, "Invalid appKey", status=401)
+        if request.headers.get("X-Secret-Key") != self._secret_key:
+            log.info("rejected a request with a missing or wrong X-Secret-Key")
+            raise Rejection(INVALID_SECRET_KEY, "Invalid secret key", status=401)
+
+    def _accept(self, send: SendRequest) -> dict[str, Any]:
+        """Record plausible recipients and build the response ``data`` object."""
+        now = datetime.now(UTC)
+        request_id = f"{now:%Y%m%d%H%M%S}{uuid.uuid4().hex[:12]}"
+        submission = Submission(
+            request_id=request_id,
+            type=send.type.value,
+            sender_no=send.send_no,
+            title=send.title,
+            body=send.body,
+            received_at=now.isoformat(timespec="milliseconds"),
+        )
+        accepted: list[Message] = []
+        results: list[dict[str, Any]] = []
+        for seq, recipient in enumerate(send.recipients, start=1):
+            if is_plausible_number(recipient.number):
+                accepted.append(
+                    Message(
+                        submission,
+                        seq,
+                        recipient.number,
+                        recipient.country_code,
+                        recipient.grouping_key,
+                        recipient.render(send.body) if recipient.parameters else None,
+                    )
+                )
+                code, message = 0, "SUCCESS"
+            else:
+                code, message = INVALID_RECIPIENT_NUMBER, "Invalid recipient number"
+            results.append(
+                {
+                    "recipientNo": recipient.number,
+                    "resultCode": code,
+                    "resultMessage": message,
+                    "recipientSeq": seq,
+                    "recipientGroupingKey": recipient.grouping_key,
+                }
+            )
+        self._inbox.add(accepted)
+        log.debug(
+            "accepted %s request %s: %d recipients, %d invalid numbers",
+            send.type,
+            request_id,
+            len(accepted),
+            len(results) - len(accepted),
+        )
+        return {"requestId": request_id, "statusCode": "2", "sendResultList": results}

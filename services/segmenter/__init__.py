@@ -1,0 +1,1 @@
+"""Audience segmentation: turns an approved notice into delivery batches."""

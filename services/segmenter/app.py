@@ -1,0 +1,27 @@
+"""The segmenter process: consumes ``notice.approved``, tracks completion."""
+
+from __future__ import annotations
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from alimi import topology
+from alimi.messages import NoticeApproved
+from alimi.worker import WorkerRuntime
+from alimi_segmenter import progress
+from alimi_segmenter.service import segment_notice
+from alimi_segmenter.settings import SegmenterSettings
+
+
+def build(settings: SegmenterSettings) -> WorkerRuntime:
+    runtime = WorkerRuntime(settings, owned_collections=(), grace_s=settings.drain_grace_s)
+
+    async def on_notice_approved(event: NoticeApproved, _: AbstractIncomingMessage) -> None:
+        await segment_notice(
+            runtime.store, runtime.bus, notice_id=event.notice_id, batch_size=settings.batch_size
+        )
+
+    runtime.consume(
+        topology.SEGMENTER_QUEUE, NoticeApproved, on_notice_approved, prefetch=settings.prefetch
+    )
+    runtime.loop(lambda: progress.run(runtime.store, settings.progress_interval_s))
+    return runtime

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from alimi.settings import BaseSettings
+
+
+class SegmenterSettings(BaseSettings):
+    ops_port: int = Field(9101, ge=0, le=65535)
+    batch_size: int = Field(100, ge=1, le=1000)
+    prefetch: int = Field(2, ge=1, le=100)
+    progress_interval_s: float = Field(1.0, gt=0, le=60)
+    drain_grace_s: float = Field(20.0, ge=0, le=600)

@@ -1,0 +1,73 @@
+"""Audience specifications and their translation into a MongoDB query.
+
+Clients never send a MongoDB query: they send an :class:`AudienceSpec` made of
+explicit subject ids and/or a filter over tags and attributes. Keys are
+restricted to plain names and values to scalars, so no operator can be
+smuggled in; :func:`to_query` builds the query from those parts only.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+SubjectId = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,128}$", strip_whitespace=True)
+]
+Tag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+AttributeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+Scalar = Annotated[str, StringConstraints(max_length=256)] | int | bool
+MAX_EXPLICIT_IDS = 10_000
+
+
+class AudienceFilter(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tags_any: list[Tag] = Field(default_factory=list, max_length=100)
+    tags_all: list[Tag] = Field(default_factory=list, max_length=100)
+    # attribute -> value (equality) or list of values (any of them)
+    attributes: dict[AttributeName, Scalar | list[Scalar]] = Field(
+        default_factory=dict, max_length=50
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> AudienceFilter:
+        if not (self.tags_any or self.tags_all or self.attributes):
+            raise ValueError("a filter needs at least one of tags_any, tags_all, attributes")
+        return self
+
+
+class AudienceSpec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    subject_ids: list[SubjectId] = Field(default_factory=list, max_length=MAX_EXPLICIT_IDS)
+    filter: AudienceFilter | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> AudienceSpec:
+        if not self.subject_ids and self.filter is None:
+            raise ValueError("an audience needs subject_ids and/or a filter")
+        return self
+
+
+def _filter_query(f: AudienceFilter) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = []
+    if f.tags_any:
+        parts.append({"tags": {"$in": list(f.tags_any)}})
+    if f.tags_all:
+        parts.append({"tags": {"$all": list(f.tags_all)}})
+    for name, value in f.attributes.items():
+        key = f"attributes.{name}"
+        parts.append({key: {"$in": list(value)}} if isinstance(value, list) else {key: value})
+    return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+def to_query(spec: AudienceSpec) -> dict[str, Any]:
+    """The subjects selected by ``spec``: the explicit ids, or the filter, or either."""
+    parts: list[dict[str, Any]] = []
+    if spec.subject_ids:
+        parts.append({"_id": {"$in": list(dict.fromkeys(spec.subject_ids))}})
+    if spec.filter is not None:
+        parts.append(_filter_query(spec.filter))
+    return parts[0] if len(parts) == 1 else {"$or": parts}

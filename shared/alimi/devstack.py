@@ -1,0 +1,346 @@
+"""Run the whole system on one machine, without Docker: ``make run`` and the tests.
+
+Starts SecantusDB (a MongoDB-wire server) as its own process when no MongoDB
+URL is given, checks that RabbitMQ answers, starts the sandbox providers and
+every service as separate processes, and waits until each reports ready.
+``python -m alimi.devstack`` runs it in the foreground with interleaved logs
+until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def rabbitmq_answers(amqp_url: str) -> bool:
+    from urllib.parse import urlparse
+
+    parsed = urlparse(amqp_url)
+    return wait_for_port(parsed.hostname or "127.0.0.1", parsed.port or 5672, timeout_s=2)
+
+
+def wait_ready(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise StackError(f"{url}: process exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as exc:
+            last = str(exc)
+        time.sleep(0.2)
+    raise StackError(f"{url} not ready after {timeout_s:.0f}s ({last})")
+
+
+def _pump(stream: IO[bytes], prefix: str, sink: IO[str]) -> None:
+    for line in iter(stream.readline, b""):
+        sink.write(f"{prefix} {line.decode(errors='replace').rstrip()}\n")
+        sink.flush()
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    ops_url: str | None
+    log_path: Path | None = None
+
+    def signal(self, sig: int) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+
+    def stop(self, timeout_s: float = 30) -> int | None:
+        self.signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            return self.popen.wait()
+
+
+@dataclass
+class Stack:
+    """Every Alimi process for one namespace; each gets free ports."""
+
+    workdir: Path
+    namespace: str = "alimi"
+    amqp_url: str = DEFAULT_AMQP_URL
+    mongo_url: str | None = None
+    mongo_db: str = "alimi"
+    intake_port: int = field(default_factory=free_port)
+    sandbox_port: int = field(default_factory=free_port)
+    echo_logs: bool = False  # True: interleave logs on stdout; False: one file per process
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, Process] = field(default_factory=dict)
+    mongo_process: Process | None = None
+
+    @property
+    def intake_url(self) -> str:
+        return f"http://127.0.0.1:{self.intake_port}"
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.sandbox_port}"
+
+    # -- dependencies ---------------------------------------------------------
+
+    def start_mongo(self, data_dir: Path | None = None) -> str:
+        """Start SecantusDB on a free port; returns the MongoDB URL."""
+        exe = shutil.which("secantusd-py") or str(Path(sys.executable).parent / "secantusd-py")
+        if not Path(exe).exists():
+            raise StackError("secantusd-py not found: install the dev extra (make install)")
+        port = free_port()
+        data = data_dir or self.workdir / "mongo-data"
+        data.mkdir(parents=True, exist_ok=True)
+        self.mongo_process = self._spawn(
+            "mongo",
+            [
+                exe,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--storage-path",
+                str(data),
+                "--enable-test-commands",
+                "--log-level",
+                "WARNING",
+            ],
+            env=os.environ.copy(),
+            ops_url=None,
+        )
+        if not wait_for_port("127.0.0.1", port, timeout_s=60):
+            raise StackError(
+                f"SecantusDB did not start on port {port}; see {self.mongo_process.log_path}"
+            )
+        self.mongo_url = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+        return self.mongo_url
+
+    def check_rabbitmq(self) -> None:
+        if not rabbitmq_answers(self.amqp_url):
+            raise StackError(
+                "RabbitMQ does not answer at "
+                f"{self.amqp_url.split('@')[-1]}. Start it with `rabbitmq-server -detached` "
+                "(Debian package rabbitmq-server) or set AMQP_URL."
+            )
+
+    # -- services -------------------------------------------------------------
+
+    def service_env(self, ops_port: int) -> dict[str, str]:
+        assert self.mongo_url, "start_mongo() or pass mongo_url first"
+        env = os.environ.copy()
+        env.update(
+            {
+                "ALIMI_NAMESPACE": self.namespace,
+                "ALIMI_AMQP_URL": self.amqp_url,
+                "ALIMI_MONGO_URL": self.mongo_url,
+                "ALIMI_MONGO_DB": self.mongo_db,
+                "ALIMI_OPS_HOST": "127.0.0.1",
+                "ALIMI_OPS_PORT": str(ops_port),
+                "ALIMI_HTTP_HOST": "127.0.0.1",
+                "ALIMI_HTTP_PORT": str(self.intake_port),
+                "ALIMI_PUBLIC_BASE_URL": self.intake_url,
+                "ALIMI_SMS_API_URL": self.sandbox_url,
+                "SANDBOX_HOST": "127.0.0.1",
+                "SANDBOX_PORT": str(self.sandbox_port),
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start_service(
+        self, name: str, module_args: list[str], env: dict[str, str] | None = None
+    ) -> Process:
+        """Start ``python -m <module_args>`` as ``name`` and wait for its ``/readyz``."""
+        ops_port = free_port()
+        full_env = self.service_env(ops_port)
+        full_env.update(env or {})
+        if name == "sandbox":
+            ready = f"{self.sandbox_url}/readyz"
+        else:
+            ready = f"http://127.0.0.1:{ops_port}/readyz"
+        proc = self._spawn(
+            name,
+            [sys.executable, "-m", *module_args],
+            env=full_env,
+            ops_url=ready.rsplit("/", 1)[0],
+        )
+        self.processes[name] = proc
+        wait_ready(ready, timeout_s=60, proc=proc.popen)
+        return proc
+
+    def start_all(self) -> None:
+        self.check_rabbitmq()
+        if self.mongo_url is None:
+            self.start_mongo()
+        self.start_service("sandbox", ["alimi_sandbox"])
+        self.start_service("intake", ["alimi_intake"])
+        self.start_service("segmenter", ["alimi_segmenter"])
+        self.start_service("delivery-sms", ["alimi_delivery", "--channel", "sms"])
+
+    def restart(self, name: str) -> Process:
+        old = self.processes[name]
+        args = old.popen.args
+        assert isinstance(args, list)
+        return self.start_service(name, [str(a) for a in args[2:]])
+
+    def stop_all(self) -> None:
+        for proc in reversed(list(self.processes.values())):
+            proc.stop()
+        self.processes.clear()
+        if self.mongo_process is not None:
+            self.mongo_process.stop()
+            self.mongo_process = None
+
+    def _spawn(
+        self, name: str, argv: list[str], *, env: dict[str, str], ops_url: str | None
+    ) -> Process:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.echo_logs:
+            popen = subprocess.Popen(
+                argv,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            assert popen.stdout is not None
+            threading.Thread(
+                target=_pump, args=(popen.stdout, f"{name:>13} |", sys.stdout), daemon=True
+            ).start()
+            return Process(name, popen, ops_url)
+        log_path = self.workdir / f"{name}.log"
+        with open(log_path, "ab") as log_file:
+            popen = subprocess.Popen(
+                argv, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return Process(name, popen, ops_url, log_path)
+
+
+@contextlib.contextmanager
+def running(stack: Stack) -> Iterator[Stack]:
+    try:
+        stack.start_all()
+        yield stack
+    finally:
+        stack.stop_all()
+
+
+CURL_EXAMPLE = """\
+# 1. load two people into the subject directory
+curl -s -X POST {intake}/v1/subjects -H 'Content-Type: application/json' -d '[
+  {{"external_id": "cust-1", "name": "김민준", "phone": "010-1234-5678",
+    "tags": ["breach-2026-11"]}},
+  {{"external_id": "cust-2", "name": "Jane Doe", "phone": "+821098765432", "locale": "en",
+    "tags": ["breach-2026-11"]}}
+]'
+# 2. post an incident and its first notice to everyone tagged breach-2026-11
+curl -s -X POST {intake}/v1/incidents -H 'Content-Type: application/json' -d '{{
+  "title": "회원 정보 유출", "severity": "high", "discovered_at": "2026-11-28T09:00:00+09:00",
+  "notice": {{"body": "#{{name}}님, 개인정보 유출 사고를 알려드립니다. 자세히: #{{status_url}}"}},
+  "audience": {{"filter": {{"tags_any": ["breach-2026-11"]}}}}
+}}'
+# 3. see what the sandbox SMS gateway received
+curl -s {sandbox}/_sandbox/sms/messages
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m alimi.devstack", description=__doc__)
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("ALIMI_DATA_DIR", ".alimi-data"),
+        help="where SecantusDB keeps its files and the processes their logs",
+    )
+    parser.add_argument(
+        "--intake-port", type=int, default=int(os.environ.get("INTAKE_PORT", "8080"))
+    )
+    parser.add_argument(
+        "--sandbox-port", type=int, default=int(os.environ.get("SANDBOX_PORT", "8090"))
+    )
+    parser.add_argument(
+        "--namespace",
+        default=os.environ.get("ALIMI_NAMESPACE", "alimi"),
+        help="prefix of queue and exchange names",
+    )
+    args = parser.parse_args(argv)
+    data_dir = Path(args.data_dir).resolve()
+    stack = Stack(
+        workdir=data_dir,
+        namespace=args.namespace,
+        amqp_url=os.environ.get("AMQP_URL", DEFAULT_AMQP_URL),
+        mongo_url=os.environ.get("MONGO_URL") or None,
+        intake_port=args.intake_port,
+        sandbox_port=args.sandbox_port,
+        echo_logs=True,
+    )
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    try:
+        stack.check_rabbitmq()
+        if stack.mongo_url is None:
+            print(f"Starting SecantusDB with data under {data_dir / 'mongo-data'}")
+            stack.start_mongo(data_dir / "mongo-data")
+        stack.start_all()
+        print("\nAlimi is running.")
+        print(f"  intake API:      {stack.intake_url}   (POST /v1/incidents)")
+        print(f"  sandbox gateway: {stack.sandbox_url}")
+        print("\nTry it:\n")
+        print(CURL_EXAMPLE.format(intake=stack.intake_url, sandbox=stack.sandbox_url))
+        print("Press Ctrl-C to stop.\n", flush=True)
+        while not stopping.wait(0.5):
+            for proc in stack.processes.values():
+                if proc.popen.poll() is not None:
+                    raise StackError(f"{proc.name} exited with code {proc.popen.returncode}")
+    except KeyboardInterrupt:
+        pass
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("\nStopping...", flush=True)
+        stack.stop_all()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Service settings read once from the environment.
+
+Each service declares one pydantic model of its settings; :func:`load` fills it
+from ``ALIMI_*`` environment variables (field ``amqp_url`` <- ``ALIMI_AMQP_URL``)
+and turns every missing or invalid value into one :class:`SettingsError` that
+names the variables, so a service stops at start-up with a message an operator
+can act on instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+ENV_PREFIX = "ALIMI_"
+
+S = TypeVar("S", bound="BaseSettings")
+
+
+class SettingsError(Exception):
+    """One or more environment variables are missing or invalid."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration: " + "; ".join(problems))
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+class BaseSettings(BaseModel):
+    """Settings every service shares."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    namespace: str = Field(
+        "alimi",
+        pattern=r"^[a-z][a-z0-9_.-]{0,40}$",
+        description="prefix of every queue, exchange and collection name",
+    )
+    amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
+    mongo_db: str = Field("alimi", pattern=r"^[A-Za-z0-9_-]{1,60}$")
+    ops_host: str = "0.0.0.0"
+    ops_port: int = Field(9100, ge=0, le=65535, description="/metrics, /healthz, /readyz")
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    phone_hash_key: SecretStr = Field(
+        SecretStr("alimi-development-only-phone-hash-key"),
+        description="key of the keyed hash used to dedupe and look up phone numbers",
+    )
+
+
+def load(model: type[S], environ: Mapping[str, str]) -> S:
+    """Build ``model`` from ``ALIMI_*`` variables in ``environ``."""
+    values = {
+        name: environ[env_name(name)] for name in model.model_fields if env_name(name) in environ
+    }
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            problems.append(f"{env_name(field)}: {err['msg']}")
+        raise SettingsError(problems) from None

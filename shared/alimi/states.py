@@ -1,0 +1,26 @@
+"""The life cycles of notices and receipts (see the architecture notes)."""
+
+from __future__ import annotations
+
+# Notice: draft -> pending_approval -> approved -> segmenting -> sending -> completed
+NOTICE_DRAFT = "draft"
+NOTICE_PENDING_APPROVAL = "pending_approval"
+NOTICE_APPROVED = "approved"
+NOTICE_SEGMENTING = "segmenting"
+NOTICE_SENDING = "sending"
+NOTICE_COMPLETED = "completed"
+NOTICE_HALTED = "halted"
+NOTICE_FAILED = "failed"
+
+# Receipt: claimed -> sent -> delivered | undelivered; or failed, fell_back, skipped, halted
+CLAIMED = "claimed"
+SENT = "sent"
+DELIVERED = "delivered"
+UNDELIVERED = "undelivered"
+FAILED = "failed"
+FELL_BACK = "fell_back"
+SKIPPED = "skipped"
+HALTED = "halted"
+
+# A receipt in one of these states needs no more work from the pipeline.
+FINAL_RECEIPT_STATES = frozenset({SENT, DELIVERED, UNDELIVERED, FAILED, SKIPPED, HALTED})

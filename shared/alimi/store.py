@@ -1,0 +1,98 @@
+"""MongoDB access on PyMongo's async API (``AsyncMongoClient``).
+
+Collection names are constants here and nowhere else; the indexes each
+collection needs are data, created idempotently at start-up by the service
+that owns the collection (:meth:`Store.ensure_indexes`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+INCIDENTS = "incidents"
+NOTICES = "notices"
+SUBJECTS = "subjects"
+RECEIPTS = "receipts"
+OUTBOX = "outbox"
+
+
+@dataclass(frozen=True)
+class Index:
+    keys: tuple[tuple[str, int], ...]
+    name: str
+    unique: bool = False
+    sparse: bool = False
+
+    def model(self) -> IndexModel:
+        return IndexModel(list(self.keys), name=self.name, unique=self.unique, sparse=self.sparse)
+
+
+INDEXES: dict[str, tuple[Index, ...]] = {
+    SUBJECTS: (
+        # _id is the subject's external id: upserts and explicit audiences use it.
+        # The segmenter streams an audience sorted by phone hash: duplicates of
+        # one number arrive next to each other (constant-memory dedupe) and
+        # the last hash published is a resumable checkpoint.
+        Index((("phone_hash", ASCENDING), ("_id", ASCENDING)), "phone_hash"),
+        Index((("tags", ASCENDING),), "tags"),
+    ),
+    INCIDENTS: (Index((("created_at", ASCENDING),), "created_at"),),
+    NOTICES: (
+        Index((("incident_id", ASCENDING), ("seq", ASCENDING)), "incident_seq_unique", unique=True),
+    ),
+    OUTBOX: (Index((("published", ASCENDING), ("created_at", ASCENDING)), "unpublished"),),
+    RECEIPTS: (
+        Index((("notice_id", ASCENDING), ("status", ASCENDING)), "notice_status"),
+        Index((("provider_message_id", ASCENDING),), "provider_message_id", sparse=True),
+    ),
+}
+
+
+class Store:
+    def __init__(self, url: str, database: str, **client_options: Any) -> None:
+        self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            url, tz_aware=True, serverSelectionTimeoutMS=5000, **client_options
+        )
+        self.db: AsyncDatabase[dict[str, Any]] = self.client[database]
+
+    def __getitem__(self, name: str) -> AsyncCollection[dict[str, Any]]:
+        return self.db[name]
+
+    @property
+    def incidents(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db[INCIDENTS]
+
+    @property
+    def notices(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db[NOTICES]
+
+    @property
+    def subjects(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db[SUBJECTS]
+
+    @property
+    def receipts(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db[RECEIPTS]
+
+    @property
+    def outbox(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db[OUTBOX]
+
+    async def ensure_indexes(self, *collections: str) -> None:
+        for name in collections:
+            await self.db[name].create_indexes([ix.model() for ix in INDEXES[name]])
+
+    async def ping(self) -> bool:
+        try:
+            await self.client.admin.command("ping")
+        except Exception:
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.client.close()

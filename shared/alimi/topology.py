@@ -1,0 +1,113 @@
+"""The RabbitMQ topology as data.
+
+Every exchange and queue Alimi uses is described here once; :func:`declare`
+creates them idempotently, so every service can call it at start-up. All names
+carry the namespace prefix, so test runs and environments can share a broker.
+
+    events (topic)    --notice.approved-->  segmenter
+    delivery (direct) --<channel>-------->  delivery.<channel>
+    dead (direct)     --<queue name>----->  dead.<queue name>
+
+A consumer that cannot process a message (invalid body, unknown version)
+dead-letters it to ``dead`` with the reason in a header; each work queue also
+names ``dead`` as its dead-letter exchange, so a rejected message lands there
+too instead of being dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from alimi.messages import CHANNELS
+
+ExchangeKind = Literal["direct", "topic", "fanout"]
+
+EVENTS = "events"
+DELIVERY = "delivery"
+DEAD = "dead"
+
+NOTICE_APPROVED = "notice.approved"
+SEGMENTER_QUEUE = "segmenter"
+
+
+def delivery_queue(channel: str) -> str:
+    return f"delivery.{channel}"
+
+
+def dead_queue(queue: str) -> str:
+    return f"dead.{queue}"
+
+
+@dataclass(frozen=True)
+class Exchange:
+    name: str
+    kind: ExchangeKind
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    bindings: tuple[tuple[str, str], ...] = ()  # (exchange, routing key)
+    dead_letters: bool = True  # reject -> DEAD exchange, routed by queue name
+    arguments: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+EXCHANGES: tuple[Exchange, ...] = (
+    Exchange(EVENTS, "topic"),
+    Exchange(DELIVERY, "direct"),
+    Exchange(DEAD, "direct"),
+)
+
+WORK_QUEUES: tuple[Queue, ...] = (
+    Queue(SEGMENTER_QUEUE, bindings=((EVENTS, NOTICE_APPROVED),)),
+    *(Queue(delivery_queue(ch), bindings=((DELIVERY, ch),)) for ch in CHANNELS),
+)
+
+DEAD_QUEUES: tuple[Queue, ...] = tuple(
+    Queue(dead_queue(q.name), bindings=((DEAD, q.name),), dead_letters=False) for q in WORK_QUEUES
+)
+
+
+@dataclass(frozen=True)
+class Names:
+    """Turns logical names into the namespaced names on the broker."""
+
+    namespace: str
+
+    def __call__(self, logical: str) -> str:
+        return f"{self.namespace}.{logical}"
+
+
+def queue_arguments(queue: Queue, names: Names, *, quorum: bool) -> dict[str, Any]:
+    args: dict[str, Any] = {"x-queue-type": "quorum" if quorum else "classic"}
+    if queue.dead_letters:
+        args["x-dead-letter-exchange"] = names(DEAD)
+        args["x-dead-letter-routing-key"] = queue.name
+    args.update(queue.arguments)
+    return args
+
+
+async def declare(channel: Any, names: Names, *, quorum: bool = False) -> None:
+    """Declare every exchange and queue; safe to run any number of times.
+
+    ``channel`` is an ``aio_pika`` channel. Dead-letter queues come first so a
+    work queue never points at a dead-letter exchange with nothing behind it.
+    """
+    exchanges = {}
+    for ex in EXCHANGES:
+        exchanges[ex.name] = await channel.declare_exchange(names(ex.name), ex.kind, durable=True)
+    for queue in (*DEAD_QUEUES, *WORK_QUEUES):
+        declared = await channel.declare_queue(
+            names(queue.name), durable=True, arguments=queue_arguments(queue, names, quorum=quorum)
+        )
+        for exchange, key in queue.bindings:
+            await declared.bind(exchanges[exchange], routing_key=key)
+
+
+async def delete(channel: Any, names: Names) -> None:
+    """Remove every queue and exchange of a namespace (tests clean up with this)."""
+    for queue in (*WORK_QUEUES, *DEAD_QUEUES):
+        await channel.queue_delete(names(queue.name))
+    for ex in EXCHANGES:
+        await channel.exchange_delete(names(ex.name))

@@ -1,0 +1,104 @@
+"""Shared fixtures: the real MongoDB-wire server and the real RabbitMQ.
+
+SecantusDB is started once per test session as its own process on a free
+port. Each test gets its own namespace (queue/exchange prefix and database),
+removed afterwards, so tests never see each other's messages or documents.
+RabbitMQ must be running: a test that needs it fails loudly if it is not.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aio_pika
+import pytest
+
+from alimi import topology
+from alimi.bus import Bus
+from alimi.devstack import DEFAULT_AMQP_URL, Stack, StackError, rabbitmq_answers
+from alimi.store import Store
+
+AMQP_URL = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
+
+
+@pytest.fixture(scope="session")
+def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("TEST_MONGO_URL")
+    if external:
+        yield external
+        return
+    stack = Stack(workdir=tmp_path_factory.mktemp("secantus"))
+    try:
+        url = stack.start_mongo()
+    except StackError as exc:
+        pytest.fail(f"cannot start SecantusDB: {exc}", pytrace=False)
+    yield url
+    stack.stop_all()
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    if not rabbitmq_answers(AMQP_URL):
+        pytest.fail(
+            f"RabbitMQ is not answering at {AMQP_URL.split('@')[-1]}; "
+            "start it with `rabbitmq-server -detached` (make test does)",
+            pytrace=False,
+        )
+    return AMQP_URL
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def store(mongo_url: str, namespace: str) -> AsyncIterator[Store]:
+    s = Store(mongo_url, namespace)
+    yield s
+    await s.client.drop_database(namespace)
+    await s.close()
+
+
+@pytest.fixture
+async def bus(amqp_url: str, namespace: str) -> AsyncIterator[Bus]:
+    b = Bus(amqp_url, namespace)
+    await b.connect()
+    yield b
+    await b.close()
+    await delete_namespace(amqp_url, namespace)
+
+
+async def delete_namespace(amqp_url: str, namespace: str) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        await topology.delete(channel, topology.Names(namespace))
+
+
+@pytest.fixture
+def stack(
+    tmp_path: Path, mongo_url: str, amqp_url: str, namespace: str
+) -> Iterator[Stack]:
+    """Every service as a real process, in this test's namespace; logs under tmp_path."""
+    import asyncio
+
+    s = Stack(
+        workdir=tmp_path / "stack",
+        namespace=namespace,
+        amqp_url=amqp_url,
+        mongo_url=mongo_url,
+        mongo_db=namespace,
+        extra_env={"SANDBOX_LATENCY_MS": "5", "ALIMI_LOG_LEVEL": "INFO"},
+    )
+    try:
+        s.start_all()
+    except StackError as exc:
+        s.stop_all()
+        pytest.fail(f"stack did not start: {exc}; logs in {s.workdir}", pytrace=False)
+    yield s
+    s.stop_all()
+    asyncio.run(delete_namespace(amqp_url, namespace))

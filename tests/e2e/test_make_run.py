@@ -1,0 +1,97 @@
+"""`make run` on this machine, driven by the README's own curl example."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from alimi.devstack import CURL_EXAMPLE, free_port, wait_for_port
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_INTAKE = "http://127.0.0.1:8080"
+DEFAULT_SANDBOX = "http://127.0.0.1:8090"
+
+
+def _readme_example() -> str:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Post a first incident", 1)[1]
+    match = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert match, "README has no curl example under 'Post a first incident'"
+    return match.group(1)
+
+
+def test_the_readme_example_is_the_one_make_run_prints() -> None:
+    assert _readme_example() == CURL_EXAMPLE.format(intake=DEFAULT_INTAKE, sandbox=DEFAULT_SANDBOX)
+
+
+def test_when_make_run_is_up__then_the_readme_curl_example_produces_an_sms(
+    tmp_path: Path, amqp_url: str, namespace: str
+) -> None:
+    intake_port, sandbox_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "INTAKE_PORT": str(intake_port),
+        "SANDBOX_PORT": str(sandbox_port),
+        "ALIMI_DATA_DIR": str(tmp_path / "data"),
+        "ALIMI_NAMESPACE": namespace,
+    }
+    env.pop("MONGO_URL", None)
+    proc = subprocess.Popen(
+        ["make", "--no-print-directory", "run"], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    output: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            output.append(line)
+            if "Press Ctrl-C to stop" in line:
+                break
+        printed = "".join(output)
+        assert "Press Ctrl-C to stop" in printed, printed[-3000:]
+        assert f"http://127.0.0.1:{intake_port}" in printed
+
+        intake, sandbox = f"http://127.0.0.1:{intake_port}", f"http://127.0.0.1:{sandbox_port}"
+        script = _readme_example().replace(DEFAULT_INTAKE, intake).replace(DEFAULT_SANDBOX, sandbox)
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert '"incident_id"' in done.stdout
+
+        messages: list[dict[str, str]] = []
+        for _ in range(120):
+            with urllib.request.urlopen(f"{sandbox}/_sandbox/sms/messages") as resp:
+                messages = json.load(resp)["messages"]
+            if len(messages) >= 2:
+                break
+            time.sleep(0.25)
+        assert sorted(m["recipient_no"] for m in messages) == ["01012345678", "01098765432"]
+        assert any(m["body"].startswith("김민준님") for m in messages)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    assert proc.stdout is not None
+    rest = proc.stdout.read()
+    proc.stdout.close()
+    # make re-raises the Ctrl-C it received once the stack has stopped cleanly
+    assert proc.returncode in (0, -signal.SIGINT), "".join(output)[-3000:] + rest
+    assert "Stopping..." in rest
+    assert not wait_for_port("127.0.0.1", intake_port, timeout_s=0.5), "intake still listening"

@@ -1,0 +1,138 @@
+"""The bus against the real RabbitMQ: topology, confirms, consumer behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import aio_pika
+
+from alimi import topology
+from alimi.bus import ERROR_HEADER, Bus, Consumer, RetryLater, Unprocessable
+from alimi.messages import NoticeApproved
+
+
+def _event(n: int) -> NoticeApproved:
+    return NoticeApproved(notice_id=f"ntc_{n}", incident_id="inc_1", approved_at=datetime.now(UTC))
+
+
+async def _get_all(bus: Bus, queue: str, timeout: float = 5.0) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    channel = await bus.channel(prefetch=100)
+    q = await channel.get_queue(bus.names(queue))
+    got = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        message = await q.get(fail=False)
+        if message is None:
+            if got:
+                break
+            await asyncio.sleep(0.05)
+            continue
+        await message.ack()
+        got.append(message)
+    await channel.close()
+    return got
+
+
+async def test_when_topology_is_declared_twice__then_nothing_changes(bus: Bus) -> None:
+    channel = await bus.channel(prefetch=1)
+    await topology.declare(channel, bus.names)
+    await topology.declare(channel, bus.names)
+    for queue in (*topology.WORK_QUEUES, *topology.DEAD_QUEUES):
+        declared = await channel.declare_queue(bus.names(queue.name), passive=True)
+        assert declared.name == f"{bus.names.namespace}.{queue.name}"
+    await channel.close()
+
+
+async def test_when_a_valid_message_is_published__then_the_handler_gets_it_typed(bus: Bus) -> None:
+    received: list[NoticeApproved] = []
+    done = asyncio.Event()
+
+    async def handler(event: NoticeApproved, _: object) -> None:
+        received.append(event)
+        done.set()
+
+    consumer = Consumer(bus, topology.SEGMENTER_QUEUE, NoticeApproved, handler, prefetch=4)
+    await consumer.start()
+    await bus.publish(topology.EVENTS, topology.NOTICE_APPROVED, _event(1).to_bytes(), message_id="m1")
+    await asyncio.wait_for(done.wait(), 10)
+    await consumer.stop(grace_s=5)
+    assert received == [_event(1).model_copy(update={"approved_at": received[0].approved_at})]
+    assert isinstance(received[0], NoticeApproved)
+
+
+async def test_when_a_message_is_invalid__then_it_is_dead_lettered_and_the_consumer_goes_on(
+    bus: Bus,
+) -> None:
+    received: list[str] = []
+    second = asyncio.Event()
+
+    async def handler(event: NoticeApproved, _: object) -> None:
+        received.append(event.notice_id)
+        second.set()
+
+    consumer = Consumer(bus, topology.SEGMENTER_QUEUE, NoticeApproved, handler, prefetch=1)
+    await consumer.start()
+    await bus.publish(topology.EVENTS, topology.NOTICE_APPROVED, b"{not json", message_id="bad-1")
+    wrong_version = _event(7).to_bytes().replace(b'"v":1', b'"v":2')
+    await bus.publish(topology.EVENTS, topology.NOTICE_APPROVED, wrong_version, message_id="bad-2")
+    await bus.publish(topology.EVENTS, topology.NOTICE_APPROVED, _event(2).to_bytes(), message_id="ok")
+    await asyncio.wait_for(second.wait(), 10)
+    await consumer.stop(grace_s=5)
+
+    assert received == ["ntc_2"]
+    dead = await _get_all(bus, topology.dead_queue(topology.SEGMENTER_QUEUE))
+    assert sorted(m.message_id or "" for m in dead) == ["bad-1", "bad-2"]
+    reasons = {m.message_id: str(m.headers[ERROR_HEADER]) for m in dead}
+    assert "v" in reasons["bad-2"] and "1" in reasons["bad-2"]
+    assert reasons["bad-1"]
+
+
+async def test_when_the_handler_says_unprocessable__then_the_message_is_dead_lettered(bus: Bus) -> None:
+    async def handler(event: NoticeApproved, _: object) -> None:
+        raise Unprocessable("notice does not exist")
+
+    consumer = Consumer(bus, topology.SEGMENTER_QUEUE, NoticeApproved, handler, prefetch=1)
+    await consumer.start()
+    await bus.publish(topology.EVENTS, topology.NOTICE_APPROVED, _event(3).to_bytes(), message_id="u")
+    dead = await _get_all(bus, topology.dead_queue(topology.SEGMENTER_QUEUE))
+    await consumer.stop(grace_s=5)
+    assert [m.message_id for m in dead] == ["u"]
+    assert str(dead[0].headers[ERROR_HEADER]) == "notice does not exist"
+
+
+async def test_when_the_handler_asks_to_retry__then_the_message_comes_back(bus: Bus) -> None:
+    attempts = 0
+    done = asyncio.Event()
+
+    async def handler(event: NoticeApproved, _: object) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise RetryLater("provider down")
+        done.set()
+
+    consumer = Consumer(bus, topology.SEGMENTER_QUEUE, NoticeApproved, handler, prefetch=1)
+    await consumer.start()
+    await bus.publish(topology.EVENTS, topology.NOTICE_APPROVED, _event(4).to_bytes(), message_id="r")
+    await asyncio.wait_for(done.wait(), 10)
+    await consumer.stop(grace_s=5)
+    assert attempts == 2
+
+
+async def test_when_stopping__then_in_flight_messages_finish_within_the_grace_period(bus: Bus) -> None:
+    started = asyncio.Event()
+    finished: list[str] = []
+
+    async def handler(event: NoticeApproved, _: object) -> None:
+        started.set()
+        await asyncio.sleep(0.5)
+        finished.append(event.notice_id)
+
+    consumer = Consumer(bus, topology.SEGMENTER_QUEUE, NoticeApproved, handler, prefetch=1)
+    await consumer.start()
+    await bus.publish(topology.EVENTS, topology.NOTICE_APPROVED, _event(5).to_bytes(), message_id="s")
+    await asyncio.wait_for(started.wait(), 10)
+    await consumer.stop(grace_s=5)
+    assert finished == ["ntc_5"]
+    assert await _get_all(bus, topology.SEGMENTER_QUEUE, timeout=0.5) == []

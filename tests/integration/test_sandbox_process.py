@@ -1,0 +1,71 @@
+"""``python -m alimi_sandbox`` as a real process: start-up checks and clean shutdown."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+
+def sandbox_env(**variables: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_")}
+    # The package may be importable only through this interpreter's sys.path.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    return env | variables
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_when_a_variable_is_invalid__then_start_up_fails_naming_it_without_traceback() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "alimi_sandbox"],
+        env=sandbox_env(SANDBOX_ERROR_RATE="lots"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode == 1
+    assert "SANDBOX_ERROR_RATE" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_when_sent_sigterm__then_the_server_stops_cleanly() -> None:
+    port = free_port()
+    with subprocess.Popen(
+        [sys.executable, "-m", "alimi_sandbox"],
+        env=sandbox_env(SANDBOX_PORT=str(port)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        try:
+            assert wait_until_healthy(port) == {"status": "ok"}
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=15)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+    assert process.returncode == 0
+    assert "Traceback" not in stderr
+
+
+def wait_until_healthy(port: int, timeout: float = 15) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as reply:
+                return json.load(reply)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

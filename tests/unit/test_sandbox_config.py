@@ -1,0 +1,66 @@
+"""Reading the sandbox configuration from SANDBOX_* environment variables."""
+
+import pytest
+
+from alimi_sandbox.behaviour import Behaviour
+from alimi_sandbox.config import ConfigError, SandboxConfig
+
+
+def test_when_nothing_is_set__then_defaults_apply() -> None:
+    config = SandboxConfig.from_env({})
+    assert config == SandboxConfig(
+        host="127.0.0.1",
+        port=8090,
+        app_key="sandbox-app-key",
+        secret_key="sandbox-secret",
+        sender_numbers=frozenset({"0215990000"}),
+        behaviour=Behaviour(latency_ms=20, latency_jitter_ms=0, error_rate=0),
+        seed=None,
+    )
+
+
+def test_when_everything_is_set__then_each_variable_is_used() -> None:
+    config = SandboxConfig.from_env(
+        {
+            "SANDBOX_HOST": "0.0.0.0",
+            "SANDBOX_PORT": "9000",
+            "SANDBOX_SMS_APP_KEY": "key",
+            "SANDBOX_SMS_SECRET_KEY": "secret",
+            "SANDBOX_SMS_SENDER_NUMBERS": " 0215990000, 16440000 ,",
+            "SANDBOX_LATENCY_MS": "0",
+            "SANDBOX_LATENCY_JITTER_MS": "2.5",
+            "SANDBOX_ERROR_RATE": "0.1",
+            "SANDBOX_SEED": "42",
+        }
+    )
+    assert config.host == "0.0.0.0"
+    assert config.port == 9000
+    assert (config.app_key, config.secret_key) == ("key", "secret")
+    assert config.sender_numbers == {"0215990000", "16440000"}
+    assert config.behaviour == Behaviour(latency_ms=0, latency_jitter_ms=2.5, error_rate=0.1)
+    assert config.seed == 42
+
+
+def test_when_a_variable_is_empty__then_its_default_applies() -> None:
+    assert SandboxConfig.from_env({"SANDBOX_PORT": "", "SANDBOX_SEED": " "}).port == 8090
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SANDBOX_PORT", "http"),
+        ("SANDBOX_PORT", "70000"),
+        ("SANDBOX_SMS_SENDER_NUMBERS", " , "),
+        ("SANDBOX_SMS_SENDER_NUMBERS", "02-1599-0000"),
+        ("SANDBOX_LATENCY_MS", "fast"),
+        ("SANDBOX_LATENCY_MS", "-5"),
+        ("SANDBOX_LATENCY_JITTER_MS", "inf"),
+        ("SANDBOX_ERROR_RATE", "2"),
+        ("SANDBOX_SEED", "1.5"),
+    ],
+)
+def test_when_a_value_is_invalid__then_the_error_names_the_variable(
+    variable: str, value: str
+) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        SandboxConfig.from_env({variable: value})
