@@ -80,9 +80,7 @@ async def delete_namespace(amqp_url: str, namespace: str) -> None:
 
 
 @pytest.fixture
-def stack(
-    tmp_path: Path, mongo_url: str, amqp_url: str, namespace: str
-) -> Iterator[Stack]:
+def stack(tmp_path: Path, mongo_url: str, amqp_url: str, namespace: str) -> Iterator[Stack]:
     """Every service as a real process, in this test's namespace; logs under tmp_path."""
     import asyncio
 

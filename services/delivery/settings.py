@@ -12,5 +12,5 @@ class DeliverySettings(BaseSettings):
     provider_timeout_s: float = Field(10.0, gt=0, le=120)
     sms_api_url: str = "http://127.0.0.1:8090"
     sms_app_key: str = Field("sandbox-app-key", min_length=1)
-    sms_secret_key: SecretStr = SecretStr("sandbox-secret")
+    sms_secret_key: SecretStr = Field(SecretStr("sandbox-secret"), min_length=1)
     sms_sender_no: str = Field("0215990000", pattern=r"^\d{8,12}$")

@@ -94,7 +94,7 @@ class SmsGateway:
         if status >= 500 or status == 429:
             return self._all(messages, "retry", f"http_{status}", "provider unavailable")
         header = (data or {}).get("header", {})
-        if status >= 400 or not header.get("isSuccessful"):
+        if data is None or status >= 400 or not header.get("isSuccessful"):
             code = str(header.get("resultCode", f"http_{status}"))
             return self._all(messages, "permanent", code, header.get("resultMessage", "rejected"))
         by_key = {

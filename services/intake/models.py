@@ -61,6 +61,16 @@ class NoticeIn(_Strict):
             raise ValueError(f"unknown template variable(s) {', '.join(unknown)}; known: {known}")
         return value
 
+    @field_validator("title")
+    @classmethod
+    def _same_title_for_everyone(cls, value: str) -> str:
+        personal = [v for v in render.variables(value) if v in render.RECIPIENT_VARIABLES]
+        if personal:
+            raise ValueError(
+                f"the title is shared by every recipient; it cannot use {', '.join(personal)}"
+            )
+        return value
+
 
 class IncidentIn(_Strict):
     title: Text

@@ -14,7 +14,7 @@ from pymongo.errors import BulkWriteError
 from alimi import ids, states, topology
 from alimi.audience import AudienceSpec, to_query
 from alimi.bus import Bus
-from alimi.messages import DeliveryBatch
+from alimi.messages import Channel, DeliveryBatch
 from alimi.store import Store
 from alimi_segmenter.batching import batches
 
@@ -25,7 +25,7 @@ RESOLVED = Counter(
 )
 BATCHES = Counter("alimi_segmenter_batches_published_total", "Delivery batches published")
 
-CHANNEL = "sms"  # channel choice per person arrives with the channels work
+CHANNEL: Channel = "sms"  # channel choice per person arrives with the channels work
 SUBJECT_FIELDS = {"_id": 1, "phone": 1, "phone_hash": 1, "name": 1, "locale": 1}
 DUPLICATE_KEY = 11000
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import aio_pika
 from aio_pika.abc import (
@@ -99,7 +99,7 @@ class Bus:
         body: bytes,
         *,
         message_id: str,
-        headers: dict[str, str] | None = None,
+        headers: dict[str, Any] | None = None,
     ) -> None:
         """Publish a persistent message and wait for the broker's confirm."""
         message = aio_pika.Message(

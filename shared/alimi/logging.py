@@ -25,7 +25,7 @@ def _clean(value: Any) -> Any:
     if isinstance(value, str):
         return mask_in_text(value)
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {mask_in_text(str(k)): _clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [_clean(v) for v in value]
     if value is None or isinstance(value, bool | int | float):
@@ -39,16 +39,20 @@ class MaskingJsonFormatter(logging.Formatter):
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
+        extras = {
+            key: value
+            for key, value in vars(record).items()
+            if key not in _STANDARD_ATTRS and not key.startswith("_")
+        }
+        # the record's own fields win over extras of the same name
         entry: dict[str, Any] = {
+            **extras,
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                entry[key] = value
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(_clean(entry), ensure_ascii=False, default=str)

@@ -17,7 +17,8 @@ _SEPARATORS = re.compile(r"[\s().-]")
 # Anything in free text that looks like a phone number: international, or a
 # Korean mobile/landline number with or without separators.
 PHONE_IN_TEXT = re.compile(
-    r"(?<![\w+])(?:\+[1-9](?:[\s.-]?\d){7,14}|0(?:1[016789]|[2-6]\d?)[\s.-]?\d{3,4}[\s.-]?\d{4})(?!\w)"
+    r"(?<![\w+])(?:\+[1-9](?:[\s.-]?\d){7,14}"
+    r"|\(?0(?:1[016789]|[2-6]\d?)\)?[\s.-]?\d{3,4}[\s.-]?\d{4})(?!\w)"
 )
 
 
@@ -36,6 +37,9 @@ def normalise(raw: str, default_country_code: str = "82") -> str:
         compact = "+" + compact[2:]
     elif compact.startswith("0"):
         compact = f"+{default_country_code}{compact[1:]}"
+    trunk = f"+{default_country_code}0"
+    if compact.startswith(trunk):  # "+82 010-…": the national trunk 0 written after the code
+        compact = f"+{default_country_code}{compact[len(trunk) :]}"
     if not E164.match(compact):
         raise InvalidPhone("not a phone number: expected E.164 like +821012345678 or 010-1234-5678")
     return compact

@@ -49,6 +49,7 @@ class BaseSettings(BaseModel):
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     phone_hash_key: SecretStr = Field(
         SecretStr("alimi-development-only-phone-hash-key"),
+        min_length=16,
         description="key of the keyed hash used to dedupe and look up phone numbers",
     )
 

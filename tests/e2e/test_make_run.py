@@ -47,8 +47,13 @@ def test_when_make_run_is_up__then_the_readme_curl_example_produces_an_sms(
     }
     env.pop("MONGO_URL", None)
     proc = subprocess.Popen(
-        ["make", "--no-print-directory", "run"], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        ["make", "--no-print-directory", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     output: list[str] = []
     try:
@@ -67,8 +72,9 @@ def test_when_make_run_is_up__then_the_readme_curl_example_produces_an_sms(
 
         intake, sandbox = f"http://127.0.0.1:{intake_port}", f"http://127.0.0.1:{sandbox_port}"
         script = _readme_example().replace(DEFAULT_INTAKE, intake).replace(DEFAULT_SANDBOX, sandbox)
-        done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True,
-                              text=True, timeout=60)
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60
+        )
         assert done.returncode == 0, done.stderr
         assert '"incident_id"' in done.stdout
 

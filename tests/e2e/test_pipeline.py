@@ -42,8 +42,8 @@ def _subjects() -> list[dict[str, Any]]:
     return rows
 
 
-async def _wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
+async def _wait_for(predicate: Any, within_s: float, what: str) -> Any:
+    deadline = time.monotonic() + within_s
     last = None
     while time.monotonic() < deadline:
         last = await predicate()
@@ -187,8 +187,11 @@ async def test_when_a_malformed_message_reaches_the_delivery_queue__then_it_is_d
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.get_exchange(f"{stack.namespace}.{topology.DELIVERY}")
         await exchange.publish(
-            aio_pika.Message(b'{"kind": "delivery.batch", "v": 1, "recipients": "oops"}',
-                             message_id="malformed-1", delivery_mode=2),
+            aio_pika.Message(
+                b'{"kind": "delivery.batch", "v": 1, "recipients": "oops"}',
+                message_id="malformed-1",
+                delivery_mode=2,
+            ),
             routing_key="sms",
         )
         dead_queue = await channel.get_queue(

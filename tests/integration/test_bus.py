@@ -16,11 +16,13 @@ def _event(n: int) -> NoticeApproved:
     return NoticeApproved(notice_id=f"ntc_{n}", incident_id="inc_1", approved_at=datetime.now(UTC))
 
 
-async def _get_all(bus: Bus, queue: str, timeout: float = 5.0) -> list[aio_pika.abc.AbstractIncomingMessage]:
+async def _get_all(
+    bus: Bus, queue: str, within_s: float = 5.0
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
     channel = await bus.channel(prefetch=100)
     q = await channel.get_queue(bus.names(queue))
     got = []
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within_s
     while asyncio.get_running_loop().time() < deadline:
         message = await q.get(fail=False)
         if message is None:
@@ -54,7 +56,9 @@ async def test_when_a_valid_message_is_published__then_the_handler_gets_it_typed
 
     consumer = Consumer(bus, topology.SEGMENTER_QUEUE, NoticeApproved, handler, prefetch=4)
     await consumer.start()
-    await bus.publish(topology.EVENTS, topology.NOTICE_APPROVED, _event(1).to_bytes(), message_id="m1")
+    await bus.publish(
+        topology.EVENTS, topology.NOTICE_APPROVED, _event(1).to_bytes(), message_id="m1"
+    )
     await asyncio.wait_for(done.wait(), 10)
     await consumer.stop(grace_s=5)
     assert received == [_event(1).model_copy(update={"approved_at": received[0].approved_at})]
@@ -76,7 +80,9 @@ async def test_when_a_message_is_invalid__then_it_is_dead_lettered_and_the_consu
     await bus.publish(topology.EVENTS, topology.NOTICE_APPROVED, b"{not json", message_id="bad-1")
     wrong_version = _event(7).to_bytes().replace(b'"v":1', b'"v":2')
     await bus.publish(topology.EVENTS, topology.NOTICE_APPROVED, wrong_version, message_id="bad-2")
-    await bus.publish(topology.EVENTS, topology.NOTICE_APPROVED, _event(2).to_bytes(), message_id="ok")
+    await bus.publish(
+        topology.EVENTS, topology.NOTICE_APPROVED, _event(2).to_bytes(), message_id="ok"
+    )
     await asyncio.wait_for(second.wait(), 10)
     await consumer.stop(grace_s=5)
 
@@ -88,13 +94,17 @@ async def test_when_a_message_is_invalid__then_it_is_dead_lettered_and_the_consu
     assert reasons["bad-1"]
 
 
-async def test_when_the_handler_says_unprocessable__then_the_message_is_dead_lettered(bus: Bus) -> None:
+async def test_when_the_handler_says_unprocessable__then_the_message_is_dead_lettered(
+    bus: Bus,
+) -> None:
     async def handler(event: NoticeApproved, _: object) -> None:
         raise Unprocessable("notice does not exist")
 
     consumer = Consumer(bus, topology.SEGMENTER_QUEUE, NoticeApproved, handler, prefetch=1)
     await consumer.start()
-    await bus.publish(topology.EVENTS, topology.NOTICE_APPROVED, _event(3).to_bytes(), message_id="u")
+    await bus.publish(
+        topology.EVENTS, topology.NOTICE_APPROVED, _event(3).to_bytes(), message_id="u"
+    )
     dead = await _get_all(bus, topology.dead_queue(topology.SEGMENTER_QUEUE))
     await consumer.stop(grace_s=5)
     assert [m.message_id for m in dead] == ["u"]
@@ -114,13 +124,17 @@ async def test_when_the_handler_asks_to_retry__then_the_message_comes_back(bus: 
 
     consumer = Consumer(bus, topology.SEGMENTER_QUEUE, NoticeApproved, handler, prefetch=1)
     await consumer.start()
-    await bus.publish(topology.EVENTS, topology.NOTICE_APPROVED, _event(4).to_bytes(), message_id="r")
+    await bus.publish(
+        topology.EVENTS, topology.NOTICE_APPROVED, _event(4).to_bytes(), message_id="r"
+    )
     await asyncio.wait_for(done.wait(), 10)
     await consumer.stop(grace_s=5)
     assert attempts == 2
 
 
-async def test_when_stopping__then_in_flight_messages_finish_within_the_grace_period(bus: Bus) -> None:
+async def test_when_stopping__then_in_flight_messages_finish_within_the_grace_period(
+    bus: Bus,
+) -> None:
     started = asyncio.Event()
     finished: list[str] = []
 
@@ -131,8 +145,10 @@ async def test_when_stopping__then_in_flight_messages_finish_within_the_grace_pe
 
     consumer = Consumer(bus, topology.SEGMENTER_QUEUE, NoticeApproved, handler, prefetch=1)
     await consumer.start()
-    await bus.publish(topology.EVENTS, topology.NOTICE_APPROVED, _event(5).to_bytes(), message_id="s")
+    await bus.publish(
+        topology.EVENTS, topology.NOTICE_APPROVED, _event(5).to_bytes(), message_id="s"
+    )
     await asyncio.wait_for(started.wait(), 10)
     await consumer.stop(grace_s=5)
     assert finished == ["ntc_5"]
-    assert await _get_all(bus, topology.SEGMENTER_QUEUE, timeout=0.5) == []
+    assert await _get_all(bus, topology.SEGMENTER_QUEUE, within_s=0.5) == []

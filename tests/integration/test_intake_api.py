@@ -108,13 +108,24 @@ async def test_when_one_subject_has_a_malformed_phone__then_422_names_it_and_not
         (b"", 400, None),
         (json.dumps({**INCIDENT, "severity": "apocalyptic"}).encode(), 422, "severity"),
         (json.dumps({k: v for k, v in INCIDENT.items() if k != "title"}).encode(), 422, "title"),
-        (json.dumps({**INCIDENT, "discovered_at": "2026-11-28T09:00:00"}).encode(), 422,
-         "discovered_at"),
-        (json.dumps({**INCIDENT, "notice": {"body": "#{ssn} leaked"}}).encode(), 422,
-         "notice.body"),
+        (
+            json.dumps({**INCIDENT, "discovered_at": "2026-11-28T09:00:00"}).encode(),
+            422,
+            "discovered_at",
+        ),
+        (
+            json.dumps({**INCIDENT, "notice": {"body": "#{ssn} leaked"}}).encode(),
+            422,
+            "notice.body",
+        ),
         (json.dumps({**INCIDENT, "audience": {}}).encode(), 422, "audience"),
-        (json.dumps({**INCIDENT, "audience": {"filter": {"attributes": {"$where": "1"}}}}).encode(),
-         422, "audience.filter.attributes.$where.[key]"),
+        (
+            json.dumps(
+                {**INCIDENT, "audience": {"filter": {"attributes": {"$where": "1"}}}}
+            ).encode(),
+            422,
+            "audience.filter.attributes.$where.[key]",
+        ),
     ],
 )
 async def test_when_an_incident_is_invalid__then_a_problem_names_it_and_nothing_is_written(

@@ -1,0 +1,152 @@
+"""SMS delivery against the real MongoDB-wire server and the sandbox gateway over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from alimi.bus import RetryLater, Unprocessable
+from alimi.messages import DeliveryBatch, Recipient
+from alimi.store import Store
+from alimi_delivery.service import SmsDelivery
+from alimi_delivery.sms_gateway import SmsGateway
+from alimi_sandbox.app import init_app
+from alimi_sandbox.behaviour import Behaviour
+from alimi_sandbox.config import SandboxConfig
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[TestServer]:
+    server = TestServer(init_app(SandboxConfig(behaviour=Behaviour(latency_ms=0))))
+    await server.start_server()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def _delivery(
+    store: Store, http: aiohttp.ClientSession, sandbox: TestServer, **kw: Any
+) -> SmsDelivery:
+    gateway = SmsGateway(
+        http,
+        base_url=str(sandbox.make_url("")),
+        app_key="sandbox-app-key",
+        secret_key="sandbox-secret",
+        sender_no=kw.get("sender_no", "0215990000"),
+        timeout_s=5,
+    )
+    return SmsDelivery(store, gateway)
+
+
+async def _seed_notice(store: Store, body: str = "#{name}님 안내: #{status_url}") -> None:
+    await store.ensure_indexes("receipts")
+    await store.incidents.insert_one(
+        {"_id": "inc_1", "title": "유출", "status_url": "https://a.kr/s/x"}
+    )
+    await store.notices.insert_one(
+        {
+            "_id": "ntc_1",
+            "incident_id": "inc_1",
+            "seq": 1,
+            "body": body,
+            "created_at": datetime.now(UTC),
+        }
+    )
+
+
+def _batch(n: int = 3, notice_id: str = "ntc_1") -> DeliveryBatch:
+    return DeliveryBatch(
+        batch_id=f"{notice_id}:sms:00000001",
+        notice_id=notice_id,
+        incident_id="inc_1",
+        channel="sms",
+        recipients=tuple(
+            Recipient(subject_id=f"s{i}", phone=f"+8210555500{i:02d}", name=f"고객{i}")
+            for i in range(n)
+        ),
+    )
+
+
+async def _inbox(http: aiohttp.ClientSession, sandbox: TestServer) -> list[dict[str, Any]]:
+    async with http.get(sandbox.make_url("/_sandbox/sms/messages")) as resp:
+        return (await resp.json())["messages"]
+
+
+async def test_when_a_batch_is_delivered_twice__then_each_person_gets_one_sms_and_one_receipt(
+    store: Store, http: aiohttp.ClientSession, sandbox: TestServer
+) -> None:
+    await _seed_notice(store)
+    delivery = _delivery(store, http, sandbox)
+    await delivery.handle(_batch())
+    await delivery.handle(_batch())
+
+    inbox = await _inbox(http, sandbox)
+    assert sorted(m["recipient_no"] for m in inbox) == ["01055550000", "01055550001", "01055550002"]
+    assert {m["type"] for m in inbox} == {"SMS"}
+    assert inbox[0]["body"].startswith("고객") and "https://a.kr/s/x" in inbox[0]["body"]
+    receipts = await store.receipts.find({}).sort("_id", 1).to_list()
+    assert [r["_id"] for r in receipts] == ["ntc_1:s0", "ntc_1:s1", "ntc_1:s2"]
+    assert all(r["status"] == "sent" and r["attempts"] == 1 for r in receipts)
+    assert {r["destination"] for r in receipts} == {
+        "+82******0000",
+        "+82******0001",
+        "+82******0002",
+    }
+    assert {r["provider_message_id"] for r in receipts} == {m["message_id"] for m in inbox}
+
+
+async def test_when_the_text_is_longer_than_90_bytes__then_it_goes_as_lms(
+    store: Store, http: aiohttp.ClientSession, sandbox: TestServer
+) -> None:
+    await _seed_notice(store, body="#{name}님, " + "개인정보 유출 사고 안내입니다. " * 5)
+    await _delivery(store, http, sandbox).handle(_batch(1))
+    inbox = await _inbox(http, sandbox)
+    assert [m["type"] for m in inbox] == ["LMS"]
+    assert inbox[0]["title"] == "유출"
+
+
+async def test_when_the_provider_fails__then_receipts_wait_for_a_retry_that_sends_once(
+    store: Store, http: aiohttp.ClientSession, sandbox: TestServer
+) -> None:
+    await _seed_notice(store)
+    delivery = _delivery(store, http, sandbox)
+    async with http.put(sandbox.make_url("/_sandbox/config"), json={"error_rate": 1.0}) as resp:
+        assert resp.status == 200
+    with pytest.raises(RetryLater):
+        await delivery.handle(_batch())
+    assert {r["status"] for r in await store.receipts.find({}).to_list()} == {"retrying"}
+    assert await _inbox(http, sandbox) == []
+
+    async with http.put(sandbox.make_url("/_sandbox/config"), json={"error_rate": 0.0}) as resp:
+        assert resp.status == 200
+    await delivery.handle(_batch())
+    receipts = await store.receipts.find({}).to_list()
+    assert {(r["status"], r["attempts"]) for r in receipts} == {("sent", 2)}
+    assert len(await _inbox(http, sandbox)) == 3
+
+
+async def test_when_the_provider_refuses_the_sender__then_receipts_fail_with_its_code(
+    store: Store, http: aiohttp.ClientSession, sandbox: TestServer
+) -> None:
+    await _seed_notice(store)
+    await _delivery(store, http, sandbox, sender_no="0200000000").handle(_batch())
+    receipts = await store.receipts.find({}).to_list()
+    assert {(r["status"], r["error_code"]) for r in receipts} == {("failed", "-2000")}
+
+
+async def test_when_the_notice_does_not_exist__then_the_batch_is_unprocessable(
+    store: Store, http: aiohttp.ClientSession, sandbox: TestServer
+) -> None:
+    with pytest.raises(Unprocessable):
+        await _delivery(store, http, sandbox).handle(_batch(notice_id="ntc_missing"))
+    assert await store.receipts.count_documents({}) == 0

@@ -1,0 +1,124 @@
+"""A notice's template and a recipient in, the provider message out."""
+
+import dataclasses
+
+import pytest
+from pydantic import ValidationError
+
+from alimi.render import euc_kr_length
+from alimi_delivery.compose import (
+    LMS_TITLE_MAX_BYTES,
+    SMS_MAX_BYTES,
+    NoticeTemplate,
+    message_kind,
+)
+from alimi_intake.models import NoticeIn
+
+INCIDENT = {
+    "title": "개인정보 유출",
+    "status_url": "https://status.example.org/i/abc",
+    "contact": "02-1599-0000",
+}
+
+
+def build(body: str, title: str = "", incident: dict[str, str] | None = None) -> NoticeTemplate:
+    return NoticeTemplate.build(body=body, title=title, incident=incident or INCIDENT)
+
+
+def test_when_built__then_the_incident_facts_are_filled_in() -> None:
+    template = build("#{incident_title}: #{status_url} (#{contact})")
+    assert template.body == "개인정보 유출: https://status.example.org/i/abc (02-1599-0000)"
+
+
+def test_when_built__then_the_name_placeholder_is_kept_for_each_recipient() -> None:
+    assert build("#{name}님, #{incident_title} 안내").body == "#{name}님, 개인정보 유출 안내"
+
+
+def test_when_an_incident_fact_is_missing__then_it_is_filled_with_nothing() -> None:
+    assert build("[#{contact}]", incident={"title": "t"}).body == "[]"
+
+
+def test_when_no_title_is_given__then_the_incident_title_is_used() -> None:
+    assert build("본문").title == "개인정보 유출"
+
+
+def test_when_a_title_is_given__then_its_incident_facts_are_filled_in() -> None:
+    assert build("본문", title="[안내] #{incident_title}").title == "[안내] 개인정보 유출"
+
+
+def test_when_a_title_is_longer_than_40_euc_kr_bytes__then_it_is_cut_to_40() -> None:
+    title = build("본문", title="가" * 30).title
+    assert title == "가" * 20
+    assert euc_kr_length(title) == LMS_TITLE_MAX_BYTES == 40
+
+
+def test_when_a_cut_would_split_a_hangul_character__then_the_whole_character_goes() -> None:
+    title = build("본문", title="a" + "가" * 25).title
+    assert title == "a" + "가" * 19
+    assert euc_kr_length(title) == 39
+
+
+def test_when_a_title_is_exactly_40_bytes__then_it_is_kept_whole() -> None:
+    assert build("본문", title="a" * 40).title == "a" * 40
+
+
+def test_when_the_incident_title_is_long__then_the_default_title_is_cut_too() -> None:
+    title = build("본문", incident={"title": "유" * 50}).title
+    assert title == "유" * 20
+
+
+def test_when_a_recipient_is_named__then_their_text_has_the_name() -> None:
+    template = build("#{name}님, #{incident_title} 안내")
+    assert template.text_for("김민수") == "김민수님, 개인정보 유출 안내"
+
+
+def test_when_a_recipient_has_no_name__then_the_placeholder_becomes_empty() -> None:
+    assert build("#{name}님 안내").text_for("") == "님 안내"
+
+
+def test_when_sent_to_the_provider__then_name_placeholders_use_the_hash_form() -> None:
+    template = build("#{name}님, #{incident_title}. #{name}님 확인")
+    assert template.provider_body() == "##name##님, 개인정보 유출. ##name##님 확인"
+
+
+def test_when_the_body_has_no_placeholder__then_the_provider_body_is_the_body() -> None:
+    assert build("안내드립니다").provider_body() == "안내드립니다"
+
+
+def test_when_a_template_is_built__then_it_is_immutable() -> None:
+    template = build("x")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        template.body = "y"  # type: ignore[misc]
+
+
+def test_when_a_text_is_45_hangul_characters__then_it_is_an_sms() -> None:
+    text = "가" * 45
+    assert euc_kr_length(text) == SMS_MAX_BYTES == 90
+    assert message_kind(text) == "SMS"
+
+
+def test_when_a_text_is_46_hangul_characters__then_it_is_an_lms() -> None:
+    assert message_kind("가" * 46) == "LMS"
+
+
+@pytest.mark.parametrize(("length", "kind"), [(0, "SMS"), (90, "SMS"), (91, "LMS"), (2000, "LMS")])
+def test_when_a_text_is_ascii__then_90_characters_is_the_sms_limit(length: int, kind: str) -> None:
+    assert message_kind("a" * length) == kind
+
+
+def test_when_a_text_has_an_emoji__then_it_is_measured_without_raising() -> None:
+    assert message_kind("가" * 44 + "😀") == "SMS"
+    assert message_kind("가" * 45 + "😀") == "LMS"
+
+
+def test_when_a_name_pushes_the_text_over_90_bytes__then_that_recipient_gets_an_lms() -> None:
+    template = build("#{name}님 " + "가" * 41)
+    assert message_kind(template.text_for("이")) == "SMS"
+    assert message_kind(template.text_for("김민수")) == "LMS"
+
+
+def test_when_a_title_uses_the_name_placeholder__then_intake_refuses_it() -> None:
+    # The LMS title is one per provider request, shared by every recipient of the
+    # batch, so intake must refuse per-person variables there.
+    with pytest.raises(ValidationError, match="title is shared by every recipient"):
+        NoticeIn(body="본문", title="#{name}님께 안내")
