@@ -19,6 +19,7 @@ from alimi import render
 from alimi.audience import AttributeName, AudienceSpec, Scalar, SubjectId, Tag
 
 MAX_SUBJECTS_PER_REQUEST = 50_000
+LMS_MAX_BYTES = 2000
 
 
 def _e164(value: str) -> str:
@@ -59,6 +60,20 @@ class NoticeIn(_Strict):
         if unknown:
             known = ", ".join(sorted(render.KNOWN_VARIABLES))
             raise ValueError(f"unknown template variable(s) {', '.join(unknown)}; known: {known}")
+        return value
+
+    @field_validator("body", "title")
+    @classmethod
+    def _carrier_encodable(cls, value: str) -> str:
+        bad = render.euc_kr_unencodable(value)
+        if bad:
+            shown = ", ".join(f"'{ch}' (U+{ord(ch):04X})" for ch in bad[:20])
+            raise ValueError(
+                f"contains characters Korean SMS/LMS (EUC-KR) cannot carry: {shown}"
+            )
+        size = render.euc_kr_length(value)
+        if size > LMS_MAX_BYTES:
+            raise ValueError(f"is {size} bytes in EUC-KR; an LMS carries at most {LMS_MAX_BYTES}")
         return value
 
     @field_validator("title")

@@ -169,3 +169,16 @@ def test_when_an_incident_is_parsed__then_it_is_frozen() -> None:
     parsed = IncidentIn.model_validate(incident())
     with pytest.raises(ValidationError, match="frozen"):
         parsed.severity = "low"  # type: ignore[misc]
+
+
+def test_when_a_notice_has_emoji__then_the_error_shows_each_offending_character() -> None:
+    with pytest.raises(ValidationError) as caught:
+        NoticeIn(body="유출 안내 😀 확인하세요 🙏")
+    message = str(caught.value)
+    assert "'😀' (U+1F600)" in message and "'🙏' (U+1F64F)" in message
+
+
+def test_when_a_notice_is_over_2000_euc_kr_bytes__then_it_is_refused() -> None:
+    NoticeIn(body="가" * 1000)
+    with pytest.raises(ValidationError, match="2002 bytes in EUC-KR"):
+        NoticeIn(body="가" * 1001)
