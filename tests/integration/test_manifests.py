@@ -1,0 +1,655 @@
+"""The deployment files: the image, docker-compose.yml and the kustomize overlays.
+
+The overlays are rendered with ``kubectl kustomize`` (offline) and turned into JSON
+with ``kubectl label --local -o json`` (removing a label nobody sets, so nothing
+changes), which lets the tests walk real objects. PyYAML is not a dependency, so
+docker-compose.yml is read as indented text blocks, one per service.
+
+Without kubectl (on PATH, or named by ``KUBECTL``) the Kubernetes tests skip, or
+fail when the ``CI`` variable is set.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.requirements import Requirement
+
+from alimi.settings import BaseSettings, env_name
+from alimi_delivery.settings import DeliverySettings
+from alimi_intake.settings import IntakeSettings
+from alimi_segmenter.settings import SegmenterSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "k8s"
+OVERLAYS = ("dev", "prod")
+
+# name -> (container args, port of /healthz and /readyz)
+SERVICES: dict[str, tuple[list[str], int]] = {
+    "intake": (["alimi_intake"], 9100),
+    "segmenter": (["alimi_segmenter"], 9101),
+    "delivery-sms": (["alimi_delivery", "--channel", "sms"], 9102),
+}
+SANDBOX: dict[str, tuple[list[str], int]] = {"sandbox": (["alimi_sandbox"], 8090)}
+WORKERS = ("segmenter", "delivery-sms")
+DEFAULT_DRAIN_GRACE_S = 20.0
+
+SECRET_NAME = "alimi-secrets"
+SECRET_KEYS = {"amqp-url", "mongo-url", "phone-hash-key", "sms-secret-key"}
+SECRET_VARIABLES = {
+    "ALIMI_AMQP_URL",
+    "ALIMI_MONGO_URL",
+    "ALIMI_PHONE_HASH_KEY",
+    "ALIMI_SMS_SECRET_KEY",
+    "SANDBOX_SMS_SECRET_KEY",
+}
+DEV_ONLY_PACKAGES = {"secantusdb", "pytest", "pytest-asyncio", "pytest-timeout", "ruff", "mypy"}
+
+
+def known_variables() -> set[str]:
+    models: list[type[BaseSettings]] = [IntakeSettings, SegmenterSettings, DeliverySettings]
+    names = {env_name(field) for model in models for field in model.model_fields}
+    sandbox_config = (ROOT / "services/sandbox/config.py").read_text()
+    return names | set(re.findall(r'"(SANDBOX_[A-Z_]+)"', sandbox_config))
+
+
+# --- Kubernetes -------------------------------------------------------------------
+
+
+def kubectl() -> str:
+    path = shutil.which(os.environ.get("KUBECTL", "kubectl"))
+    if path is None:
+        message = "kubectl is not installed, so the kustomize overlays cannot be rendered"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI is set, so this fails instead of skipping")
+        pytest.skip(message)
+    return path
+
+
+@functools.cache
+def render(target: str) -> tuple[str, tuple[dict[str, Any], ...]]:
+    """``kubectl kustomize k8s/<target>`` as text and as parsed objects."""
+    binary = kubectl()
+    rendered = subprocess.run(
+        [binary, "kustomize", str(K8S / target)], capture_output=True, text=True, timeout=60
+    )
+    if rendered.returncode != 0:
+        pytest.fail(f"kubectl kustomize k8s/{target} failed:\n{rendered.stderr}")
+    as_json = subprocess.run(
+        [binary, "label", "--local", "-f", "-", "-o", "json", "alimi.test/never-set-"],
+        input=rendered.stdout,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ | {"KUBECONFIG": os.devnull},
+    )
+    if as_json.returncode != 0:
+        pytest.fail(f"kubectl could not parse the rendering of k8s/{target}:\n{as_json.stderr}")
+    objects = json_stream(as_json.stdout)
+    documents = len(re.findall(r"^kind: ", rendered.stdout, flags=re.MULTILINE))
+    assert len(objects) == documents, "some rendered documents were lost while parsing"
+    return rendered.stdout, tuple(objects)
+
+
+def json_stream(text: str) -> list[dict[str, Any]]:
+    decoder, index = json.JSONDecoder(), 0
+    objects: list[dict[str, Any]] = []
+    while True:
+        while index < len(text) and text[index].isspace():
+            index += 1
+        if index == len(text):
+            return objects
+        obj, index = decoder.raw_decode(text, index)
+        objects.extend(obj["items"] if obj.get("kind") == "List" else [obj])
+
+
+def of_kind(objects: tuple[dict[str, Any], ...], kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def expected_services(overlay: str) -> dict[str, tuple[list[str], int]]:
+    return SERVICES | SANDBOX if overlay == "dev" else SERVICES
+
+
+def containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    return deployment["spec"]["template"]["spec"]["containers"]
+
+
+def config_data(objects: tuple[dict[str, Any], ...]) -> dict[str, str]:
+    (config,) = [o for o in objects if o["kind"] == "ConfigMap"]
+    assert config["metadata"]["name"].startswith("alimi-config")
+    return config["data"]
+
+
+def env_values(container: dict[str, Any], config: dict[str, str]) -> dict[str, str]:
+    """What the container sees for each plain or ConfigMap-backed variable."""
+    values: dict[str, str] = {}
+    if any("configMapRef" in source for source in container.get("envFrom", [])):
+        values |= config
+    for var in container.get("env", []):
+        if "value" in var:
+            values[var["name"]] = var["value"]
+        elif "configMapKeyRef" in var.get("valueFrom", {}):
+            values[var["name"]] = config[var["valueFrom"]["configMapKeyRef"]["key"]]
+    return values
+
+
+def port_number(container: dict[str, Any], port: int | str) -> int:
+    if isinstance(port, int):
+        return port
+    (number,) = [p["containerPort"] for p in container["ports"] if p.get("name") == port]
+    return int(number)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_when_an_overlay_is_rendered__then_each_service_has_a_deployment_service_and_account(
+    overlay: str,
+) -> None:
+    _, objects = render(f"overlays/{overlay}")
+    deployments = of_kind(objects, "Deployment")
+    services = of_kind(objects, "Service")
+    accounts = of_kind(objects, "ServiceAccount")
+
+    expected = set(expected_services(overlay))
+    assert set(deployments) == expected
+    assert set(services) == expected
+    assert set(accounts) == expected
+    for name, deployment in deployments.items():
+        pod = deployment["spec"]["template"]
+        assert deployment["spec"]["selector"]["matchLabels"] == {"app": name}
+        assert pod["metadata"]["labels"]["app"] == name
+        assert pod["spec"]["serviceAccountName"] == name
+        assert [c["name"] for c in containers(deployment)] == [name]
+        assert services[name]["spec"]["selector"] == {"app": name}
+
+
+def test_when_prod_is_rendered__then_nothing_of_the_sandbox_is_in_it() -> None:
+    text, objects = render("overlays/prod")
+
+    assert "sandbox" not in text.lower()
+    assert config_data(objects)["ALIMI_SMS_API_URL"].startswith("https://")
+
+
+def test_when_dev_is_rendered__then_delivery_and_the_sandbox_share_one_sms_account() -> None:
+    _, objects = render("overlays/dev")
+    config = config_data(objects)
+    deployments = of_kind(objects, "Deployment")
+    (delivery,) = containers(deployments["delivery-sms"])
+    (sandbox,) = containers(deployments["sandbox"])
+    service_port = of_kind(objects, "Service")["sandbox"]["spec"]["ports"][0]["port"]
+
+    delivery_env = env_values(delivery, config)
+    sandbox_env = env_values(sandbox, config)
+    assert delivery_env["ALIMI_SMS_API_URL"] == f"http://sandbox:{service_port}"
+    assert sandbox_env["SANDBOX_HOST"] == "0.0.0.0"
+    assert sandbox_env["SANDBOX_SMS_APP_KEY"] == delivery_env["ALIMI_SMS_APP_KEY"]
+    assert sandbox_env["SANDBOX_SMS_SENDER_NUMBERS"] == delivery_env["ALIMI_SMS_SENDER_NO"]
+
+    def secret_key(container: dict[str, Any], variable: str) -> str:
+        (var,) = [v for v in container["env"] if v["name"] == variable]
+        return var["valueFrom"]["secretKeyRef"]["key"]
+
+    assert secret_key(sandbox, "SANDBOX_SMS_SECRET_KEY") == secret_key(
+        delivery, "ALIMI_SMS_SECRET_KEY"
+    )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_when_an_overlay_is_rendered__then_every_pod_runs_non_root_read_only_without_capabilities(
+    overlay: str,
+) -> None:
+    _, objects = render(f"overlays/{overlay}")
+
+    for name, deployment in of_kind(objects, "Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["runAsUser"] == 10001, name
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert pod["automountServiceAccountToken"] is False, name
+        for container in pod["containers"]:
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True, name
+            assert security["allowPrivilegeEscalation"] is False, name
+            assert security["capabilities"]["drop"] == ["ALL"], name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_when_an_overlay_is_rendered__then_probes_ask_healthz_and_readyz_on_the_port_served(
+    overlay: str,
+) -> None:
+    _, objects = render(f"overlays/{overlay}")
+    config = config_data(objects)
+
+    for name, (_, port) in expected_services(overlay).items():
+        (container,) = containers(of_kind(objects, "Deployment")[name])
+        live, ready = container["livenessProbe"]["httpGet"], container["readinessProbe"]["httpGet"]
+        assert live["path"] == "/healthz", name
+        assert ready["path"] == "/readyz", name
+        assert port_number(container, live["port"]) == port, name
+        assert port_number(container, ready["port"]) == port, name
+        env = env_values(container, config)
+        served = env.get("SANDBOX_PORT") if name == "sandbox" else env.get("ALIMI_OPS_PORT")
+        assert served == str(port), f"{name} serves its probes on {served}, not {port}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_when_an_overlay_is_rendered__then_each_container_runs_its_own_service_module(
+    overlay: str,
+) -> None:
+    _, objects = render(f"overlays/{overlay}")
+
+    for name, (args, _) in expected_services(overlay).items():
+        (container,) = containers(of_kind(objects, "Deployment")[name])
+        assert "command" not in container, f"{name} must keep the image's python -m entrypoint"
+        assert container["args"] == args
+        assert importlib.util.find_spec(args[0]) is not None, f"no module {args[0]}"
+        image = container["image"]
+        assert re.fullmatch(r"[\w./:-]*alimi:[\w.-]+", image), f"{name}: {image}"
+        assert not image.endswith(":latest"), f"{name}: {image}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_when_an_overlay_is_rendered__then_every_container_has_cpu_and_memory_requests_and_limits(
+    overlay: str,
+) -> None:
+    _, objects = render(f"overlays/{overlay}")
+
+    for name, deployment in of_kind(objects, "Deployment").items():
+        for container in containers(deployment):
+            for bound in ("requests", "limits"):
+                assert set(container["resources"][bound]) >= {"cpu", "memory"}, (name, bound)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_when_a_worker_is_stopped__then_kubernetes_waits_longer_than_its_drain_grace(
+    overlay: str,
+) -> None:
+    _, objects = render(f"overlays/{overlay}")
+    config = config_data(objects)
+
+    for name in WORKERS:
+        deployment = of_kind(objects, "Deployment")[name]
+        (container,) = containers(deployment)
+        env = env_values(container, config)
+        drain = float(env.get("ALIMI_DRAIN_GRACE_S", DEFAULT_DRAIN_GRACE_S))
+        grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        assert grace > drain, f"{name}: grace {grace} s does not outlast the {drain} s drain"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_when_an_overlay_is_rendered__then_no_secret_value_is_in_it(overlay: str) -> None:
+    text, objects = render(f"overlays/{overlay}")
+    config = config_data(objects)
+
+    assert of_kind(objects, "Secret") == {}
+    assert not re.search(r"(amqp|mongodb(\+srv)?)://", text), "a connection URL is committed"
+    assert not SECRET_VARIABLES & set(config)
+    for name, deployment in of_kind(objects, "Deployment").items():
+        for container in containers(deployment):
+            for var in container.get("env", []):
+                reference = var.get("valueFrom", {}).get("secretKeyRef")
+                if var["name"] in SECRET_VARIABLES:
+                    assert reference is not None, f"{name}: {var['name']} is not from a Secret"
+                if reference is not None:
+                    assert reference["name"] == SECRET_NAME, name
+                    assert reference["key"] in SECRET_KEYS, (name, reference["key"])
+
+
+def test_when_the_secret_is_referenced__then_the_k8s_readme_shows_how_to_create_every_key() -> None:
+    referenced = set()
+    for overlay in OVERLAYS:
+        _, objects = render(f"overlays/{overlay}")
+        for deployment in of_kind(objects, "Deployment").values():
+            for container in containers(deployment):
+                for var in container.get("env", []):
+                    if reference := var.get("valueFrom", {}).get("secretKeyRef"):
+                        referenced.add(reference["key"])
+    readme = (K8S / "README.md").read_text()
+
+    assert referenced == SECRET_KEYS
+    assert f"create secret generic {SECRET_NAME}" in readme
+    for key in sorted(referenced):
+        assert f"--from-literal={key}=" in readme, key
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_when_an_overlay_is_rendered__then_every_variable_is_one_a_service_reads(
+    overlay: str,
+) -> None:
+    _, objects = render(f"overlays/{overlay}")
+    known = known_variables()
+    config = config_data(objects)
+    (config_name,) = of_kind(objects, "ConfigMap")
+
+    assert set(config) <= known, set(config) - known
+    for name, deployment in of_kind(objects, "Deployment").items():
+        for container in containers(deployment):
+            names = {var["name"] for var in container.get("env", [])}
+            assert names <= known, (name, names - known)
+            for source in container.get("envFrom", []):
+                assert source["configMapRef"]["name"] == config_name, name
+            for var in container.get("env", []):
+                if reference := var.get("valueFrom", {}).get("configMapKeyRef"):
+                    assert reference["name"] == config_name, name
+                    assert reference["key"] in config, (name, reference["key"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_when_an_overlay_is_rendered__then_it_sets_the_settings_that_differ_per_environment(
+    overlay: str,
+) -> None:
+    _, objects = render(f"overlays/{overlay}")
+    config = config_data(objects)
+
+    for variable in (
+        "ALIMI_PUBLIC_BASE_URL",
+        "ALIMI_SMS_API_URL",
+        "ALIMI_SMS_APP_KEY",
+        "ALIMI_SMS_SENDER_NO",
+    ):
+        assert config.get(variable), variable
+
+
+def test_when_the_overlays_are_rendered__then_each_picks_its_namespace_and_the_base_none() -> None:
+    _, base = render("base")
+
+    assert all("namespace" not in o["metadata"] for o in base)
+    for overlay, namespace in (("dev", "alimi-dev"), ("prod", "alimi")):
+        _, objects = render(f"overlays/{overlay}")
+        assert {o["metadata"].get("namespace") for o in objects} == {namespace}
+
+
+def test_when_prod_is_compared_with_dev__then_it_runs_more_replicas_with_larger_resources() -> None:
+    dev = of_kind(render("overlays/dev")[1], "Deployment")
+    prod = of_kind(render("overlays/prod")[1], "Deployment")
+
+    def memory_mi(deployment: dict[str, Any], bound: str) -> float:
+        (container,) = containers(deployment)
+        value = container["resources"][bound]["memory"]
+        match = re.fullmatch(r"(\d+)(Mi|Gi)", value)
+        assert match, f"unexpected memory quantity {value}"
+        return float(match.group(1)) * (1024 if match.group(2) == "Gi" else 1)
+
+    for name in SERVICES:
+        assert dev[name]["spec"]["replicas"] == 1, name
+        assert prod[name]["spec"]["replicas"] >= 2, name
+        for bound in ("requests", "limits"):
+            assert memory_mi(prod[name], bound) >= memory_mi(dev[name], bound), (name, bound)
+    assert prod["delivery-sms"]["spec"]["replicas"] > dev["delivery-sms"]["spec"]["replicas"]
+
+
+# --- Dockerfile -------------------------------------------------------------------
+
+
+def dockerfile_stages() -> list[str]:
+    text = (ROOT / "Dockerfile").read_text()
+    return re.split(r"^(?=FROM )", text, flags=re.MULTILINE)[1:]
+
+
+def runtime_lock_script() -> str:
+    text = (ROOT / "Dockerfile").read_text()
+    match = re.search(r"<<'RUNTIME_LOCK'\n(.*?)\nRUNTIME_LOCK\n", text, flags=re.DOTALL)
+    assert match, "the Dockerfile no longer derives the runtime lock in a RUNTIME_LOCK heredoc"
+    return match.group(1)
+
+
+def derive_runtime_lock(pyproject: Path, lock: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-", str(pyproject), str(lock)],
+        input=runtime_lock_script(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def runtime_closure() -> set[str]:
+    """Runtime requirements of the installed alimi distribution, followed transitively."""
+
+    def canonical(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    found: set[str] = set()
+    pending = ["alimi"]
+    while pending:
+        for line in importlib.metadata.requires(pending.pop()) or []:
+            requirement = Requirement(line)
+            if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+                continue
+            name = canonical(requirement.name)
+            if name not in found:
+                found.add(name)
+                pending.append(name)
+    return found
+
+
+def test_when_the_dockerfile_is_read__then_the_image_is_slim_non_root_and_runs_a_module() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    runtime = dockerfile_stages()[-1]
+    default_image = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", text, flags=re.MULTILINE)
+
+    assert default_image and default_image.group(1) == "python:3.11-slim"
+    assert runtime.startswith("FROM ${PYTHON_IMAGE}")
+    assert re.search(r"^USER 10001(:10001)?$", runtime, flags=re.MULTILINE)
+    assert re.search(r"^\s*PYTHONDONTWRITEBYTECODE=1", runtime, flags=re.MULTILINE)
+    assert 'ENTRYPOINT ["python", "-m"]' in runtime
+    assert 'CMD ["alimi_intake"]' in runtime
+    for tool in ("apt-get", "gcc", "build-essential", "pip install"):
+        assert tool not in runtime, f"the runtime stage must not run {tool}"
+
+
+def test_when_the_runtime_lock_is_derived__then_it_pins_exactly_the_runtime_closure() -> None:
+    result = derive_runtime_lock(ROOT / "pyproject.toml", ROOT / "requirements.lock")
+
+    assert result.returncode == 0, result.stderr
+    names = {
+        line.split("==")[0].lower() for line in result.stdout.splitlines() if re.match(r"\w", line)
+    }
+    assert names == runtime_closure()
+    assert not names & DEV_ONLY_PACKAGES
+    requirements = re.split(r"\n(?=\w)", result.stdout.strip())
+    assert all("--hash=sha256:" in requirement for requirement in requirements)
+
+
+@pytest.mark.parametrize(
+    ("dependency", "message"),
+    [
+        ("alimi-not-in-the-lock>=1", "missing from"),
+        ("secantusdb>=0.7.0b3", "development-only"),
+    ],
+)
+def test_when_the_runtime_dependencies_do_not_fit_the_lock__then_the_image_build_stops(
+    tmp_path: Path, dependency: str, message: str
+) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(f'[project]\nname = "x"\ndependencies = ["{dependency}"]\n')
+
+    result = derive_runtime_lock(pyproject, ROOT / "requirements.lock")
+
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert dependency.split(">")[0] in result.stderr
+
+
+def test_when_the_build_context_is_filtered__then_only_what_the_dockerfile_copies_goes_in() -> None:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    copied: set[str] = set()
+    for stage in dockerfile_stages():
+        for line in re.findall(r"^COPY (?!--from)(.+)$", stage, flags=re.MULTILINE):
+            copied.update(source.rstrip("/") for source in line.split()[:-1])
+
+    assert patterns[0] == "*", "the context must start from nothing"
+    allowed = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
+    assert allowed == copied
+    assert all((ROOT / source).exists() for source in copied), copied
+    assert not allowed & {".venv", ".git", "tests", ".alimi-data", "k8s", "deploy", ".env"}
+
+
+# --- docker-compose.yml -----------------------------------------------------------
+
+COMPOSE_ALIMI = {
+    "sandbox": ('["alimi_sandbox"]', "SANDBOX_PORT"),
+    "intake": ('["alimi_intake"]', "ALIMI_OPS_PORT"),
+    "segmenter": ('["alimi_segmenter"]', "ALIMI_OPS_PORT"),
+    "delivery-sms": ('["alimi_delivery", "--channel", "sms"]', "ALIMI_OPS_PORT"),
+}
+
+
+def children(block: str, indent: int) -> dict[str, str]:
+    """Split a YAML block into its keys at ``indent`` spaces, each with its text."""
+    found: dict[str, str] = {}
+    key = None
+    for line in block.splitlines():
+        match = re.match(rf"^ {{{indent}}}([\w.-]+):", line)
+        if match:
+            key = match.group(1)
+            found[key] = ""
+        if key is not None:
+            found[key] += line + "\n"
+    return found
+
+
+def compose() -> dict[str, str]:
+    return children((ROOT / "docker-compose.yml").read_text(), 0)
+
+
+def compose_services() -> dict[str, str]:
+    return children(compose()["services"], 2)
+
+
+def setting(block: str, variable: str) -> str | None:
+    match = re.search(rf"^\s+{variable}:\s*(.+?)\s*$", block, flags=re.MULTILINE)
+    return match.group(1).strip("\"'") if match else None
+
+
+def test_when_compose_is_read__then_it_runs_the_broker_the_database_and_every_service() -> None:
+    services = compose_services()
+
+    assert set(services) == {"rabbitmq", "mongo", *COMPOSE_ALIMI}
+    assert "image: rabbitmq:3-management" in services["rabbitmq"]
+    assert "image: mongo:7" in services["mongo"]
+    assert '"8080:8080"' in services["intake"]
+    for name, (command, _) in COMPOSE_ALIMI.items():
+        assert f"command: {command}" in services[name], name
+        assert "<<: *alimi-service" in services[name], name
+
+
+def test_when_an_alimi_container_is_checked__then_its_healthcheck_asks_readyz_on_its_port() -> None:
+    services = compose_services()
+
+    for name, (_, port_variable) in COMPOSE_ALIMI.items():
+        port = setting(services[name], port_variable)
+        assert port is not None, f"{name} does not set {port_variable}"
+        probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/readyz'"
+        assert f'"python", "-c", "{probe}' in services[name], name
+    assert '"rabbitmq-diagnostics", "-q", "ping"' in services["rabbitmq"]
+
+
+def test_when_a_compose_service_depends_on_another__then_it_waits_until_that_one_is_healthy() -> (
+    None
+):
+    services = compose_services()
+    expected = {
+        "intake": {"rabbitmq", "mongo"},
+        "segmenter": {"rabbitmq", "mongo"},
+        "delivery-sms": {"rabbitmq", "mongo", "sandbox"},
+    }
+
+    for name, block in services.items():
+        depends = children(children(block, 4).get("depends_on", ""), 6)
+        assert set(depends) == expected.get(name, set()), name
+        for dependency, condition in depends.items():
+            assert "condition: service_healthy" in condition, (name, dependency)
+            assert "healthcheck:" in services[dependency], dependency
+
+
+def test_when_compose_starts_mongo__then_it_is_the_single_node_replica_set_services_use() -> None:
+    mongo = compose_services()["mongo"]
+    mongo_url = setting(compose()["x-alimi-env"], "ALIMI_MONGO_URL")
+
+    assert '"--replSet", "rs0"' in mongo
+    assert "rs.initiate({_id: 'rs0', members: [{_id: 0, host: 'mongo:27017'}]})" in mongo
+    assert "isWritablePrimary" in mongo
+    assert mongo_url == "mongodb://mongo:27017/?replicaSet=rs0"
+
+
+def test_when_compose_sets_a_secret__then_it_is_interpolated_with_a_dev_only_default() -> None:
+    env = compose()["x-alimi-env"]
+    services = compose_services()
+
+    assert setting(env, "ALIMI_PHONE_HASH_KEY") == "${ALIMI_PHONE_HASH_KEY:-dev-only-change-me}"
+    shared_sms_secret = "${ALIMI_SMS_SECRET_KEY:-sandbox-secret}"
+    assert setting(services["delivery-sms"], "ALIMI_SMS_SECRET_KEY") == shared_sms_secret
+    assert setting(services["sandbox"], "SANDBOX_SMS_SECRET_KEY") == shared_sms_secret
+
+
+def test_when_compose_sets_a_variable__then_it_is_one_a_service_reads() -> None:
+    known = known_variables()
+    text = (ROOT / "docker-compose.yml").read_text()
+
+    variables = set(re.findall(r"^\s+((?:ALIMI|SANDBOX)_[A-Z_]+):", text, flags=re.MULTILINE))
+    assert variables, "no variables found: the parser no longer matches the file"
+    assert variables <= known, variables - known
+
+
+def test_when_compose_runs_an_alimi_container__then_it_is_read_only_without_capabilities() -> None:
+    template = compose()["x-alimi-service"]
+
+    assert "read_only: true" in template
+    assert re.search(r"cap_drop:\s*\n\s+- ALL", template)
+    assert "no-new-privileges:true" in template
+    assert re.search(r"tmpfs:\s*\n\s+- /tmp", template)
+
+
+def test_when_a_worker_container_is_stopped__then_compose_waits_longer_than_its_drain() -> None:
+    services = compose_services()
+
+    for name in WORKERS:
+        grace = re.search(r"stop_grace_period: (\d+)s", services[name])
+        drain = float(setting(services[name], "ALIMI_DRAIN_GRACE_S") or DEFAULT_DRAIN_GRACE_S)
+        assert grace is not None, f"{name} keeps Docker's 10 s default"
+        assert int(grace.group(1)) > drain, name
+
+
+def docker_compose() -> list[str] | None:
+    """The compose command here: the docker plugin, else the standalone docker-compose."""
+    docker = shutil.which("docker")
+    if (
+        docker
+        and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    ):
+        return [docker, "compose"]
+    standalone = shutil.which("docker-compose")
+    return [standalone] if standalone else None
+
+
+def test_when_docker_compose_is_installed__then_it_accepts_the_file() -> None:
+    command = docker_compose()
+    if command is None:
+        pytest.skip("neither the docker compose plugin nor docker-compose is installed")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIMI_", "SANDBOX_"))}
+
+    result = subprocess.run(
+        [*command, "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+    assert result.returncode == 0, result.stderr
