@@ -68,9 +68,7 @@ class NoticeIn(_Strict):
         bad = render.euc_kr_unencodable(value)
         if bad:
             shown = ", ".join(f"'{ch}' (U+{ord(ch):04X})" for ch in bad[:20])
-            raise ValueError(
-                f"contains characters Korean SMS/LMS (EUC-KR) cannot carry: {shown}"
-            )
+            raise ValueError(f"contains characters Korean SMS/LMS (EUC-KR) cannot carry: {shown}")
         size = render.euc_kr_length(value)
         if size > LMS_MAX_BYTES:
             raise ValueError(f"is {size} bytes in EUC-KR; an LMS carries at most {LMS_MAX_BYTES}")

@@ -3,28 +3,49 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from .behaviour import Simulation
 from .config import SandboxConfig
-from .inbox import Inbox
+from .inbox import Inbox, KakaoMessage, Message
 from .inspection import Inspection
+from .kakao import KakaoGateway, TemplateRegistry
+from .reports import Channel, Reporter
+from .slack import SlackApi, SlackWorkspace
 from .sms_gateway import SmsGateway
 
 log = logging.getLogger("alimi.sandbox")
 
 CONFIG = web.AppKey("config", SandboxConfig)
-INBOX = web.AppKey("inbox", Inbox)
+INBOX: web.AppKey[Inbox[Message]] = web.AppKey("inbox", Inbox)
+KAKAO_INBOX: web.AppKey[Inbox[KakaoMessage]] = web.AppKey("kakao_inbox", Inbox)
+KAKAO_TEMPLATES = web.AppKey("kakao_templates", TemplateRegistry)
+SLACK = web.AppKey("slack", SlackWorkspace)
+REPORTER = web.AppKey("reporter", Reporter)
 SIMULATION = web.AppKey("simulation", Simulation)
 
 
 def init_app(config: SandboxConfig) -> web.Application:
-    inbox = Inbox()
+    inbox = Inbox[Message]()
+    kakao_inbox = Inbox[KakaoMessage]()
+    templates = TemplateRegistry(config.kakao_templates)
+    slack = SlackWorkspace()
     simulation = Simulation(config.behaviour, seed=config.seed)
+    reporter = Reporter(
+        urls={Channel.SMS: config.sms_report_url, Channel.KAKAO: config.kakao_report_url},
+        secret=config.report_secret,
+        delay_ms=config.report_delay_ms,
+        retry_delays=config.report_retry_delays,
+    )
     app = web.Application()
     app[CONFIG] = config
     app[INBOX] = inbox
+    app[KAKAO_INBOX] = kakao_inbox
+    app[KAKAO_TEMPLATES] = templates
+    app[SLACK] = slack
+    app[REPORTER] = reporter
     app[SIMULATION] = simulation
     gateway = SmsGateway(
         app_key=config.app_key,
@@ -32,12 +53,44 @@ def init_app(config: SandboxConfig) -> web.Application:
         sender_numbers=config.sender_numbers,
         inbox=inbox,
         simulation=simulation,
+        reporter=reporter,
+    )
+    kakao = KakaoGateway(
+        app_key=config.kakao_app_key_or_default,
+        secret_key=config.kakao_secret_key_or_default,
+        sender_key=config.kakao_sender_key,
+        templates=templates,
+        inbox=kakao_inbox,
+        simulation=simulation,
+        reporter=reporter,
     )
     app.add_routes(gateway.routes())
-    app.add_routes(Inspection(inbox, simulation).routes())
+    app.add_routes(kakao.routes())
+    app.add_routes(
+        SlackApi(token=config.slack_token, workspace=slack, simulation=simulation).routes()
+    )
+    app.add_routes(
+        Inspection(
+            inbox,
+            simulation,
+            kakao_inbox=kakao_inbox,
+            templates=templates,
+            slack=slack,
+            reporter=reporter,
+        ).routes()
+    )
     app.add_routes([web.get("/healthz", _healthy), web.get("/readyz", _healthy)])
+    app.cleanup_ctx.append(_reports)
     app.on_cleanup.append(_log_stop)
     return app
+
+
+async def _reports(app: web.Application) -> AsyncIterator[None]:
+    """Run the delivery-report sender (and its one HTTP session) for the app's lifetime."""
+    reporter = app[REPORTER]
+    await reporter.start()
+    yield
+    await reporter.stop()
 
 
 async def _healthy(request: web.Request) -> web.Response:
@@ -45,4 +98,8 @@ async def _healthy(request: web.Request) -> web.Response:
 
 
 async def _log_stop(app: web.Application) -> None:
-    log.info("sandbox stopping; inbox held %d messages", len(app[INBOX]))
+    log.info(
+        "sandbox stopping; inboxes held %d SMS and %d Kakao messages",
+        len(app[INBOX]),
+        len(app[KAKAO_INBOX]),
+    )

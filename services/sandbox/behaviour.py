@@ -1,4 +1,4 @@
-"""How the simulated gateway misbehaves: added latency and injected failures."""
+"""How the simulated providers misbehave: latency, injected failures and per-number outcomes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,16 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from .suffixes import SuffixRanges
+
+NO_SUFFIXES = SuffixRanges()
+SUFFIX_FIELDS = (
+    "sms_undelivered_suffixes",
+    "kakao_not_user_suffixes",
+    "kakao_uncertain_suffixes",
+    "kakao_undelivered_suffixes",
+)
 
 
 class InvalidSetting(ValueError):
@@ -22,11 +32,20 @@ class InvalidSetting(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Behaviour:
-    """Latency and error-rate settings; validated on construction."""
+    """Latency, error-rate and outcome settings; validated on construction.
+
+    The ``*_suffixes`` fields also accept their text form (``"7000-9999"``), which is
+    what ``PUT /_sandbox/config`` carries.
+    """
 
     latency_ms: float = 20.0
     latency_jitter_ms: float = 0.0
     error_rate: float = 0.0
+    sms_undelivered_suffixes: SuffixRanges = NO_SUFFIXES
+    kakao_not_user_suffixes: SuffixRanges = NO_SUFFIXES
+    kakao_uncertain_suffixes: SuffixRanges = NO_SUFFIXES
+    kakao_undelivered_suffixes: SuffixRanges = NO_SUFFIXES
+    kakao_volume_limit: int = 0  # Kakao requests per second; 0 = unlimited
 
     def __post_init__(self) -> None:
         for field in ("latency_ms", "latency_jitter_ms"):
@@ -37,6 +56,19 @@ class Behaviour:
             raise InvalidSetting("error_rate", "must be a number between 0.0 and 1.0")
         for field in ("latency_ms", "latency_jitter_ms", "error_rate"):
             object.__setattr__(self, field, float(getattr(self, field)))  # 5 -> 5.0
+        for field in SUFFIX_FIELDS:
+            suffixes: object = getattr(self, field)
+            if isinstance(suffixes, str):
+                try:
+                    suffixes = SuffixRanges.parse(suffixes)
+                except ValueError as error:
+                    raise InvalidSetting(field, str(error)) from None
+                object.__setattr__(self, field, suffixes)
+            elif not isinstance(suffixes, SuffixRanges):
+                raise InvalidSetting(field, 'must be a string such as "7000-9999" or ""')
+        limit = self.kakao_volume_limit
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+            raise InvalidSetting("kakao_volume_limit", "must be an integer >= 0")
 
     def updated(self, changes: Mapping[str, Any]) -> Behaviour:
         """Return a copy with ``changes`` applied; unknown names raise InvalidSetting."""
@@ -46,8 +78,13 @@ class Behaviour:
                 raise InvalidSetting(name, "is not a known setting")
         return dataclasses.replace(self, **changes)
 
-    def as_dict(self) -> dict[str, float]:
-        return dataclasses.asdict(self)
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            f.name: str(value)
+            if isinstance(value := getattr(self, f.name), SuffixRanges)
+            else value
+            for f in dataclasses.fields(self)
+        }
 
 
 def _is_number(value: object) -> bool:

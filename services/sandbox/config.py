@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from .behaviour import Behaviour, InvalidSetting
+from .kakao import BUILT_IN_TEMPLATES, Template
 
 T = TypeVar("T")
 
@@ -15,6 +17,11 @@ _BEHAVIOUR_VARIABLES = {
     "latency_ms": "SANDBOX_LATENCY_MS",
     "latency_jitter_ms": "SANDBOX_LATENCY_JITTER_MS",
     "error_rate": "SANDBOX_ERROR_RATE",
+    "sms_undelivered_suffixes": "SANDBOX_SMS_UNDELIVERED_SUFFIXES",
+    "kakao_not_user_suffixes": "SANDBOX_KAKAO_NOT_USER_SUFFIXES",
+    "kakao_uncertain_suffixes": "SANDBOX_KAKAO_UNCERTAIN_SUFFIXES",
+    "kakao_undelivered_suffixes": "SANDBOX_KAKAO_UNDELIVERED_SUFFIXES",
+    "kakao_volume_limit": "SANDBOX_KAKAO_VOLUME_LIMIT",
 }
 
 
@@ -31,14 +38,40 @@ class SandboxConfig:
     sender_numbers: frozenset[str] = frozenset({"0215990000"})
     behaviour: Behaviour = field(default_factory=Behaviour)
     seed: int | None = None
+    # Kakao AlimTalk: appkey and secret default to the SMS ones when None.
+    kakao_app_key: str | None = None
+    kakao_secret_key: str | None = None
+    kakao_sender_key: str = "sandbox-sender-key"
+    kakao_templates: Mapping[str, Template] = field(default_factory=lambda: BUILT_IN_TEMPLATES)
+    slack_token: str = "xoxb-sandbox-token"
+    # Delivery reports: no reports for a channel whose URL is None.
+    sms_report_url: str | None = None
+    kakao_report_url: str | None = None
+    report_secret: str = "sandbox-report-secret"
+    report_delay_ms: float = 200.0
+    report_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+    @property
+    def kakao_app_key_or_default(self) -> str:
+        return self.app_key if self.kakao_app_key is None else self.kakao_app_key
+
+    @property
+    def kakao_secret_key_or_default(self) -> str:
+        return self.secret_key if self.kakao_secret_key is None else self.kakao_secret_key
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SandboxConfig:
         """Build a config from ``env``; unset or empty variables take their defaults."""
         defaults = cls()
         reader = _EnvReader(env)
+        parsers: dict[str, Callable[[str], Any]] = {
+            "kakao_volume_limit": _integer,
+            "latency_ms": _number,
+            "latency_jitter_ms": _number,
+            "error_rate": _number,
+        }
         behaviour_values = {
-            name: reader.get(variable, _number, getattr(defaults.behaviour, name))
+            name: reader.get(variable, parsers.get(name, str), getattr(defaults.behaviour, name))
             for name, variable in _BEHAVIOUR_VARIABLES.items()
         }
         try:
@@ -57,6 +90,16 @@ class SandboxConfig:
             ),
             behaviour=behaviour,
             seed=reader.get("SANDBOX_SEED", _integer, None),
+            kakao_app_key=reader.get("SANDBOX_KAKAO_APP_KEY", str, None),
+            kakao_secret_key=reader.get("SANDBOX_KAKAO_SECRET_KEY", str, None),
+            kakao_sender_key=reader.get("SANDBOX_KAKAO_SENDER_KEY", str, defaults.kakao_sender_key),
+            slack_token=reader.get("SANDBOX_SLACK_TOKEN", str, defaults.slack_token),
+            sms_report_url=reader.get("SANDBOX_SMS_REPORT_URL", _url, None),
+            kakao_report_url=reader.get("SANDBOX_KAKAO_REPORT_URL", _url, None),
+            report_secret=reader.get("SANDBOX_REPORT_SECRET", str, defaults.report_secret),
+            report_delay_ms=reader.get(
+                "SANDBOX_REPORT_DELAY_MS", _delay_ms, defaults.report_delay_ms
+            ),
         )
 
 
@@ -102,3 +145,17 @@ def _sender_numbers(raw: str) -> frozenset[str]:
     if not all(number.isascii() and number.isdigit() for number in numbers):
         raise ValueError("must be comma-separated phone numbers made of digits only")
     return numbers
+
+
+def _delay_ms(raw: str) -> float:
+    value = _number(raw)
+    if not 0 <= value <= 3_600_000:  # also rejects nan and inf
+        raise ValueError("must be a number of milliseconds between 0 and 3600000")
+    return value
+
+
+def _url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http:// or https:// URL")
+    return raw

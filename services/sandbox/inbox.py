@@ -1,4 +1,4 @@
-"""In-memory record of every message the simulated gateway accepted.
+"""In-memory record of every message the simulated gateways accepted.
 
 Benchmarks push millions of messages through, so each recipient costs one small
 tuple; the fields every recipient of a request shares live in one Submission.
@@ -6,9 +6,9 @@ tuple; the fields every recipient of a request shares live in one Submission.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,24 +51,88 @@ class Message(NamedTuple):
         }
 
 
-class Inbox:
+@dataclass(frozen=True, slots=True)
+class KakaoSubmission:
+    """What all recipients of one accepted AlimTalk request have in common."""
+
+    request_id: str
+    sender_key: str
+    template_code: str
+    received_at: str  # ISO-8601, UTC
+
+
+class KakaoMessage(NamedTuple):
+    submission: KakaoSubmission
+    recipient_seq: int
+    recipient_no: str
+    grouping_key: str | None
+    text: str  # the template with every #{var} filled
+    buttons: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def message_id(self) -> str:
+        return f"{self.submission.request_id}-{self.recipient_seq}"
+
+    def as_dict(self) -> dict[str, Any]:
+        submission = self.submission
+        return {
+            "message_id": self.message_id,
+            "request_id": submission.request_id,
+            "sender_key": submission.sender_key,
+            "template_code": submission.template_code,
+            "recipient_no": self.recipient_no,
+            "grouping_key": self.grouping_key,
+            "text": self.text,
+            "buttons": list(self.buttons),
+            "received_at": submission.received_at,
+        }
+
+
+class Recorded(Protocol):
+    @property
+    def recipient_no(self) -> str: ...
+
+    @property
+    def grouping_key(self) -> str | None: ...
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+M = TypeVar("M", bound=Recorded)
+
+
+class Inbox(Generic[M]):
+    """Accepted messages in arrival order, indexed by recipientGroupingKey."""
+
     def __init__(self) -> None:
-        self._messages: list[Message] = []
+        self._messages: list[M] = []
+        self._by_key: dict[str, list[M]] = {}
 
     def __len__(self) -> int:
         return len(self._messages)
 
-    def add(self, messages: Iterable[Message]) -> None:
+    def add(self, messages: Iterable[M]) -> None:
+        start = len(self._messages)
         self._messages.extend(messages)
+        by_key = self._by_key
+        for message in self._messages[start:]:
+            key = message.grouping_key
+            if key is not None:
+                by_key.setdefault(key, []).append(message)
 
-    def find(self, recipient_no: str | None = None) -> Iterable[Message]:
+    def find(self, recipient_no: str | None = None) -> Iterable[M]:
         """Messages in arrival order, optionally only those sent to ``recipient_no``."""
         if recipient_no is None:
             return iter(self._messages)
         return (m for m in self._messages if m.recipient_no == recipient_no)
 
+    def with_grouping_key(self, key: str) -> Sequence[M]:
+        """Messages that carried ``key`` as recipientGroupingKey, in arrival order (O(1))."""
+        return tuple(self._by_key.get(key, ()))
+
     def clear(self) -> int:
         """Forget every message; returns how many there were."""
         removed = len(self._messages)
         self._messages = []
+        self._by_key = {}
         return removed

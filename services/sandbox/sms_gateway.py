@@ -19,6 +19,7 @@ from aiohttp import web
 
 from .behaviour import Simulation
 from .inbox import Inbox, Message, Submission
+from .reports import Accepted, Channel, Reporter
 
 log = logging.getLogger("alimi.sandbox")
 
@@ -194,21 +195,50 @@ class SmsGateway:
         app_key: str,
         secret_key: str,
         sender_numbers: Collection[str],
-        inbox: Inbox,
+        inbox: Inbox[Message],
         simulation: Simulation,
+        reporter: Reporter | None = None,
     ) -> None:
         self._app_key = app_key
         self._secret_key = secret_key
         self._sender_numbers = sender_numbers
         self._inbox = inbox
         self._simulation = simulation
+        self._reporter = reporter
 
     def routes(self) -> list[web.RouteDef]:
         prefix = "/sms/v3.0/appKeys/{appKey}/sender"
         return [
             web.post(f"{prefix}/sms", self.send_sms),
             web.post(f"{prefix}/mms", self.send_mms),
+            web.get(f"{prefix}/messages", self.find_messages),
         ]
+
+    async def find_messages(self, request: web.Request) -> web.Response:
+        """Accepted messages by ``recipientGroupingKey``, for reconciliation after a crash."""
+        try:
+            self._authenticate(request)
+            key = request.query.get("recipientGroupingKey")
+            if not key:
+                raise _malformed("the recipientGroupingKey query parameter is required")
+        except Rejection as rejection:
+            return web.json_response(
+                {"header": header(rejection.result_code, rejection.message)},
+                status=rejection.status,
+            )
+        data = [
+            {
+                "requestId": message.submission.request_id,
+                "recipientSeq": message.recipient_seq,
+                "recipientNo": message.recipient_no,
+                "msgStatus": "3",
+                "recipientGroupingKey": message.grouping_key,
+            }
+            for message in self._inbox.with_grouping_key(key)
+        ]
+        return web.json_response(
+            {"header": header(0, "SUCCESS"), "body": {"totalCount": len(data), "data": data}}
+        )
 
     async def send_sms(self, request: web.Request) -> web.Response:
         return await self._send(request, MessageType.SMS)
@@ -257,7 +287,10 @@ class SmsGateway:
             body=send.body,
             received_at=now.isoformat(timespec="milliseconds"),
         )
+        undelivered = self._simulation.behaviour.sms_undelivered_suffixes
+        reporting = self._reporter is not None and self._reporter.enabled(Channel.SMS)
         accepted: list[Message] = []
+        reports: list[Accepted] = []
         results: list[dict[str, Any]] = []
         for seq, recipient in enumerate(send.recipients, start=1):
             if is_plausible_number(recipient.number):
@@ -271,6 +304,16 @@ class SmsGateway:
                         recipient.render(send.body) if recipient.parameters else None,
                     )
                 )
+                if reporting:
+                    reports.append(
+                        (
+                            request_id,
+                            seq,
+                            recipient.grouping_key,
+                            recipient.number,
+                            recipient.number in undelivered,
+                        )
+                    )
                 code, message = 0, "SUCCESS"
             else:
                 code, message = INVALID_RECIPIENT_NUMBER, "Invalid recipient number"
@@ -284,6 +327,8 @@ class SmsGateway:
                 }
             )
         self._inbox.add(accepted)
+        if self._reporter is not None:
+            self._reporter.add(Channel.SMS, reports)
         log.debug(
             "accepted %s request %s: %d recipients, %d invalid numbers",
             send.type,

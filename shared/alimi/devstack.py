@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import IO
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+# Signs the sandbox's delivery reports to the receipts service; local runs only.
+LOCAL_REPORT_SECRET = "sandbox-report-secret"
 
 
 class StackError(RuntimeError):
@@ -108,14 +110,20 @@ class Stack:
     mongo_db: str = "alimi"
     intake_port: int = field(default_factory=free_port)
     sandbox_port: int = field(default_factory=free_port)
+    receipts_port: int = field(default_factory=free_port)
     echo_logs: bool = False  # True: interleave logs on stdout; False: one file per process
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
+    env_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
     mongo_process: Process | None = None
 
     @property
     def intake_url(self) -> str:
         return f"http://127.0.0.1:{self.intake_port}"
+
+    @property
+    def receipts_url(self) -> str:
+        return f"http://127.0.0.1:{self.receipts_port}"
 
     @property
     def sandbox_url(self) -> str:
@@ -182,6 +190,10 @@ class Stack:
                 "ALIMI_SMS_API_URL": self.sandbox_url,
                 "SANDBOX_HOST": "127.0.0.1",
                 "SANDBOX_PORT": str(self.sandbox_port),
+                "SANDBOX_SMS_REPORT_URL": f"{self.receipts_url}/v1/reports/sms",
+                "SANDBOX_KAKAO_REPORT_URL": f"{self.receipts_url}/v1/reports/kakao",
+                "SANDBOX_REPORT_SECRET": LOCAL_REPORT_SECRET,
+                "ALIMI_REPORT_SECRET": LOCAL_REPORT_SECRET,
             }
         )
         env.update(self.extra_env)
@@ -194,6 +206,7 @@ class Stack:
         ops_port = free_port()
         full_env = self.service_env(ops_port)
         full_env.update(env or {})
+        self.env_overrides[name] = dict(env or {})
         if name == "sandbox":
             ready = f"{self.sandbox_url}/readyz"
         else:
@@ -212,6 +225,9 @@ class Stack:
         self.check_rabbitmq()
         if self.mongo_url is None:
             self.start_mongo()
+        self.start_service(
+            "receipts", ["alimi_receipts"], env={"ALIMI_HTTP_PORT": str(self.receipts_port)}
+        )
         self.start_service("sandbox", ["alimi_sandbox"])
         self.start_service("intake", ["alimi_intake"])
         self.start_service("segmenter", ["alimi_segmenter"])
@@ -221,7 +237,9 @@ class Stack:
         old = self.processes[name]
         args = old.popen.args
         assert isinstance(args, list)
-        return self.start_service(name, [str(a) for a in args[2:]])
+        return self.start_service(
+            name, [str(a) for a in args[2:]], env=self.env_overrides.get(name)
+        )
 
     def stop_all(self) -> None:
         for proc in reversed(list(self.processes.values())):
@@ -298,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
         "--sandbox-port", type=int, default=int(os.environ.get("SANDBOX_PORT", "8090"))
     )
     parser.add_argument(
+        "--receipts-port", type=int, default=int(os.environ.get("RECEIPTS_PORT", "8081"))
+    )
+    parser.add_argument(
         "--namespace",
         default=os.environ.get("ALIMI_NAMESPACE", "alimi"),
         help="prefix of queue and exchange names",
@@ -311,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         mongo_url=os.environ.get("MONGO_URL") or None,
         intake_port=args.intake_port,
         sandbox_port=args.sandbox_port,
+        receipts_port=args.receipts_port,
         echo_logs=True,
     )
     stopping = threading.Event()
@@ -324,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nAlimi is running.")
         print(f"  intake API:      {stack.intake_url}   (POST /v1/incidents)")
         print(f"  sandbox gateway: {stack.sandbox_url}")
+        print(f"  receipts (provider delivery reports): {stack.receipts_url}")
         print("\nTry it:\n")
         print(CURL_EXAMPLE.format(intake=stack.intake_url, sandbox=stack.sandbox_url))
         print("Press Ctrl-C to stop.\n", flush=True)

@@ -42,6 +42,7 @@ def test_when_make_run_is_up__then_the_readme_curl_example_produces_an_sms(
         **os.environ,
         "INTAKE_PORT": str(intake_port),
         "SANDBOX_PORT": str(sandbox_port),
+        "RECEIPTS_PORT": str(free_port()),
         "ALIMI_DATA_DIR": str(tmp_path / "data"),
         "ALIMI_NAMESPACE": namespace,
     }

@@ -29,6 +29,7 @@ from packaging.requirements import Requirement
 from alimi.settings import BaseSettings, env_name
 from alimi_delivery.settings import DeliverySettings
 from alimi_intake.settings import IntakeSettings
+from alimi_receipts.settings import ReceiptsSettings
 from alimi_segmenter.settings import SegmenterSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,25 +41,41 @@ SERVICES: dict[str, tuple[list[str], int]] = {
     "intake": (["alimi_intake"], 9100),
     "segmenter": (["alimi_segmenter"], 9101),
     "delivery-sms": (["alimi_delivery", "--channel", "sms"], 9102),
+    "receipts": (["alimi_receipts"], 9103),
+}
+# name -> port of the HTTP API
+HTTP_SERVICES = {"intake": 8080, "receipts": 8081}
+# services that need MongoDB only, and so get no RabbitMQ URL
+MONGO_ONLY = ("receipts",)
+REPORT_PATHS = {
+    "SANDBOX_SMS_REPORT_URL": "/v1/reports/sms",
+    "SANDBOX_KAKAO_REPORT_URL": "/v1/reports/kakao",
 }
 SANDBOX: dict[str, tuple[list[str], int]] = {"sandbox": (["alimi_sandbox"], 8090)}
 WORKERS = ("segmenter", "delivery-sms")
 DEFAULT_DRAIN_GRACE_S = 20.0
 
 SECRET_NAME = "alimi-secrets"
-SECRET_KEYS = {"amqp-url", "mongo-url", "phone-hash-key", "sms-secret-key"}
+SECRET_KEYS = {"amqp-url", "mongo-url", "phone-hash-key", "sms-secret-key", "report-secret"}
 SECRET_VARIABLES = {
     "ALIMI_AMQP_URL",
     "ALIMI_MONGO_URL",
     "ALIMI_PHONE_HASH_KEY",
     "ALIMI_SMS_SECRET_KEY",
+    "ALIMI_REPORT_SECRET",
     "SANDBOX_SMS_SECRET_KEY",
+    "SANDBOX_REPORT_SECRET",
 }
 DEV_ONLY_PACKAGES = {"secantusdb", "pytest", "pytest-asyncio", "pytest-timeout", "ruff", "mypy"}
 
 
 def known_variables() -> set[str]:
-    models: list[type[BaseSettings]] = [IntakeSettings, SegmenterSettings, DeliverySettings]
+    models: list[type[BaseSettings]] = [
+        IntakeSettings,
+        SegmenterSettings,
+        DeliverySettings,
+        ReceiptsSettings,
+    ]
     names = {env_name(field) for model in models for field in model.model_fields}
     sandbox_config = (ROOT / "services/sandbox/config.py").read_text()
     return names | set(re.findall(r'"(SANDBOX_[A-Z_]+)"', sandbox_config))
@@ -145,6 +162,11 @@ def env_values(container: dict[str, Any], config: dict[str, str]) -> dict[str, s
     return values
 
 
+def secret_key(container: dict[str, Any], variable: str) -> str:
+    (var,) = [v for v in container["env"] if v["name"] == variable]
+    return str(var["valueFrom"]["secretKeyRef"]["key"])
+
+
 def port_number(container: dict[str, Any], port: int | str) -> int:
     if isinstance(port, int):
         return port
@@ -195,13 +217,24 @@ def test_when_dev_is_rendered__then_delivery_and_the_sandbox_share_one_sms_accou
     assert sandbox_env["SANDBOX_HOST"] == "0.0.0.0"
     assert sandbox_env["SANDBOX_SMS_APP_KEY"] == delivery_env["ALIMI_SMS_APP_KEY"]
     assert sandbox_env["SANDBOX_SMS_SENDER_NUMBERS"] == delivery_env["ALIMI_SMS_SENDER_NO"]
-
-    def secret_key(container: dict[str, Any], variable: str) -> str:
-        (var,) = [v for v in container["env"] if v["name"] == variable]
-        return var["valueFrom"]["secretKeyRef"]["key"]
-
     assert secret_key(sandbox, "SANDBOX_SMS_SECRET_KEY") == secret_key(
         delivery, "ALIMI_SMS_SECRET_KEY"
+    )
+
+
+def test_when_dev_is_rendered__then_the_sandbox_reports_to_receipts_with_its_secret() -> None:
+    _, objects = render("overlays/dev")
+    config = config_data(objects)
+    deployments = of_kind(objects, "Deployment")
+    (receipts,) = containers(deployments["receipts"])
+    (sandbox,) = containers(deployments["sandbox"])
+    ports = {p["name"]: p["port"] for p in of_kind(objects, "Service")["receipts"]["spec"]["ports"]}
+
+    sandbox_env = env_values(sandbox, config)
+    for variable, path in REPORT_PATHS.items():
+        assert sandbox_env[variable] == f"http://receipts:{ports['http']}{path}", variable
+    assert secret_key(sandbox, "SANDBOX_REPORT_SECRET") == secret_key(
+        receipts, "ALIMI_REPORT_SECRET"
     )
 
 
@@ -241,6 +274,37 @@ def test_when_an_overlay_is_rendered__then_probes_ask_healthz_and_readyz_on_the_
         env = env_values(container, config)
         served = env.get("SANDBOX_PORT") if name == "sandbox" else env.get("ALIMI_OPS_PORT")
         assert served == str(port), f"{name} serves its probes on {served}, not {port}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_when_an_overlay_is_rendered__then_each_http_service_listens_where_its_service_points(
+    overlay: str,
+) -> None:
+    _, objects = render(f"overlays/{overlay}")
+    config = config_data(objects)
+
+    for name, port in HTTP_SERVICES.items():
+        (container,) = containers(of_kind(objects, "Deployment")[name])
+        env = env_values(container, config)
+        assert env.get("ALIMI_HTTP_HOST") == "0.0.0.0", name
+        assert env.get("ALIMI_HTTP_PORT") == str(port), name
+        assert port_number(container, "http") == port, name
+        (http,) = [
+            p for p in of_kind(objects, "Service")[name]["spec"]["ports"] if p["name"] == "http"
+        ]
+        assert http["port"] == port, name
+        assert port_number(container, http["targetPort"]) == port, name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_when_a_service_needs_mongodb_only__then_it_gets_no_broker_url(overlay: str) -> None:
+    _, objects = render(f"overlays/{overlay}")
+
+    for name in MONGO_ONLY:
+        (container,) = containers(of_kind(objects, "Deployment")[name])
+        names = {var["name"] for var in container.get("env", [])}
+        assert "ALIMI_MONGO_URL" in names, name
+        assert "ALIMI_AMQP_URL" not in names, name
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -507,6 +571,7 @@ COMPOSE_ALIMI = {
     "intake": ('["alimi_intake"]', "ALIMI_OPS_PORT"),
     "segmenter": ('["alimi_segmenter"]', "ALIMI_OPS_PORT"),
     "delivery-sms": ('["alimi_delivery", "--channel", "sms"]', "ALIMI_OPS_PORT"),
+    "receipts": ('["alimi_receipts"]', "ALIMI_OPS_PORT"),
 }
 
 
@@ -543,7 +608,10 @@ def test_when_compose_is_read__then_it_runs_the_broker_the_database_and_every_se
     assert set(services) == {"rabbitmq", "mongo", *COMPOSE_ALIMI}
     assert "image: rabbitmq:3-management" in services["rabbitmq"]
     assert "image: mongo:7" in services["mongo"]
-    assert '"8080:8080"' in services["intake"]
+    for name, port in HTTP_SERVICES.items():
+        assert setting(services[name], "ALIMI_HTTP_HOST") == "0.0.0.0", name
+        assert setting(services[name], "ALIMI_HTTP_PORT") == str(port), name
+        assert f'"{port}:{port}"' in services[name], name
     for name, (command, _) in COMPOSE_ALIMI.items():
         assert f"command: {command}" in services[name], name
         assert "<<: *alimi-service" in services[name], name
@@ -568,6 +636,7 @@ def test_when_a_compose_service_depends_on_another__then_it_waits_until_that_one
         "intake": {"rabbitmq", "mongo"},
         "segmenter": {"rabbitmq", "mongo"},
         "delivery-sms": {"rabbitmq", "mongo", "sandbox"},
+        "receipts": {"mongo"},
     }
 
     for name, block in services.items():
@@ -596,6 +665,19 @@ def test_when_compose_sets_a_secret__then_it_is_interpolated_with_a_dev_only_def
     shared_sms_secret = "${ALIMI_SMS_SECRET_KEY:-sandbox-secret}"
     assert setting(services["delivery-sms"], "ALIMI_SMS_SECRET_KEY") == shared_sms_secret
     assert setting(services["sandbox"], "SANDBOX_SMS_SECRET_KEY") == shared_sms_secret
+    shared_report_secret = "${ALIMI_REPORT_SECRET:-dev-only-report-secret}"
+    assert setting(services["receipts"], "ALIMI_REPORT_SECRET") == shared_report_secret
+    assert setting(services["sandbox"], "SANDBOX_REPORT_SECRET") == shared_report_secret
+
+
+def test_when_compose_runs_the_sandbox__then_it_reports_to_the_receipts_container() -> None:
+    services = compose_services()
+    port = setting(services["receipts"], "ALIMI_HTTP_PORT")
+
+    for variable, path in REPORT_PATHS.items():
+        assert setting(services["sandbox"], variable) == f"http://receipts:{port}{path}", variable
+    for name in MONGO_ONLY:
+        assert setting(services[name], "ALIMI_AMQP_URL") is None, name
 
 
 def test_when_compose_sets_a_variable__then_it_is_one_a_service_reads() -> None:

@@ -257,7 +257,16 @@ async def test_when_error_rate_is_raised_at_run_time__then_calls_start_failing(
 ) -> None:
     response = await client.put("/_sandbox/config", json={"error_rate": 1})
     assert response.status == 200
-    assert await response.json() == {"latency_ms": 0, "latency_jitter_ms": 0, "error_rate": 1}
+    assert await response.json() == {
+        "latency_ms": 0,
+        "latency_jitter_ms": 0,
+        "error_rate": 1,
+        "sms_undelivered_suffixes": "",
+        "kakao_not_user_suffixes": "",
+        "kakao_uncertain_suffixes": "",
+        "kakao_undelivered_suffixes": "",
+        "kakao_volume_limit": 0,
+    }
 
     assert (await client.post(SMS_PATH, json=sms(), headers=AUTH)).status == 500
     assert (await client.get("/_sandbox/config")).status == 200
@@ -324,6 +333,9 @@ async def test_when_inbox_is_cleared__then_it_is_empty(client: TestClient[Any, A
         ({"latency_ms": -1}, "latency_ms"),
         ({"latency_jitter_ms": "5"}, "latency_jitter_ms"),
         ({"seed": 3}, "seed"),
+        ({"kakao_not_user_suffixes": "9999-7000"}, "kakao_not_user_suffixes"),
+        ({"sms_undelivered_suffixes": 12}, "sms_undelivered_suffixes"),
+        ({"kakao_volume_limit": -1}, "kakao_volume_limit"),
     ],
 )
 async def test_when_config_values_are_invalid__then_422_problem_names_the_field(

@@ -64,3 +64,49 @@ def test_when_a_value_is_invalid__then_the_error_names_the_variable(
 ) -> None:
     with pytest.raises(ConfigError, match=variable):
         SandboxConfig.from_env({variable: value})
+
+
+def test_when_provider_variables_are_set__then_kakao_slack_and_reports_use_them() -> None:
+    config = SandboxConfig.from_env(
+        {
+            "SANDBOX_KAKAO_SENDER_KEY": "key",
+            "SANDBOX_KAKAO_NOT_USER_SUFFIXES": "7000-9999",
+            "SANDBOX_KAKAO_UNCERTAIN_SUFFIXES": "0000-0099",
+            "SANDBOX_SMS_UNDELIVERED_SUFFIXES": "5000",
+            "SANDBOX_KAKAO_VOLUME_LIMIT": "10",
+            "SANDBOX_SLACK_TOKEN": "xoxb-1",
+            "SANDBOX_SMS_REPORT_URL": "http://127.0.0.1:8081/v1/reports/sms",
+            "SANDBOX_REPORT_SECRET": "s",
+            "SANDBOX_REPORT_DELAY_MS": "0",
+        }
+    )
+    assert config.kakao_sender_key == "key"
+    assert "01012347000" in config.behaviour.kakao_not_user_suffixes
+    assert str(config.behaviour.kakao_uncertain_suffixes) == "0000-0099"
+    assert "01012345000" in config.behaviour.sms_undelivered_suffixes
+    assert config.behaviour.kakao_volume_limit == 10
+    assert config.slack_token == "xoxb-1"
+    assert config.sms_report_url == "http://127.0.0.1:8081/v1/reports/sms"
+    assert config.kakao_report_url is None
+    assert (config.report_secret, config.report_delay_ms) == ("s", 0)
+    assert config.kakao_app_key_or_default == config.app_key
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SANDBOX_KAKAO_NOT_USER_SUFFIXES", "9999-7000"),
+        ("SANDBOX_KAKAO_UNCERTAIN_SUFFIXES", "12"),
+        ("SANDBOX_SMS_UNDELIVERED_SUFFIXES", "x"),
+        ("SANDBOX_KAKAO_VOLUME_LIMIT", "-1"),
+        ("SANDBOX_SMS_REPORT_URL", "localhost:8081"),
+        ("SANDBOX_KAKAO_REPORT_URL", "ftp://x/y"),
+        ("SANDBOX_REPORT_DELAY_MS", "soon"),
+        ("SANDBOX_REPORT_DELAY_MS", "-1"),
+    ],
+)
+def test_when_a_provider_value_is_invalid__then_the_error_names_the_variable(
+    variable: str, value: str
+) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        SandboxConfig.from_env({variable: value})

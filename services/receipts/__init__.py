@@ -1,0 +1,1 @@
+"""Delivery receipts: provider delivery reports turn sent receipts into delivered or undelivered."""

@@ -1,0 +1,65 @@
+"""The receipts aiohttp application and the process around it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from alimi import problems
+from alimi.ops import OpsServer, metrics_middleware
+from alimi.process import retry_until
+from alimi.store import RECEIPTS, Store
+from alimi_receipts import metrics, views
+from alimi_receipts.context import CONTEXT, Context
+from alimi_receipts.models import CHANNELS
+from alimi_receipts.settings import ReceiptsSettings
+
+
+def init_app(settings: ReceiptsSettings) -> web.Application:
+    app = web.Application(
+        middlewares=[metrics_middleware, problems.middleware],
+        client_max_size=settings.max_body_mb * 1024 * 1024,
+    )
+    app.add_routes(views.routes)
+    metrics.declare(CHANNELS)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        store = Store(settings.mongo_url.get_secret_value(), settings.mongo_db)
+        # delivery owns the receipts indexes; ensuring them here too (idempotent)
+        # lets this service start and work on its own
+        try:
+            await retry_until("mongodb", lambda: store.ensure_indexes(RECEIPTS))
+        except BaseException:
+            await store.close()
+            raise
+        app[CONTEXT] = Context(settings=settings, store=store)
+        yield
+        await store.close()
+
+    app.cleanup_ctx.append(resources)
+    return app
+
+
+class ReceiptsProcess:
+    def __init__(self, settings: ReceiptsSettings) -> None:
+        self.settings = settings
+        self.app = init_app(settings)
+        self._runner = web.AppRunner(self.app, access_log=None)
+        self._ops: OpsServer | None = None
+
+    async def _store_ready(self) -> bool:
+        return CONTEXT in self.app and await self.app[CONTEXT].store.ping()
+
+    async def start(self) -> None:
+        self._ops = OpsServer(
+            self.settings.ops_host, self.settings.ops_port, {"mongodb": self._store_ready}
+        )
+        await self._ops.start()
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port).start()
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+        if self._ops is not None:
+            await self._ops.stop()

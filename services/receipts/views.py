@@ -1,0 +1,64 @@
+"""HTTP views of the receipts service: verify, validate, call the service, answer."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from alimi import problems
+from alimi.problems import ProblemError
+from alimi_receipts import metrics, service, signature
+from alimi_receipts.context import CONTEXT
+from alimi_receipts.models import CHANNELS, ReportBatch
+
+log = logging.getLogger("alimi.receipts")
+
+routes = web.RouteTableDef()
+
+RETRY_AFTER_S = 1
+
+
+@routes.post(f"/v1/reports/{{channel:{'|'.join(CHANNELS)}}}")
+async def receive_reports(request: web.Request) -> web.Response:
+    channel = request.match_info["channel"]
+    ctx = request.app[CONTEXT]
+    raw = await request.read()
+    try:
+        signature.verify(
+            ctx.settings.report_secret.get_secret_value().encode(),
+            timestamp=request.headers.get(signature.TIMESTAMP_HEADER),
+            signature=request.headers.get(signature.SIGNATURE_HEADER),
+            body=raw,
+            max_skew_s=ctx.settings.report_max_skew_s,
+        )
+    except signature.SignatureError as exc:
+        metrics.REPORTS.labels(channel, metrics.REJECTED_SIGNATURE).inc()
+        log.warning("delivery report refused", extra={"channel": channel, "reason": str(exc)})
+        raise ProblemError(401, "Unauthorized", str(exc)) from None
+    try:
+        batch = ReportBatch.model_validate(await problems.read_json(request))
+    except ProblemError:
+        metrics.REPORTS.labels(channel, metrics.INVALID).inc()
+        raise
+    except ValidationError as exc:
+        metrics.REPORTS.labels(channel, metrics.INVALID).inc()
+        raise problems.from_validation_error(exc) from None
+    outcomes = await service.apply_reports(ctx.store, channel=channel, reports=batch.reports)
+    if outcomes.not_ready:
+        answer = problems.response(
+            503,
+            "Receipts not ready",
+            f"{outcomes.not_ready} of {len(batch.reports)} reports are for receipts not yet"
+            " recorded as sent; the others were applied; send the request again later",
+        )
+        answer.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return answer
+    return web.json_response(
+        {
+            "accepted": outcomes.accepted,
+            "unknown": outcomes.unknown,
+            "duplicates": outcomes.duplicates,
+        }
+    )

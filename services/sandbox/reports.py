@@ -1,0 +1,227 @@
+"""Asynchronous, HMAC-signed delivery reports, posted in batches to a webhook.
+
+A provider reports delivery some time after it accepted a message. The gateways
+hand each accepted message to the Reporter as one small tuple; a background task
+posts them after ``delay_ms`` in chunks of up to 1,000, signed as the receipts
+service expects (see README). The send API only appends to a deque, so reporting
+never slows it down, and 100k+ pending reports cost roughly 120 bytes each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger("alimi.sandbox")
+
+MAX_REPORTS_PER_POST = 1000
+# Reports due within this many seconds of the first due one join its batch.
+LINGER_SECONDS = 0.05
+NOT_RETRIED = frozenset({401, 422})
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    KAKAO = "kakao"
+
+
+# (resultCode, status, resultMessage) per channel and "undelivered?"
+OUTCOMES: Mapping[tuple[Channel, bool], tuple[str, str, str]] = {
+    (Channel.SMS, False): ("1000", "DELIVERED", "Delivered"),
+    (Channel.SMS, True): ("3015", "UNDELIVERED", "Undelivered: the handset could not be reached"),
+    (Channel.KAKAO, False): ("1000", "DELIVERED", "Delivered"),
+    (Channel.KAKAO, True): ("3016", "UNDELIVERED", "Undelivered: the message was not read"),
+}
+
+# One accepted message: request id, recipientSeq, grouping key, recipient number, undelivered?
+Accepted = tuple[str, int, str | None, str, bool]
+# The same with its due time (time.monotonic()) in front; one float shared per request.
+Pending = tuple[float, str, int, str | None, str, bool]
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``X-Alimi-Signature`` value: ``v1=`` + hex HMAC-SHA256 of ``"{ts}." + body``."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"v1={digest.hexdigest()}"
+
+
+def report_body(channel: Channel, batch: Iterable[Pending], delivered_at: str) -> bytes:
+    """The JSON body ``{"reports": [...]}`` for one batch."""
+    reports = []
+    for _, request_id, seq, grouping_key, recipient_no, undelivered in batch:
+        code, status, message = OUTCOMES[channel, bool(undelivered)]
+        reports.append(
+            {
+                "messageId": f"{request_id}-{seq}",
+                "recipientGroupingKey": grouping_key,
+                "recipientNo": recipient_no,
+                "resultCode": code,
+                "status": status,
+                "resultMessage": message,
+                "deliveredAt": delivered_at,
+            }
+        )
+    return json.dumps({"reports": reports}, ensure_ascii=False).encode()
+
+
+@dataclass(slots=True)
+class ReportStats:
+    """Counts of reports (not requests): ``retried`` counts each report sent again."""
+
+    sent: int = 0
+    failed: int = 0  # refused with 401/422, not retried
+    retried: int = 0
+    dropped: int = 0  # given up after the last retry
+
+
+class Reporter:
+    """Collects accepted messages and posts their delivery reports in the background."""
+
+    def __init__(
+        self,
+        *,
+        urls: Mapping[Channel, str | None],
+        secret: str,
+        delay_ms: float,
+        retry_delays: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 8.0),
+        concurrency: int = 4,
+        timeout: float = 10.0,
+    ) -> None:
+        self._urls = {channel: url for channel, url in urls.items() if url}
+        self._secret = secret
+        self._delay = delay_ms / 1000
+        self._retry_delays = tuple(retry_delays)
+        self._concurrency = concurrency
+        self._timeout = timeout
+        self._queues: dict[Channel, deque[Pending]] = {c: deque() for c in self._urls}
+        self.stats = ReportStats()
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._posts: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(concurrency)
+
+    def enabled(self, channel: Channel) -> bool:
+        return channel in self._urls
+
+    @property
+    def pending(self) -> int:
+        return sum(len(queue) for queue in self._queues.values())
+
+    def add(self, channel: Channel, accepted: Iterable[Accepted]) -> None:
+        """Schedule reports for ``accepted`` messages; a no-op if the channel has no URL."""
+        queue = self._queues.get(channel)
+        if queue is None:
+            return
+        due = time.monotonic() + self._delay
+        before = len(queue)
+        queue.extend((due, *item) for item in accepted)
+        if len(queue) > before:
+            self._wake.set()
+
+    def as_dict(self) -> dict[str, Any]:
+        in_flight = len(self._posts)
+        return asdict(self.stats) | {"pending": self.pending, "in_flight_batches": in_flight}
+
+    async def start(self) -> None:
+        if not self._urls:
+            return
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
+        self._runner = asyncio.create_task(self._run(), name="sandbox-reports")
+
+    async def stop(self) -> None:
+        tasks = [*self._posts, *([self._runner] if self._runner else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self.pending:
+            log.warning("sandbox stopping with %d delivery reports never sent", self.pending)
+
+    async def _run(self) -> None:
+        while True:
+            heads = [queue[0][0] for queue in self._queues.values() if queue]
+            if not heads:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            wait = min(heads) - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            for channel, queue in self._queues.items():
+                horizon = time.monotonic() + LINGER_SECONDS
+                while queue and queue[0][0] <= horizon:
+                    await self._slots.acquire()  # bounds the posts in flight
+                    batch: list[Pending] = []
+                    while queue and len(batch) < MAX_REPORTS_PER_POST and queue[0][0] <= horizon:
+                        batch.append(queue.popleft())
+                    task = asyncio.create_task(self._post(channel, batch))
+                    self._posts.add(task)
+                    task.add_done_callback(self._posts.discard)
+
+    async def _post(self, channel: Channel, batch: list[Pending]) -> None:
+        try:
+            await self._post_with_retries(channel, batch)
+        finally:
+            self._slots.release()
+
+    async def _post_with_retries(self, channel: Channel, batch: list[Pending]) -> None:
+        assert self._session is not None
+        url = self._urls[channel]
+        delivered_at = datetime.now(UTC).isoformat(timespec="milliseconds")
+        body = report_body(channel, batch, delivered_at)
+        count = len(batch)
+        outcome = ""
+        for attempt in range(len(self._retry_delays) + 1):
+            if attempt:
+                self.stats.retried += count
+                await asyncio.sleep(self._retry_delays[attempt - 1])
+            timestamp = int(time.time())
+            headers = {
+                "Content-Type": "application/json",
+                "X-Alimi-Timestamp": str(timestamp),
+                "X-Alimi-Signature": sign(self._secret, timestamp, body),
+            }
+            try:
+                async with self._session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError) as error:
+                outcome = f"{type(error).__name__}: {error}"
+                continue
+            if 200 <= status < 300:
+                self.stats.sent += count
+                return
+            if status in NOT_RETRIED:
+                self.stats.failed += count
+                log.warning(
+                    "%s delivery report batch of %d refused with HTTP %d; not retried",
+                    channel,
+                    count,
+                    status,
+                )
+                return
+            outcome = f"HTTP {status}"
+        self.stats.dropped += count
+        log.warning(
+            "dropped a %s delivery report batch of %d after %d attempts (last: %s)",
+            channel,
+            count,
+            len(self._retry_delays) + 1,
+            outcome,
+        )
