@@ -10,7 +10,7 @@ from aiohttp import web
 
 from alimi import problems
 from alimi.bus import Bus
-from alimi.ops import OpsServer, metrics_middleware
+from alimi.ops import ApiProcess, metrics_middleware
 from alimi.process import retry_until
 from alimi.store import INCIDENTS, NOTICES, OUTBOX, SUBJECTS, Store
 from alimi_intake import views
@@ -47,30 +47,19 @@ def init_app(settings: IntakeSettings) -> web.Application:
     return app
 
 
-class IntakeProcess:
+class IntakeProcess(ApiProcess):
     def __init__(self, settings: IntakeSettings) -> None:
-        self.settings = settings
-        self.app = init_app(settings)
-        self._runner = web.AppRunner(self.app, access_log=None)
-        self._ops: OpsServer | None = None
+        super().__init__(
+            init_app(settings),
+            host=settings.http_host,
+            port=settings.http_port,
+            ops_host=settings.ops_host,
+            ops_port=settings.ops_port,
+            checks={"rabbitmq": self._bus_ready, "mongodb": self._store_ready},
+        )
 
     async def _bus_ready(self) -> bool:
         return CONTEXT in self.app and self.app[CONTEXT].bus.is_connected
 
     async def _store_ready(self) -> bool:
         return CONTEXT in self.app and await self.app[CONTEXT].store.ping()
-
-    async def start(self) -> None:
-        self._ops = OpsServer(
-            self.settings.ops_host,
-            self.settings.ops_port,
-            {"rabbitmq": self._bus_ready, "mongodb": self._store_ready},
-        )
-        await self._ops.start()
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port).start()
-
-    async def stop(self) -> None:
-        await self._runner.cleanup()
-        if self._ops is not None:
-            await self._ops.stop()

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from alimi import problems
-from alimi.ops import OpsServer, metrics_middleware
+from alimi.ops import ApiProcess, metrics_middleware
 from alimi.process import retry_until
 from alimi.store import RECEIPTS, Store
 from alimi_receipts import metrics, views
@@ -41,25 +41,16 @@ def init_app(settings: ReceiptsSettings) -> web.Application:
     return app
 
 
-class ReceiptsProcess:
+class ReceiptsProcess(ApiProcess):
     def __init__(self, settings: ReceiptsSettings) -> None:
-        self.settings = settings
-        self.app = init_app(settings)
-        self._runner = web.AppRunner(self.app, access_log=None)
-        self._ops: OpsServer | None = None
+        super().__init__(
+            init_app(settings),
+            host=settings.http_host,
+            port=settings.http_port,
+            ops_host=settings.ops_host,
+            ops_port=settings.ops_port,
+            checks={"mongodb": self._store_ready},
+        )
 
     async def _store_ready(self) -> bool:
         return CONTEXT in self.app and await self.app[CONTEXT].store.ping()
-
-    async def start(self) -> None:
-        self._ops = OpsServer(
-            self.settings.ops_host, self.settings.ops_port, {"mongodb": self._store_ready}
-        )
-        await self._ops.start()
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port).start()
-
-    async def stop(self) -> None:
-        await self._runner.cleanup()
-        if self._ops is not None:
-            await self._ops.stop()

@@ -47,7 +47,7 @@ def routes(checks: dict[str, ReadinessCheck]) -> web.RouteTableDef:
 
 
 class OpsServer:
-    """A tiny aiohttp server for a worker service that has no HTTP API of its own."""
+    """A tiny aiohttp server on its own port, kept apart from any public API."""
 
     def __init__(self, host: str, port: int, checks: dict[str, ReadinessCheck]) -> None:
         self.host = host
@@ -66,6 +66,39 @@ class OpsServer:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+class ApiProcess:
+    """An HTTP API application and its ops side-server, started and stopped together.
+
+    The API's resources (store, bus) open and close in the app's cleanup
+    context; ``checks`` report readiness on the ops port.
+    """
+
+    def __init__(
+        self,
+        app: web.Application,
+        *,
+        host: str,
+        port: int,
+        ops_host: str,
+        ops_port: int,
+        checks: dict[str, ReadinessCheck],
+    ) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.ops = OpsServer(ops_host, ops_port, checks)
+        self._runner = web.AppRunner(app, access_log=None)
+
+    async def start(self) -> None:
+        await self.ops.start()
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+        await self.ops.stop()
 
 
 HTTP_REQUESTS = Counter(
