@@ -8,11 +8,9 @@ functions (``parse_alimtalk_request``, ``fill_template``, ``recipient_outcome``)
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
-import uuid
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,14 +26,16 @@ from .reports import Accepted, Channel, Reporter
 from .sms_gateway import (
     INVALID_RECIPIENT_COUNT,
     INVALID_RECIPIENT_NUMBER,
-    INVALID_SECRET_KEY,
-    MALFORMED,
     MAX_RECIPIENTS,
     SIMULATED_FAILURE,
-    UNKNOWN_APP_KEY,
     Rejection,
+    authenticate,
     header,
     is_plausible_number,
+    malformed,
+    new_request_id,
+    read_payload,
+    rejection_response,
 )
 
 log = logging.getLogger("alimi.sandbox")
@@ -132,19 +132,19 @@ def parse_alimtalk_request(
 ) -> AlimTalkRequest:
     """Check a decoded JSON request the way the API does; raise Rejection if refused."""
     if not isinstance(payload, dict):
-        raise _malformed("expected a JSON object")
+        raise malformed("expected a JSON object")
     given_key = payload.get("senderKey")
     if given_key != sender_key:
         raise Rejection(INVALID_SENDER_KEY, "Invalid sender key")
     code = payload.get("templateCode")
     if not isinstance(code, str):
-        raise _malformed("templateCode must be a string")
+        raise malformed("templateCode must be a string")
     template = templates.get(code)
     if template is None:
         raise Rejection(TEMPLATE_NOT_FOUND, "template not found")
     entries = payload.get("recipientList")
     if not isinstance(entries, list):
-        raise _malformed("recipientList must be a list")
+        raise malformed("recipientList must be a list")
     if not 1 <= len(entries) <= MAX_RECIPIENTS:
         raise Rejection(
             INVALID_RECIPIENT_COUNT,
@@ -152,7 +152,7 @@ def parse_alimtalk_request(
         )
     sender_grouping_key = payload.get("senderGroupingKey")
     if sender_grouping_key is not None and not isinstance(sender_grouping_key, str):
-        raise _malformed("senderGroupingKey must be a string")
+        raise malformed("senderGroupingKey must be a string")
     return AlimTalkRequest(
         sender_key=sender_key,
         template_code=code,
@@ -164,20 +164,20 @@ def parse_alimtalk_request(
 
 def _recipient(entry: object) -> KakaoRecipient:
     if not isinstance(entry, dict):
-        raise _malformed("each recipientList entry must be an object")
+        raise malformed("each recipientList entry must be an object")
     number = entry.get("recipientNo")
     if not isinstance(number, str):
-        raise _malformed("recipientNo must be a string")
+        raise malformed("recipientNo must be a string")
     parameters = entry.get("templateParameter") or {}
     if not isinstance(parameters, dict) or not all(isinstance(v, str) for v in parameters.values()):
-        raise _malformed("templateParameter must be an object of strings")
+        raise malformed("templateParameter must be an object of strings")
     grouping_key = entry.get("recipientGroupingKey")
     if grouping_key is not None and not isinstance(grouping_key, str):
-        raise _malformed("recipientGroupingKey must be a string")
+        raise malformed("recipientGroupingKey must be a string")
     buttons = entry.get("buttons")
     if buttons is not None:
         if not isinstance(buttons, list):
-            raise _malformed("buttons must be a list")
+            raise malformed("buttons must be a list")
         buttons = tuple(_button(button) for button in buttons)
     return KakaoRecipient(number, parameters, grouping_key, buttons)
 
@@ -187,17 +187,17 @@ _BUTTON_TEXT_FIELDS = ("type", "name", "linkMo", "linkPc", "schemeIos", "schemeA
 
 def _button(button: object) -> dict[str, Any]:
     if not isinstance(button, dict):
-        raise _malformed("each button must be an object")
+        raise malformed("each button must be an object")
     if not isinstance(button.get("ordering"), int) or isinstance(button.get("ordering"), bool):
-        raise _malformed("button ordering must be an integer")
+        raise malformed("button ordering must be an integer")
     for name in ("type", "name"):
         if not isinstance(button.get(name), str):
-            raise _malformed(f"button {name} must be a string")
+            raise malformed(f"button {name} must be a string")
     for name in _BUTTON_TEXT_FIELDS:
         if button.get(name) is not None and not isinstance(button[name], str):
-            raise _malformed(f"button {name} must be a string")
+            raise malformed(f"button {name} must be a string")
     if button["type"] == "WL" and not button.get("linkMo"):
-        raise _malformed("a WL (web link) button needs linkMo")
+        raise malformed("a WL (web link) button needs linkMo")
     return {k: v for k, v in button.items() if k == "ordering" or k in _BUTTON_TEXT_FIELDS}
 
 
@@ -220,10 +220,6 @@ def recipient_outcome(
     if recipient.number in behaviour.kakao_uncertain_suffixes:
         return UNCERTAIN, "Delivery result unknown", None
     return 0, "SUCCESS", text
-
-
-def _malformed(detail: str) -> Rejection:
-    return Rejection(MALFORMED, f"Malformed request body: {detail}", status=400)
 
 
 class VolumeWindow:
@@ -281,31 +277,23 @@ class KakaoGateway:
         await self._simulation.pause()
         headers: dict[str, str] = {}
         try:
-            if request.match_info["appkey"] != self._app_key:
-                raise Rejection(UNKNOWN_APP_KEY, "Invalid appkey", status=401)
-            if request.headers.get("X-Secret-Key") != self._secret_key:
-                raise Rejection(INVALID_SECRET_KEY, "Invalid secret key", status=401)
+            authenticate(
+                request, path_key="appkey", app_key=self._app_key, secret_key=self._secret_key
+            )
             if self._simulation.should_fail():
                 raise Rejection(SIMULATED_FAILURE, "Internal error (simulated)", status=500)
             if not self._volume.admit(self._simulation.behaviour.kakao_volume_limit):
                 headers["Retry-After"] = "1"
                 raise Rejection(VOLUME_EXCEEDED, "volume exceeded", status=429)
-            try:
-                payload = json.loads(await request.read())
-            except ValueError:
-                raise _malformed("not valid JSON") from None
+            payload = await read_payload(request)
             send = parse_alimtalk_request(payload, self._sender_key, self._templates.templates)
         except Rejection as rejection:
-            return web.json_response(
-                {"header": header(rejection.result_code, rejection.message)},
-                status=rejection.status,
-                headers=headers,
-            )
+            return rejection_response(rejection, headers)
         return web.json_response({"header": header(0, "SUCCESS"), "message": self._accept(send)})
 
     def _accept(self, send: AlimTalkRequest) -> dict[str, Any]:
         now = datetime.now(UTC)
-        request_id = f"{now:%Y%m%d%H%M%S}{uuid.uuid4().hex[:12]}"
+        request_id = new_request_id(now)
         submission = KakaoSubmission(
             request_id=request_id,
             sender_key=send.sender_key,

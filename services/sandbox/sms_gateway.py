@@ -110,7 +110,7 @@ def parse_send_request(
 ) -> SendRequest:
     """Check a decoded JSON request the way the gateway does; raise Rejection if refused."""
     if not isinstance(payload, dict):
-        raise _malformed("expected a JSON object")
+        raise malformed("expected a JSON object")
     send_no = _field(payload, "sendNo", str, "")
     if send_no not in sender_numbers:
         raise Rejection(UNREGISTERED_SENDER, "Unregistered sender number")
@@ -158,13 +158,13 @@ def _check_body(body: str, message_type: MessageType) -> None:
 
 def _recipient(entry: object) -> Recipient:
     if not isinstance(entry, dict):
-        raise _malformed("each recipientList entry must be an object")
+        raise malformed("each recipientList entry must be an object")
     number = entry.get("recipientNo")
     if not isinstance(number, str):
-        raise _malformed("recipientNo must be a string")
+        raise malformed("recipientNo must be a string")
     parameters = _field(entry, "templateParameter", dict, {})
     if not all(isinstance(v, str) for v in parameters.values()):
-        raise _malformed("templateParameter values must be strings")
+        raise malformed("templateParameter values must be strings")
     return Recipient(
         number=number,
         country_code=_field(entry, "countryCode", str, DEFAULT_COUNTRY_CODE),
@@ -178,12 +178,44 @@ def _field(payload: dict[str, Any], name: str, kind: type[T], default: T) -> T:
     if value is None:
         return default
     if not isinstance(value, kind):
-        raise _malformed(f"{name} must be of type {kind.__name__}")
+        raise malformed(f"{name} must be of type {kind.__name__}")
     return value
 
 
-def _malformed(detail: str) -> Rejection:
+def malformed(detail: str) -> Rejection:
     return Rejection(MALFORMED, f"Malformed request body: {detail}", status=400)
+
+
+# -- HTTP pieces every simulated NHN-style API shares ---------------------------
+
+
+def authenticate(request: web.Request, *, path_key: str, app_key: str, secret_key: str) -> None:
+    """Check the app key in the path and the ``X-Secret-Key`` header; raise Rejection."""
+    if request.match_info[path_key] != app_key:
+        log.info("rejected a request with an unknown %s", path_key)
+        raise Rejection(UNKNOWN_APP_KEY, f"Invalid {path_key}", status=401)
+    if request.headers.get("X-Secret-Key") != secret_key:
+        log.info("rejected a request with a missing or wrong X-Secret-Key")
+        raise Rejection(INVALID_SECRET_KEY, "Invalid secret key", status=401)
+
+
+async def read_payload(request: web.Request) -> object:
+    try:
+        return json.loads(await request.read())
+    except ValueError:
+        raise malformed("not valid JSON") from None
+
+
+def rejection_response(rejection: Rejection, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(
+        {"header": header(rejection.result_code, rejection.message)},
+        status=rejection.status,
+        headers=headers,
+    )
+
+
+def new_request_id(now: datetime) -> str:
+    return f"{now:%Y%m%d%H%M%S}{uuid.uuid4().hex[:12]}"
 
 
 class SmsGateway:
@@ -220,12 +252,9 @@ class SmsGateway:
             self._authenticate(request)
             key = request.query.get("recipientGroupingKey")
             if not key:
-                raise _malformed("the recipientGroupingKey query parameter is required")
+                raise malformed("the recipientGroupingKey query parameter is required")
         except Rejection as rejection:
-            return web.json_response(
-                {"header": header(rejection.result_code, rejection.message)},
-                status=rejection.status,
-            )
+            return rejection_response(rejection)
         data = [
             {
                 "requestId": message.submission.request_id,
@@ -253,32 +282,21 @@ class SmsGateway:
             if self._simulation.should_fail():
                 log.debug("answering a %s request with a simulated failure", message_type)
                 raise Rejection(SIMULATED_FAILURE, "Internal error (simulated)", status=500)
-            try:
-                payload = json.loads(await request.read())
-            except ValueError:
-                raise _malformed("not valid JSON") from None
+            payload = await read_payload(request)
             send = parse_send_request(payload, message_type, self._sender_numbers)
         except Rejection as rejection:
-            return web.json_response(
-                {"header": header(rejection.result_code, rejection.message)},
-                status=rejection.status,
-            )
+            return rejection_response(rejection)
         return web.json_response(
             {"header": header(0, "SUCCESS"), "body": {"data": self._accept(send)}}
         )
 
     def _authenticate(self, request: web.Request) -> None:
-        if request.match_info["appKey"] != self._app_key:
-            log.info("rejected a request with an unknown appKey")
-            raise Rejection(UNKNOWN_APP_KEY, "Invalid appKey", status=401)
-        if request.headers.get("X-Secret-Key") != self._secret_key:
-            log.info("rejected a request with a missing or wrong X-Secret-Key")
-            raise Rejection(INVALID_SECRET_KEY, "Invalid secret key", status=401)
+        authenticate(request, path_key="appKey", app_key=self._app_key, secret_key=self._secret_key)
 
     def _accept(self, send: SendRequest) -> dict[str, Any]:
         """Record plausible recipients and build the response ``data`` object."""
         now = datetime.now(UTC)
-        request_id = f"{now:%Y%m%d%H%M%S}{uuid.uuid4().hex[:12]}"
+        request_id = new_request_id(now)
         submission = Submission(
             request_id=request_id,
             type=send.type.value,
