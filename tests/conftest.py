@@ -8,6 +8,7 @@ RabbitMQ must be running: a test that needs it fails loudly if it is not.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -82,8 +83,6 @@ async def delete_namespace(amqp_url: str, namespace: str) -> None:
 @pytest.fixture
 def stack(tmp_path: Path, mongo_url: str, amqp_url: str, namespace: str) -> Iterator[Stack]:
     """Every service as a real process, in this test's namespace; logs under tmp_path."""
-    import asyncio
-
     s = Stack(
         workdir=tmp_path / "stack",
         namespace=namespace,

@@ -207,9 +207,7 @@ class Consumer(Generic[M]):
                     "reason": str(exc),
                 },
             )
-            CONSUMED.labels(self.queue_name, "retry").inc()
-            await asyncio.sleep(REQUEUE_PAUSE_S)
-            await _quietly(message.reject(requeue=True))
+            await self._requeue_after_pause(message, "retry")
             return
         except asyncio.CancelledError:
             # Shutdown past the grace period: the broker redelivers it.
@@ -221,13 +219,16 @@ class Consumer(Generic[M]):
                 "handler failed; message goes back to the queue",
                 extra={"queue": self.queue_name, "message_id": message.message_id},
             )
-            CONSUMED.labels(self.queue_name, "requeued").inc()
-            await asyncio.sleep(REQUEUE_PAUSE_S)
-            await _quietly(message.reject(requeue=True))
+            await self._requeue_after_pause(message, "requeued")
             return
         if not message.processed:
             await message.ack()
         CONSUMED.labels(self.queue_name, "done").inc()
+
+    async def _requeue_after_pause(self, message: AbstractIncomingMessage, outcome: str) -> None:
+        CONSUMED.labels(self.queue_name, outcome).inc()
+        await asyncio.sleep(REQUEUE_PAUSE_S)
+        await _quietly(message.reject(requeue=True))
 
     async def dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
         """Move ``message`` to this queue's dead-letter queue with ``reason``, then ack it."""

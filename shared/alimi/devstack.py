@@ -338,10 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
-        stack.check_rabbitmq()
         if stack.mongo_url is None:
-            print(f"Starting SecantusDB with data under {data_dir / 'mongo-data'}")
-            stack.start_mongo(data_dir / "mongo-data")
+            print(f"SecantusDB keeps its data under {data_dir / 'mongo-data'}")
         stack.start_all()
         print("\nAlimi is running.")
         print(f"  intake API:      {stack.intake_url}   (POST /v1/incidents)")

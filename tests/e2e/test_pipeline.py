@@ -79,17 +79,22 @@ async def _incident(http: aiohttp.ClientSession, stack: Stack, incident_id: str)
         return await resp.json()
 
 
+async def _wait_until_completed(
+    http: aiohttp.ClientSession, stack: Stack, incident_id: str
+) -> None:
+    async def completed() -> bool:
+        view = await _incident(http, stack, incident_id)
+        return view["notices"][0]["state"] == "completed"
+
+    await _wait_for(completed, 120, f"the notice of {incident_id} to complete")
+
+
 async def test_when_an_incident_is_posted__then_each_distinct_phone_gets_one_sms_and_one_receipt(
     stack: Stack, store: Store
 ) -> None:
     async with aiohttp.ClientSession() as http:
         created = await _post_incident(http, stack)
-
-        async def completed() -> dict[str, Any] | None:
-            view = await _incident(http, stack, created["incident_id"])
-            return view if view["notices"][0]["state"] == "completed" else None
-
-        await _wait_for(completed, 120, "the notice to complete")
+        await _wait_until_completed(http, stack, created["incident_id"])
         messages = await _sandbox_messages(http, stack)
 
         async def all_reported() -> dict[str, Any] | None:
@@ -134,12 +139,7 @@ async def test_when_batches_are_published_again__then_no_second_sms_and_no_secon
 ) -> None:
     async with aiohttp.ClientSession() as http:
         created = await _post_incident(http, stack)
-
-        async def completed() -> bool:
-            view = await _incident(http, stack, created["incident_id"])
-            return view["notices"][0]["state"] == "completed"
-
-        await _wait_for(completed, 120, "the notice to complete")
+        await _wait_until_completed(http, stack, created["incident_id"])
         before = await _sandbox_messages(http, stack)
 
         # Rebuild the notice's batches from its receipts and publish them by hand.
@@ -220,11 +220,6 @@ async def test_when_a_malformed_message_reaches_the_delivery_queue__then_it_is_d
     assert stack.processes["delivery-sms"].popen.poll() is None
     async with aiohttp.ClientSession() as http:
         created = await _post_incident(http, stack)
-
-        async def completed() -> bool:
-            view = await _incident(http, stack, created["incident_id"])
-            return view["notices"][0]["state"] == "completed"
-
-        await _wait_for(completed, 120, "a notice after the malformed message")
+        await _wait_until_completed(http, stack, created["incident_id"])
     log = (stack.workdir / "delivery-sms.log").read_text()
     assert "message dead-lettered" in log
