@@ -1,19 +1,23 @@
-"""The delivery process for one channel."""
+"""The delivery process for one channel: ``sms``, ``kakao`` or ``slack``."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import aiohttp
 from aio_pika.abc import AbstractIncomingMessage
 
 from alimi import topology
-from alimi.messages import DeliveryBatch
+from alimi.messages import DeliveryBatch, StaffUpdate
 from alimi.store import RECEIPTS
 from alimi.worker import WorkerRuntime
-from alimi_delivery.service import SmsDelivery
+from alimi_delivery.kakao_gateway import KakaoGateway
+from alimi_delivery.service import ChannelDelivery, KakaoDelivery, SmsDelivery
 from alimi_delivery.settings import DeliverySettings
+from alimi_delivery.slack_staff import StaffNotifier, build_client
 from alimi_delivery.sms_gateway import SmsGateway
 
-SUPPORTED_CHANNELS = ("sms",)
+SUPPORTED_CHANNELS = ("sms", "kakao", "slack")
 
 
 class DeliveryProcess:
@@ -28,33 +32,59 @@ class DeliveryProcess:
             settings, owned_collections=(RECEIPTS,), grace_s=settings.drain_grace_s
         )
         self.session: aiohttp.ClientSession | None = None
+        self.handler: ChannelDelivery | StaffNotifier | None = None
         self.runtime.consume(
             topology.delivery_queue(channel),
-            DeliveryBatch,
+            StaffUpdate if channel == "slack" else DeliveryBatch,
             self._handle,
             prefetch=settings.prefetch,
         )
-        self.delivery: SmsDelivery | None = None
 
-    async def _handle(self, batch: DeliveryBatch, message: AbstractIncomingMessage) -> None:
-        assert self.delivery is not None
-        await self.delivery.handle(batch, message)
+    async def _handle(self, message: Any, incoming: AbstractIncomingMessage) -> None:
+        assert self.handler is not None
+        await self.handler.handle(message, incoming)
 
     async def start(self) -> None:
         s = self.settings
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=s.prefetch * 2, keepalive_timeout=30)
-        )
-        gateway = SmsGateway(
-            self.session,
+        if self.channel == "slack":
+            self.handler = StaffNotifier(
+                self.runtime.store,
+                build_client(
+                    base_url=s.slack_api_url,
+                    token=s.slack_token.get_secret_value(),
+                    max_rate_limit_retries=s.slack_max_rate_limit_retries,
+                    timeout_s=s.provider_timeout_s,
+                ),
+                default_channel=s.slack_default_channel,
+            )
+        else:
+            self.session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=s.prefetch * 2, keepalive_timeout=30)
+            )
+            self.handler = self._channel_delivery(self.session)
+        await self.runtime.start()
+
+    def _channel_delivery(self, session: aiohttp.ClientSession) -> ChannelDelivery:
+        s = self.settings
+        if self.channel == "kakao":
+            kakao = KakaoGateway(
+                session,
+                base_url=s.kakao_api_url,
+                app_key=s.kakao_app_key,
+                secret_key=s.kakao_secret_key.get_secret_value(),
+                sender_key=s.kakao_sender_key.get_secret_value(),
+                timeout_s=s.provider_timeout_s,
+            )
+            return KakaoDelivery(self.runtime.store, kakao, self.runtime.bus)
+        sms = SmsGateway(
+            session,
             base_url=s.sms_api_url,
             app_key=s.sms_app_key,
             secret_key=s.sms_secret_key.get_secret_value(),
             sender_no=s.sms_sender_no,
             timeout_s=s.provider_timeout_s,
         )
-        self.delivery = SmsDelivery(self.runtime.store, gateway)
-        await self.runtime.start()
+        return SmsDelivery(self.runtime.store, sms)
 
     async def stop(self) -> None:
         await self.runtime.stop()

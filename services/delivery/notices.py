@@ -1,28 +1,29 @@
-"""A small cache of notice templates: one MongoDB read per notice, not per batch."""
+"""A small cache of notice messages: one MongoDB read per notice, not per batch."""
 
 from __future__ import annotations
 
 import time
 
 from alimi.store import Store
-from alimi_delivery.compose import NoticeTemplate
+from alimi_delivery.compose import NoticeMessage
 
 TTL_S = 30.0
 MAX_ENTRIES = 1000
 
 
-class NoticeTemplates:
+class NoticeMessages:
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._cache: dict[str, tuple[float, NoticeTemplate]] = {}
+        self._cache: dict[str, tuple[float, NoticeMessage]] = {}
 
-    async def get(self, notice_id: str) -> NoticeTemplate | None:
+    async def get(self, notice_id: str) -> NoticeMessage | None:
         now = time.monotonic()
         hit = self._cache.get(notice_id)
         if hit is not None and now - hit[0] < TTL_S:
             return hit[1]
         notice = await self.store.notices.find_one(
-            {"_id": notice_id}, {"body": 1, "title": 1, "incident_id": 1}
+            {"_id": notice_id},
+            {"body": 1, "title": 1, "incident_id": 1, "template": 1, "locale": 1, "texts": 1},
         )
         if notice is None:
             return None
@@ -32,10 +33,8 @@ class NoticeTemplates:
             )
             or {}
         )
-        template = NoticeTemplate.build(
-            body=notice["body"], title=notice.get("title", ""), incident=incident
-        )
+        message = NoticeMessage.build(notice, incident)
         if len(self._cache) >= MAX_ENTRIES:
             self._cache.clear()
-        self._cache[notice_id] = (now, template)
-        return template
+        self._cache[notice_id] = (now, message)
+        return message

@@ -1,14 +1,15 @@
 """Receipt writes of the delivery service: claim before send, record after, in bulk.
 
 A receipt's ``_id`` is ``{notice_id}:{subject_id}``. Claiming upserts it with a
-filter that only matches a missing or ``retrying`` receipt: for a receipt that
-is already claimed or final the upsert collides on ``_id`` (duplicate key) and
+filter that only matches a missing receipt, a ``retrying`` one, or (for the
+channel a person falls back to) a ``fell_back`` one: for a receipt that is
+already claimed or final the upsert collides on ``_id`` (duplicate key) and
 that person is not sent to again. One unordered bulk write per batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,8 @@ from alimi.store import Store
 
 DUPLICATE_KEY = 11000
 RETRYING = "retrying"
+# Channels people fall back to; they may claim a receipt Kakao handed over.
+FALLBACK_TARGETS = frozenset({"sms"})
 
 
 def _now() -> datetime:
@@ -30,14 +33,22 @@ def _now() -> datetime:
 async def claim(store: Store, batch: DeliveryBatch, provider: str) -> list[Recipient]:
     """Claim every recipient not yet handled; return those this worker now owns."""
     now = _now()
+    claimable = [RETRYING]
+    if batch.channel in FALLBACK_TARGETS:
+        claimable.append(states.FELL_BACK)
     ops = []
     for r in batch.recipients:
         ops.append(
             UpdateOne(
-                {"_id": ids.receipt_id(batch.notice_id, r.subject_id), "status": RETRYING},
+                {
+                    "_id": ids.receipt_id(batch.notice_id, r.subject_id),
+                    "status": {"$in": claimable},
+                },
                 {
                     "$set": {
                         "status": states.CLAIMED,
+                        "channel": batch.channel,
+                        "provider": provider,
                         "claimed_at": now,
                         "batch_id": batch.batch_id,
                         "updated_at": now,
@@ -47,14 +58,17 @@ async def claim(store: Store, batch: DeliveryBatch, provider: str) -> list[Recip
                         "incident_id": batch.incident_id,
                         "subject_id": r.subject_id,
                         "also_subject_ids": list(r.also_subject_ids),
-                        "channel": batch.channel,
-                        "provider": provider,
                         "destination": phone.mask(r.phone),
                         "attempts": 0,
                         "created_at": now,
                     },
                     "$push": {
-                        "events": {"at": now, "status": states.CLAIMED, "detail": batch.batch_id}
+                        "events": {
+                            "at": now,
+                            "status": states.CLAIMED,
+                            "channel": batch.channel,
+                            "detail": batch.batch_id,
+                        }
                     },
                 },
                 upsert=True,
@@ -71,27 +85,57 @@ async def claim(store: Store, batch: DeliveryBatch, provider: str) -> list[Recip
     return [r for i, r in enumerate(batch.recipients) if i not in lost]
 
 
-async def record(store: Store, notice_id: str, outcomes: Sequence[dict[str, Any]]) -> None:
-    """Write each claimed recipient's outcome: ``sent``, ``failed`` or ``retrying``."""
+async def handed_over(
+    store: Store, notice_id: str, recipients: Iterable[Recipient], to_channel: str
+) -> list[Recipient]:
+    """Those of ``recipients`` whose receipt fell back to ``to_channel`` and waits there.
+
+    A batch redelivered after its fallback was recorded but before the
+    fallback batch was published (a crash) finds them here and hands them
+    over again; claiming keeps that from sending twice.
+    """
+    by_id = {ids.receipt_id(notice_id, r.subject_id): r for r in recipients}
+    if not by_id:
+        return []
+    found = store.receipts.find(
+        {"_id": {"$in": list(by_id)}, "status": states.FELL_BACK, "fallback_to": to_channel},
+        {"_id": 1},
+    )
+    return [by_id[doc["_id"]] async for doc in found]
+
+
+async def record(
+    store: Store, notice_id: str, channel: str, outcomes: Sequence[dict[str, Any]]
+) -> None:
+    """Write each claimed recipient's outcome (``sent``, ``failed``, ``fell_back``, ...).
+
+    An outcome is ``{"subject_id", "status"}`` plus any of ``message_id``,
+    ``error_code``, ``error``, ``message_type``, ``detail`` (for the event) and
+    ``fields`` (more to set).
+    """
     now = _now()
     ops = []
     for o in outcomes:
-        fields = {"status": o["status"], "updated_at": now, "message_type": o.get("message_type")}
+        fields: dict[str, Any] = {"status": o["status"], "updated_at": now}
+        if o.get("message_type"):
+            fields["message_type"] = o["message_type"]
         if o.get("message_id"):
             fields["provider_message_id"] = o["message_id"]
             fields["sent_at"] = now
         if o.get("error_code"):
             fields["error_code"] = o["error_code"]
             fields["error"] = o.get("error")
-        detail = o.get("error") or o.get("message_id") or ""
+        fields.update(o.get("fields") or {})
+        event: dict[str, Any] = {"at": now, "status": o["status"], "channel": channel}
+        event["detail"] = o.get("detail") or (
+            f"{o['error_code']} {o.get('error') or ''}".strip()
+            if o.get("error_code")
+            else o.get("message_id") or ""
+        )
         ops.append(
             UpdateOne(
                 {"_id": ids.receipt_id(notice_id, o["subject_id"]), "status": states.CLAIMED},
-                {
-                    "$set": fields,
-                    "$inc": {"attempts": 1},
-                    "$push": {"events": {"at": now, "status": o["status"], "detail": detail}},
-                },
+                {"$set": fields, "$inc": {"attempts": 1}, "$push": {"events": event}},
             )
         )
     if ops:

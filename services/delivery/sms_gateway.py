@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import aiohttp
 
 from alimi import phone as phones
+from alimi_delivery.provider_result import ProviderResult, all_failed
 
 log = logging.getLogger("alimi.delivery.sms")
 
@@ -28,13 +29,7 @@ class SmsMessage:
     parameters: dict[str, str]  # fills ##name## style placeholders of the body
 
 
-@dataclass(frozen=True)
-class SmsResult:
-    key: str
-    outcome: Outcome
-    message_id: str | None = None
-    error_code: str | None = None
-    error: str | None = None
+SmsResult: TypeAlias = ProviderResult[Outcome]
 
 
 class SmsGateway:
@@ -132,13 +127,4 @@ class SmsGateway:
     def _all(
         messages: list[SmsMessage], outcome: Outcome, code: str, error: str
     ) -> list[SmsResult]:
-        log.warning(
-            "sms request failed",
-            extra={
-                "outcome": outcome,
-                "error_code": code,
-                "error": error,
-                "recipients": len(messages),
-            },
-        )
-        return [SmsResult(m.key, outcome, error_code=code, error=error) for m in messages]
+        return all_failed((m.key for m in messages), outcome, code, error, log=log, what="sms")

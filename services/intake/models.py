@@ -15,11 +15,12 @@ from pydantic import (
 )
 
 from alimi import phone as phones
-from alimi import render
+from alimi import render, templates
 from alimi.audience import AttributeName, AudienceSpec, Scalar, SubjectId, Tag
 
 MAX_SUBJECTS_PER_REQUEST = 50_000
 LMS_MAX_BYTES = 2000
+KAKAO_MAX_CHARS = 1000
 
 
 def _e164(value: str) -> str:
@@ -31,6 +32,9 @@ def _e164(value: str) -> str:
 
 Phone = Annotated[str, StringConstraints(max_length=32), AfterValidator(_e164)]
 Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
+PersonChannel = Literal["kakao", "sms"]
+DEFAULT_CHANNELS: tuple[PersonChannel, ...] = ("kakao", "sms")
+SlackChannel = Annotated[str, StringConstraints(pattern=r"^#?[A-Za-z0-9._-]{1,80}$")]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
@@ -45,10 +49,21 @@ class SubjectIn(_Strict):
     locale: Locale = "ko"
     tags: list[Tag] = Field(default_factory=list, max_length=100)
     attributes: dict[AttributeName, Scalar] = Field(default_factory=dict, max_length=50)
+    # The channels this person reads, most preferred first; unset: Kakao, then SMS.
+    channels: list[PersonChannel] | None = Field(None, min_length=1, max_length=2)
+    # False: known not to receive AlimTalk (not a KakaoTalk user, blocked); unset: unknown.
+    kakao_reachable: bool | None = None
+
+    @field_validator("channels")
+    @classmethod
+    def _no_repeats(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("lists a channel twice")
+        return value
 
 
-class NoticeIn(_Strict):
-    """The message of one notice round; ``#{name}`` etc. are filled per person."""
+class _Words(_Strict):
+    """A notice's own words in one language; ``#{name}`` etc. are filled per person."""
 
     body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
     title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] = ""
@@ -85,6 +100,45 @@ class NoticeIn(_Strict):
         return value
 
 
+class TranslationIn(_Words):
+    pass
+
+
+class NoticeIn(_Words):
+    """The message of one notice round, in ``locale``, with optional translations."""
+
+    template: str = templates.DEFAULT_TEMPLATE
+    locale: Locale = "ko"
+    translations: dict[Locale, TranslationIn] = Field(default_factory=dict, max_length=10)
+    # The channels this notice may use; each person gets the first of their own that is here.
+    channels: list[PersonChannel] = Field(
+        default_factory=lambda: list(DEFAULT_CHANNELS), min_length=1, max_length=2
+    )
+
+    @field_validator("template")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        if value not in templates.REGISTRY:
+            raise ValueError(
+                f"unknown template {value!r}; known: {', '.join(sorted(templates.REGISTRY))}"
+            )
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _no_repeated_channels(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists a channel twice")
+        return value
+
+    def words(self) -> dict[str, _Words]:
+        """locale -> the notice's words in it (its own locale first)."""
+        return {
+            self.locale: self,
+            **{k: v for k, v in self.translations.items() if k != self.locale},
+        }
+
+
 class IncidentIn(_Strict):
     title: Text
     kind: Literal["data_breach", "service_outage", "security_incident", "other"] = "data_breach"
@@ -92,6 +146,9 @@ class IncidentIn(_Strict):
     discovered_at: datetime
     jurisdictions: list[Literal["KR-PIPA", "EU-GDPR"]] = Field(default_factory=list, max_length=5)
     contact: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
+    slack_channel: (
+        Annotated[str, StringConstraints(pattern=r"^[#@]?[A-Za-z0-9._-]{1,80}$")] | None
+    ) = None
     notice: NoticeIn
     audience: AudienceSpec
 
@@ -101,3 +158,57 @@ class IncidentIn(_Strict):
         if value.tzinfo is None:
             raise ValueError("needs a time zone, e.g. 2026-11-28T09:00:00+09:00")
         return value
+
+
+def template_problems(incident: IncidentIn) -> list[dict[str, str]]:
+    """What keeps the notice's template from being filled for everyone, per field.
+
+    Every locale of the notice needs a text of the template, and every fact the
+    template uses must be known: a message is never sent with a hole in it.
+    Also checks that the whole message fits an LMS and an AlimTalk message.
+    """
+    notice = incident.notice
+    template = templates.REGISTRY[notice.template]
+    facts = {"incident_title": incident.title, "contact": incident.contact, "status_url": "x" * 60}
+    errors: list[dict[str, str]] = []
+    for locale, words in notice.words().items():
+        where = "notice.locale" if locale == notice.locale else f"notice.translations.{locale}"
+        if locale not in template.locales:
+            errors.append(
+                {
+                    "field": where,
+                    "message": f"template {template.code!r} has no {locale!r} text; it has "
+                    + ", ".join(sorted(template.locales)),
+                }
+            )
+            continue
+        text = template.text(locale)
+        for missing in templates.unfilled(text, facts):
+            errors.append(
+                {
+                    "field": missing if missing != "incident_title" else "title",
+                    "message": f"template {template.code!r} ({locale}) needs #{{{missing}}}, "
+                    "but the incident has none",
+                }
+            )
+        whole = render.fill(
+            templates.compose(text, body=words.body, facts=facts), {"name": "가" * 10}
+        )
+        size = render.euc_kr_length(whole)
+        if size > LMS_MAX_BYTES:
+            errors.append(
+                {
+                    "field": f"{where.replace('.locale', '')}.body",
+                    "message": f"the whole message in {locale} is about {size} bytes in EUC-KR; "
+                    f"an LMS carries at most {LMS_MAX_BYTES}",
+                }
+            )
+        elif len(whole) > KAKAO_MAX_CHARS:
+            errors.append(
+                {
+                    "field": f"{where.replace('.locale', '')}.body",
+                    "message": f"the whole message in {locale} is about {len(whole)} characters; "
+                    f"an AlimTalk message carries at most {KAKAO_MAX_CHARS}",
+                }
+            )
+    return errors

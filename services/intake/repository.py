@@ -48,25 +48,3 @@ async def find_incident(store: Store, incident_id: str) -> dict[str, Any] | None
 
 async def find_notices(store: Store, incident_id: str) -> list[dict[str, Any]]:
     return await store.notices.find({"incident_id": incident_id}).sort("seq", 1).to_list()
-
-
-async def receipt_counts(
-    store: Store, notice_ids: list[str]
-) -> dict[str, dict[str, dict[str, int]]]:
-    """notice id -> channel -> status -> count, from the receipts themselves."""
-    pipeline: list[dict[str, Any]] = [
-        {"$match": {"notice_id": {"$in": notice_ids}}},
-        {
-            "$group": {
-                "_id": {"n": "$notice_id", "c": "$channel", "s": "$status"},
-                "count": {"$sum": 1},
-            }
-        },
-    ]
-    counts: dict[str, dict[str, dict[str, int]]] = {}
-    async for row in await store.receipts.aggregate(pipeline):
-        key = row["_id"]
-        counts.setdefault(key["n"], {}).setdefault(key.get("c") or "none", {})[key["s"]] = row[
-            "count"
-        ]
-    return counts

@@ -8,6 +8,7 @@ from typing import Any
 
 from alimi import ids, messages
 from alimi import phone as phones
+from alimi.receipt_counts import NoticeCounts, receipt_counts
 from alimi.store import Store
 from alimi_intake import repository
 from alimi_intake.models import IncidentIn, SubjectIn
@@ -27,6 +28,8 @@ def subject_document(subject: SubjectIn, hash_key: bytes) -> dict[str, Any]:
         "phone": subject.phone,
         "phone_hash": phones.lookup_hash(subject.phone, hash_key) if subject.phone else None,
         "phone_masked": phones.mask(subject.phone) if subject.phone else None,
+        "channels": list(subject.channels) if subject.channels else None,
+        "kakao_reachable": subject.kakao_reachable,
     }
     return doc
 
@@ -56,6 +59,7 @@ async def create_incident(
         "discovered_at": request.discovered_at,
         "jurisdictions": list(request.jurisdictions),
         "contact": request.contact,
+        "slack_channel": request.slack_channel,
         "status": "investigating",
         "status_url": f"{public_base_url.rstrip('/')}/s/{public_id}",
         "created_at": now,
@@ -65,10 +69,16 @@ async def create_incident(
         "incident_id": incident_id,
         "seq": 1,
         "state": "approved",
+        "template": request.notice.template,
+        "locale": request.notice.locale,
         "body": request.notice.body,
         "title": request.notice.title,
+        "texts": {
+            locale: {"body": words.body, "title": words.title}
+            for locale, words in request.notice.words().items()
+        },
         "audience": request.audience.model_dump(mode="json"),
-        "channels": ["sms"],
+        "channels": list(request.notice.channels),
         "created_at": now,
         "approved_at": now,
         "progress": {"recipients_published": 0, "batches_published": 0},
@@ -91,22 +101,24 @@ async def create_incident(
     }
 
 
-def _notice_view(notice: dict[str, Any], counts: dict[str, dict[str, int]]) -> dict[str, Any]:
-    totals: dict[str, int] = {}
-    for per_status in counts.values():
-        for status, n in per_status.items():
-            totals[status] = totals.get(status, 0) + n
+def _notice_view(notice: dict[str, Any], counts: NoticeCounts) -> dict[str, Any]:
+    progress = notice.get("progress", {})
     return {
         "notice_id": notice["_id"],
         "seq": notice["seq"],
         "state": notice["state"],
+        "template": notice.get("template"),
+        "locale": notice.get("locale"),
         "title": notice.get("title", ""),
         "body": notice["body"],
+        "channels": notice.get("channels", []),
         "created_at": notice["created_at"].isoformat(),
-        "recipients": notice.get("progress", {}).get("recipients_published", 0),
-        "skipped_no_phone": notice.get("progress", {}).get("skipped_no_phone", 0),
-        "counts": totals,
-        "counts_by_channel": counts,
+        "recipients": progress.get("recipients_published", 0),
+        "skipped_no_phone": progress.get("skipped_no_phone", 0),
+        "skipped_unreachable": progress.get("skipped_unreachable", 0),
+        "counts": counts.totals(),
+        "counts_by_channel": counts.by_channel,
+        "fell_back": counts.fell_back,
     }
 
 
@@ -115,7 +127,7 @@ async def get_incident(store: Store, *, incident_id: str) -> dict[str, Any] | No
     if incident is None:
         return None
     notices = await repository.find_notices(store, incident_id)
-    counts = await repository.receipt_counts(store, [n["_id"] for n in notices])
+    counts = await receipt_counts(store, [n["_id"] for n in notices])
     return {
         "incident_id": incident["_id"],
         "public_id": incident["public_id"],
@@ -126,5 +138,5 @@ async def get_incident(store: Store, *, incident_id: str) -> dict[str, Any] | No
         "discovered_at": incident["discovered_at"].isoformat(),
         "jurisdictions": incident["jurisdictions"],
         "status_url": incident["status_url"],
-        "notices": [_notice_view(n, counts.get(n["_id"], {})) for n in notices],
+        "notices": [_notice_view(n, counts.get(n["_id"], NoticeCounts())) for n in notices],
     }

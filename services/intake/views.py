@@ -12,7 +12,12 @@ from alimi import problems
 from alimi.problems import ProblemError
 from alimi_intake import service
 from alimi_intake.context import CONTEXT
-from alimi_intake.models import MAX_SUBJECTS_PER_REQUEST, IncidentIn, SubjectIn
+from alimi_intake.models import (
+    MAX_SUBJECTS_PER_REQUEST,
+    IncidentIn,
+    SubjectIn,
+    template_problems,
+)
 
 routes = web.RouteTableDef()
 
@@ -97,6 +102,15 @@ async def create_incident(request: web.Request) -> web.Response:
         incident = IncidentIn.model_validate(body)
     except ValidationError as exc:
         raise problems.from_validation_error(exc) from None
+    unfillable = template_problems(incident)
+    if unfillable:
+        raise ProblemError(
+            422,
+            "Template cannot be filled",
+            f"the notice's template {incident.notice.template!r} cannot be filled: "
+            + "; ".join(e["message"] for e in unfillable),
+            errors=unfillable,
+        )
     ctx = request.app[CONTEXT]
     created = await service.create_incident(
         ctx.store, request=incident, public_base_url=ctx.settings.public_base_url

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -93,6 +96,9 @@ class SandboxConfig:
             kakao_app_key=reader.get("SANDBOX_KAKAO_APP_KEY", str, None),
             kakao_secret_key=reader.get("SANDBOX_KAKAO_SECRET_KEY", str, None),
             kakao_sender_key=reader.get("SANDBOX_KAKAO_SENDER_KEY", str, defaults.kakao_sender_key),
+            kakao_templates=reader.get(
+                "SANDBOX_KAKAO_TEMPLATES_FILE", _templates_file, defaults.kakao_templates
+            ),
             slack_token=reader.get("SANDBOX_SLACK_TOKEN", str, defaults.slack_token),
             sms_report_url=reader.get("SANDBOX_SMS_REPORT_URL", _url, None),
             kakao_report_url=reader.get("SANDBOX_KAKAO_REPORT_URL", _url, None),
@@ -152,6 +158,29 @@ def _delay_ms(raw: str) -> float:
     if not 0 <= value <= 3_600_000:  # also rejects nan and inf
         raise ValueError("must be a number of milliseconds between 0 and 3600000")
     return value
+
+
+def _templates_file(path: str) -> Mapping[str, Template]:
+    """Read ``{code: {"content": ..., "buttons": n}}`` from a JSON file; ValueError if unusable."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ValueError(f"cannot be read: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise ValueError("is not UTF-8 text") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"is not valid JSON: {error}") from None
+    if not isinstance(value, dict) or not value:
+        raise ValueError("must hold a JSON object of at least one template")
+    templates: dict[str, Template] = {}
+    for code, template in value.items():
+        try:
+            templates[code] = Template.from_json(template)
+        except ValueError as error:
+            raise ValueError(f"template {code}: {error}") from None
+    return MappingProxyType(templates)
 
 
 def _url(raw: str) -> str:

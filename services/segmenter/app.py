@@ -23,5 +23,5 @@ def build(settings: SegmenterSettings) -> WorkerRuntime:
     runtime.consume(
         topology.SEGMENTER_QUEUE, NoticeApproved, on_notice_approved, prefetch=settings.prefetch
     )
-    runtime.loop(lambda: progress.run(runtime.store, settings.progress_interval_s))
+    runtime.loop(lambda: progress.run(runtime.store, runtime.bus, settings.progress_interval_s))
     return runtime

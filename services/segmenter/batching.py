@@ -2,22 +2,44 @@
 
 The audience arrives sorted by phone hash, so everyone sharing a number is
 adjacent: one pass with a single pending recipient dedupes in constant memory.
+Each person is routed to their first channel (:mod:`channels`); a step holds
+one batch per channel plus the people nobody can reach, and ends when any of
+them is full. Everything up to a step's last phone hash is in that step or an
+earlier one, which makes the hash a checkpoint to resume from.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from alimi.messages import Recipient
+from alimi.messages import Channel, Recipient
+from alimi_segmenter.channels import DEFAULT_PREFERENCE, Unreachable, route
+
+MAX_SKIPPED_PER_STEP = 1000
+
+
+@dataclass(frozen=True)
+class Skipped:
+    subject_id: str
+    also_subject_ids: tuple[str, ...]
+    reason: str
+    detail: str
 
 
 @dataclass
 class Batch:
+    """One step: a batch per channel and the skipped, up to ``last_phone_hash``."""
+
     seq: int
-    recipients: list[Recipient]
-    last_phone_hash: str  # checkpoint: everything up to this hash is in this or an earlier batch
+    by_channel: dict[Channel, list[Recipient]]
+    skipped: list[Skipped]
+    last_phone_hash: str
+
+    @property
+    def recipients(self) -> list[Recipient]:
+        return [r for people in self.by_channel.values() for r in people]
 
 
 @dataclass
@@ -25,7 +47,7 @@ class _Pending:
     doc: dict[str, Any]
     also: list[str] = field(default_factory=list)
 
-    def recipient(self) -> Recipient:
+    def recipient(self, fallback: tuple[Channel, ...]) -> Recipient:
         d = self.doc
         return Recipient(
             subject_id=d["_id"],
@@ -33,27 +55,43 @@ class _Pending:
             name=d.get("name") or "",
             locale=d.get("locale") or "ko",
             also_subject_ids=tuple(self.also),
+            fallback=fallback,
         )
 
 
 async def batches(
-    subjects: AsyncIterable[dict[str, Any]], *, size: int, first_seq: int = 1
+    subjects: AsyncIterable[dict[str, Any]],
+    *,
+    size: int,
+    first_seq: int = 1,
+    channels: Sequence[str] = DEFAULT_PREFERENCE,
 ) -> AsyncIterator[Batch]:
-    """Group ``subjects`` (sorted by ``phone_hash``, all with a phone) into batches."""
-    seq = first_seq
-    current: list[Recipient] = []
+    """Group ``subjects`` (sorted by ``phone_hash``, all with a phone) into steps."""
+    step = Batch(first_seq, {}, [], "")
+
+    def add(pending: _Pending) -> bool:
+        """Place one person; True when the step is full."""
+        step.last_phone_hash = pending.doc["phone_hash"]
+        chosen = route(pending.doc, channels)
+        if isinstance(chosen, Unreachable):
+            step.skipped.append(
+                Skipped(pending.doc["_id"], tuple(pending.also), chosen.reason, chosen.detail)
+            )
+            return len(step.skipped) >= MAX_SKIPPED_PER_STEP
+        people = step.by_channel.setdefault(chosen.channel, [])
+        people.append(pending.recipient(chosen.fallback))
+        return len(people) >= size
+
     pending: _Pending | None = None
     async for doc in subjects:
         if pending is not None and doc["phone_hash"] == pending.doc["phone_hash"]:
             pending.also.append(doc["_id"])
             continue
-        if pending is not None:
-            current.append(pending.recipient())
-            if len(current) == size:
-                yield Batch(seq, current, pending.doc["phone_hash"])
-                seq += 1
-                current = []
+        if pending is not None and add(pending):
+            yield step
+            step = Batch(step.seq + 1, {}, [], "")
         pending = _Pending(doc)
     if pending is not None:
-        current.append(pending.recipient())
-        yield Batch(seq, current, pending.doc["phone_hash"])
+        add(pending)
+    if step.by_channel or step.skipped:
+        yield step

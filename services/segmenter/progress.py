@@ -1,8 +1,10 @@
-"""Marks notices ``completed`` once every recipient's receipt is final.
+"""Tracks each sending notice: milestones for staff, and ``completed`` at the end.
 
 The truth is in the receipts, not in counters that a crash could skew: for
 each notice in ``sending`` the tracker counts final receipts and compares
-them with what the segmenter resolved.
+them with what the segmenter resolved. Crossing 25, 50 or 75 percent is
+announced to staff once; so is completion, after which the notice is marked
+``completed``.
 """
 
 from __future__ import annotations
@@ -10,27 +12,60 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import Counter
 
 from alimi import states
+from alimi.bus import Bus
 from alimi.store import Store
+from alimi_segmenter import staff
 
 log = logging.getLogger("alimi.segmenter.progress")
 
 COMPLETED = Counter("alimi_notices_completed_total", "Notices whose every receipt is final")
+MILESTONES = (25, 50, 75)
 
 
-async def check_completion(store: Store) -> int:
+def expected_receipts(notice: dict[str, Any]) -> int:
+    progress = notice.get("progress", {})
+    return (
+        progress.get("recipients_published", 0)
+        + progress.get("skipped_no_phone", 0)
+        + progress.get("skipped_unreachable", 0)
+    )
+
+
+def crossed(final: int, expected: int, announced: list[int]) -> int | None:
+    """The highest milestone reached and not yet announced (lower ones are implied)."""
+    if expected <= 0:
+        return None
+    percent = final * 100 // expected
+    reached = [m for m in MILESTONES if m <= percent and m not in announced]
+    return max(reached) if reached else None
+
+
+async def check_progress(store: Store, bus: Bus) -> int:
+    """One pass over the sending notices; returns how many completed."""
     completed = 0
     async for notice in store.notices.find({"state": states.NOTICE_SENDING}):
-        progress = notice.get("progress", {})
-        expected = progress.get("recipients_published", 0) + progress.get("skipped_no_phone", 0)
+        expected = expected_receipts(notice)
         final = await store.receipts.count_documents(
             {"notice_id": notice["_id"], "status": {"$in": sorted(states.FINAL_RECEIPT_STATES)}}
         )
+        ids = {"notice_id": notice["_id"], "incident_id": notice["incident_id"]}
         if final < expected:
+            announced = notice.get("progress", {}).get("milestones", [])
+            milestone = crossed(final, expected, announced)
+            if milestone is not None:
+                await staff.announce(bus, **ids, stage="milestone", percent=milestone)
+                lower = [m for m in MILESTONES if m <= milestone]
+                await store.notices.update_one(
+                    {"_id": notice["_id"]},
+                    {"$addToSet": {"progress.milestones": {"$each": lower}}},
+                )
             continue
+        await staff.announce(bus, **ids, stage="completed", percent=100)
         result = await store.notices.update_one(
             {"_id": notice["_id"], "state": states.NOTICE_SENDING},
             {"$set": {"state": states.NOTICE_COMPLETED, "completed_at": datetime.now(UTC)}},
@@ -42,12 +77,12 @@ async def check_completion(store: Store) -> int:
     return completed
 
 
-async def run(store: Store, interval_s: float) -> None:
+async def run(store: Store, bus: Bus, interval_s: float) -> None:
     while True:
         try:
-            await check_completion(store)
+            await check_progress(store, bus)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("completion check failed; will retry")
+            log.exception("progress check failed; will retry")
         await asyncio.sleep(interval_s)

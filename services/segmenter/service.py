@@ -14,9 +14,11 @@ from pymongo.errors import BulkWriteError
 from alimi import ids, states, topology
 from alimi.audience import AudienceSpec, to_query
 from alimi.bus import Bus
-from alimi.messages import Channel, DeliveryBatch
+from alimi.messages import DeliveryBatch
 from alimi.store import Store
-from alimi_segmenter.batching import batches
+from alimi_segmenter import staff
+from alimi_segmenter.batching import Skipped, batches
+from alimi_segmenter.channels import DEFAULT_PREFERENCE
 
 log = logging.getLogger("alimi.segmenter")
 
@@ -25,9 +27,17 @@ RESOLVED = Counter(
 )
 BATCHES = Counter("alimi_segmenter_batches_published_total", "Delivery batches published")
 
-CHANNEL: Channel = "sms"  # channel choice per person arrives with the channels work
-SUBJECT_FIELDS = {"_id": 1, "phone": 1, "phone_hash": 1, "name": 1, "locale": 1}
+SUBJECT_FIELDS = {
+    "_id": 1,
+    "phone": 1,
+    "phone_hash": 1,
+    "name": 1,
+    "locale": 1,
+    "channels": 1,
+    "kakao_reachable": 1,
+}
 DUPLICATE_KEY = 11000
+NO_PHONE = "no_phone"
 
 
 def _now() -> datetime:
@@ -44,52 +54,55 @@ async def _stream(store: Store, query: dict[str, Any], after: str) -> AsyncItera
         yield doc
 
 
+def _skipped_receipt(notice: dict[str, Any], skipped: Skipped, now: datetime) -> dict[str, Any]:
+    return {
+        "_id": ids.receipt_id(notice["_id"], skipped.subject_id),
+        "notice_id": notice["_id"],
+        "incident_id": notice["incident_id"],
+        "subject_id": skipped.subject_id,
+        "also_subject_ids": list(skipped.also_subject_ids),
+        "channel": None,
+        "status": states.SKIPPED,
+        "reason": skipped.reason,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+        "events": [
+            {
+                "at": now,
+                "status": states.SKIPPED,
+                "detail": f"no reachable channel: {skipped.detail}",
+            }
+        ],
+    }
+
+
+async def _write_skipped(store: Store, notice: dict[str, Any], skipped: list[Skipped]) -> None:
+    """Insert ``skipped`` receipts; those already there (an interrupted run) stay as they are."""
+    if not skipped:
+        return
+    now = _now()
+    ops = [InsertOne(_skipped_receipt(notice, s, now)) for s in skipped]
+    try:
+        await store.receipts.bulk_write(ops, ordered=False)
+    except BulkWriteError as exc:
+        if any(e["code"] != DUPLICATE_KEY for e in exc.details["writeErrors"]):
+            raise
+
+
 async def _skip_people_without_phone(
     store: Store, notice: dict[str, Any], query: dict[str, Any]
 ) -> int:
     """Give everyone in the audience with no phone number a ``skipped`` receipt."""
-    now = _now()
     total = 0
-    chunk: list[InsertOne[dict[str, Any]]] = []
-
-    async def flush() -> None:
-        nonlocal chunk
-        if chunk:
-            try:
-                await store.receipts.bulk_write(chunk, ordered=False)
-            except BulkWriteError as exc:  # already there from an earlier, interrupted run
-                if any(e["code"] != DUPLICATE_KEY for e in exc.details["writeErrors"]):
-                    raise
-            chunk = []
-
+    chunk: list[Skipped] = []
     async for doc in store.subjects.find({"$and": [query, {"phone_hash": None}]}, {"_id": 1}):
         total += 1
-        chunk.append(
-            InsertOne(
-                {
-                    "_id": ids.receipt_id(notice["_id"], doc["_id"]),
-                    "notice_id": notice["_id"],
-                    "incident_id": notice["incident_id"],
-                    "subject_id": doc["_id"],
-                    "channel": None,
-                    "status": states.SKIPPED,
-                    "reason": "no_phone",
-                    "attempts": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                    "events": [
-                        {
-                            "at": now,
-                            "status": states.SKIPPED,
-                            "detail": "no reachable channel: no phone number",
-                        }
-                    ],
-                }
-            )
-        )
+        chunk.append(Skipped(doc["_id"], (), NO_PHONE, "no phone number"))
         if len(chunk) >= 1000:
-            await flush()
-    await flush()
+            await _write_skipped(store, notice, chunk)
+            chunk = []
+    await _write_skipped(store, notice, chunk)
     RESOLVED.labels("skipped_no_phone").inc(total)
     return total
 
@@ -115,40 +128,54 @@ async def segment_notice(store: Store, bus: Bus, *, notice_id: str, batch_size: 
             {"$set": {"segmenter.no_phone_done": True, "progress.skipped_no_phone": skipped}},
         )
 
-    async for batch in batches(
+    async for step in batches(
         _stream(store, query, checkpoint.get("last_phone_hash", "")),
         size=batch_size,
         first_seq=checkpoint.get("next_seq", 1),
+        channels=notice.get("channels") or DEFAULT_PREFERENCE,
     ):
-        message = DeliveryBatch(
-            batch_id=ids.batch_id(notice_id, CHANNEL, batch.seq),
-            notice_id=notice_id,
-            incident_id=notice["incident_id"],
-            channel=CHANNEL,
-            recipients=tuple(batch.recipients),
-        )
-        await bus.publish(
-            topology.DELIVERY, CHANNEL, message.to_bytes(), message_id=message.batch_id
-        )
-        deduped = sum(len(r.also_subject_ids) for r in batch.recipients)
+        await _write_skipped(store, notice, step.skipped)
+        for channel, people in step.by_channel.items():
+            message = DeliveryBatch(
+                batch_id=ids.batch_id(notice_id, channel, step.seq),
+                notice_id=notice_id,
+                incident_id=notice["incident_id"],
+                channel=channel,
+                recipients=tuple(people),
+            )
+            await bus.publish(
+                topology.DELIVERY, channel, message.to_bytes(), message_id=message.batch_id
+            )
+        published = len(step.recipients)
+        deduped = sum(len(r.also_subject_ids) for r in step.recipients)
+        increments = {
+            "progress.recipients_published": published,
+            "progress.batches_published": len(step.by_channel),
+            "progress.deduplicated": deduped,
+            "progress.skipped_unreachable": len(step.skipped),
+        }
+        for channel, people in step.by_channel.items():
+            increments[f"progress.by_channel.{channel}"] = len(people)
+        # The checkpoint moves only after everything up to it is published.
         await store.notices.update_one(
             {"_id": notice_id},
             {
                 "$set": {
-                    "segmenter.last_phone_hash": batch.last_phone_hash,
-                    "segmenter.next_seq": batch.seq + 1,
+                    "segmenter.last_phone_hash": step.last_phone_hash,
+                    "segmenter.next_seq": step.seq + 1,
                 },
-                "$inc": {
-                    "progress.recipients_published": len(batch.recipients),
-                    "progress.batches_published": 1,
-                    "progress.deduplicated": deduped,
-                },
+                "$inc": increments,
             },
         )
-        BATCHES.inc()
-        RESOLVED.labels("published").inc(len(batch.recipients))
+        BATCHES.inc(len(step.by_channel))
+        RESOLVED.labels("published").inc(published)
         RESOLVED.labels("deduplicated").inc(deduped)
+        for skipped in step.skipped:
+            RESOLVED.labels(f"skipped_{skipped.reason}").inc()
 
+    await staff.announce(
+        bus, notice_id=notice_id, incident_id=notice["incident_id"], stage="started"
+    )
     done = await store.notices.find_one_and_update(
         {"_id": notice_id, "state": states.NOTICE_SEGMENTING},
         {"$set": {"state": states.NOTICE_SENDING, "segmented_at": _now()}},

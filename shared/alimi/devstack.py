@@ -10,7 +10,9 @@ until Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -21,10 +23,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
+
+from alimi import templates
+
+T = TypeVar("T")
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 # Signs the sandbox's delivery reports to the receipts service; local runs only.
@@ -55,6 +61,18 @@ def rabbitmq_answers(amqp_url: str) -> bool:
 
     parsed = urlparse(amqp_url)
     return wait_for_port(parsed.hostname or "127.0.0.1", parsed.port or 5672, timeout_s=2)
+
+
+async def eventually(predicate: Callable[[], Awaitable[T]], within_s: float, what: str) -> T:
+    """Poll ``predicate`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + within_s
+    last = None
+    while time.monotonic() < deadline:
+        last = await predicate()
+        if last:
+            return last
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}; last: {last}")
 
 
 def wait_ready(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -188,6 +206,8 @@ class Stack:
                 "ALIMI_HTTP_PORT": str(self.intake_port),
                 "ALIMI_PUBLIC_BASE_URL": self.intake_url,
                 "ALIMI_SMS_API_URL": self.sandbox_url,
+                "ALIMI_KAKAO_API_URL": self.sandbox_url,
+                "ALIMI_SLACK_API_URL": f"{self.sandbox_url}/slack/api/",
                 "SANDBOX_HOST": "127.0.0.1",
                 "SANDBOX_PORT": str(self.sandbox_port),
                 "SANDBOX_SMS_REPORT_URL": f"{self.receipts_url}/v1/reports/sms",
@@ -229,9 +249,27 @@ class Stack:
             "receipts", ["alimi_receipts"], env={"ALIMI_HTTP_PORT": str(self.receipts_port)}
         )
         self.start_service("sandbox", ["alimi_sandbox"])
+        self.approve_kakao_templates()
         self.start_service("intake", ["alimi_intake"])
         self.start_service("segmenter", ["alimi_segmenter"])
-        self.start_service("delivery-sms", ["alimi_delivery", "--channel", "sms"])
+        for channel in ("sms", "kakao", "slack"):
+            self.start_service(f"delivery-{channel}", ["alimi_delivery", "--channel", channel])
+
+    def approve_kakao_templates(self) -> None:
+        """Register Alimi's AlimTalk templates with the sandbox, as one would with the provider."""
+        request = urllib.request.Request(
+            f"{self.sandbox_url}/_sandbox/kakao/templates",
+            data=json.dumps(templates.kakao_templates()).encode(),
+            headers={"Content-Type": "application/json"},
+            method="PUT",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                resp.read()
+        except OSError as exc:
+            raise StackError(
+                f"could not register the Kakao templates with the sandbox: {exc}"
+            ) from exc
 
     def restart(self, name: str) -> Process:
         old = self.processes[name]
@@ -289,16 +327,20 @@ curl -s -X POST {intake}/v1/subjects -H 'Content-Type: application/json' -d '[
   {{"external_id": "cust-1", "name": "김민준", "phone": "010-1234-5678",
     "tags": ["breach-2026-11"]}},
   {{"external_id": "cust-2", "name": "Jane Doe", "phone": "+821098765432", "locale": "en",
-    "tags": ["breach-2026-11"]}}
+    "channels": ["sms"], "tags": ["breach-2026-11"]}}
 ]'
 # 2. post an incident and its first notice to everyone tagged breach-2026-11
 curl -s -X POST {intake}/v1/incidents -H 'Content-Type: application/json' -d '{{
   "title": "회원 정보 유출", "severity": "high", "discovered_at": "2026-11-28T09:00:00+09:00",
-  "notice": {{"body": "#{{name}}님, 개인정보 유출 사고를 알려드립니다. 자세히: #{{status_url}}"}},
+  "contact": "고객센터 1588-0000",
+  "notice": {{"body": "이름과 전화번호가 유출되었습니다.",
+             "translations": {{"en": {{"body": "Your name and phone number were exposed."}}}}}},
   "audience": {{"filter": {{"tags_any": ["breach-2026-11"]}}}}
 }}'
-# 3. see what the sandbox SMS gateway received
+# 3. see what the sandbox received: KakaoTalk for cust-1, SMS for cust-2, Slack for staff
+curl -s {sandbox}/_sandbox/kakao/messages
 curl -s {sandbox}/_sandbox/sms/messages
+curl -s {sandbox}/_sandbox/slack/messages
 """
 
 

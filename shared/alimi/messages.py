@@ -46,6 +46,9 @@ class Recipient(BaseModel):
     # Other subjects in the audience who share this phone number: they are
     # reached by this one message and recorded on its receipt.
     also_subject_ids: tuple[str, ...] = ()
+    # Channels to try, in order, if this batch's channel cannot reach the
+    # person (Kakao: not a KakaoTalk user, blocked): the fallback chain.
+    fallback: tuple[Channel, ...] = ()
 
 
 class DeliveryBatch(_Message):
@@ -61,8 +64,28 @@ class DeliveryBatch(_Message):
     recipients: tuple[Recipient, ...] = Field(min_length=1, max_length=1000)
 
 
-AnyMessage = Annotated[NoticeApproved | DeliveryBatch, Field(discriminator="kind")]
-_ADAPTER: TypeAdapter[NoticeApproved | DeliveryBatch] = TypeAdapter(AnyMessage)
+StaffStage = Literal["started", "milestone", "completed"]
+
+
+class StaffUpdate(_Message):
+    """Tell the incident's staff channel (Slack) where a notice stands.
+
+    ``started``: the audience is resolved and sending begins; ``milestone``:
+    ``percent`` of the notice's receipts are final; ``completed``: all are.
+    The Slack worker reads the counts from MongoDB when it posts, so a late or
+    repeated update never shows stale numbers, and it posts each stage once.
+    """
+
+    kind: Literal["staff.update"] = "staff.update"
+    v: Literal[1] = 1
+    notice_id: str = Field(min_length=1, max_length=80)
+    incident_id: str = Field(min_length=1, max_length=80)
+    stage: StaffStage
+    percent: int = Field(0, ge=0, le=100)
+
+
+AnyMessage = Annotated[NoticeApproved | DeliveryBatch | StaffUpdate, Field(discriminator="kind")]
+_ADAPTER: TypeAdapter[NoticeApproved | DeliveryBatch | StaffUpdate] = TypeAdapter(AnyMessage)
 
 M = TypeVar("M", bound=_Message)
 

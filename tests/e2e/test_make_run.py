@@ -10,6 +10,7 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,18 @@ def test_the_readme_example_is_the_one_make_run_prints() -> None:
     assert _readme_example() == CURL_EXAMPLE.format(intake=DEFAULT_INTAKE, sandbox=DEFAULT_SANDBOX)
 
 
-def test_when_make_run_is_up__then_the_readme_curl_example_produces_an_sms(
+def _inbox(sandbox: str, kind: str, at_least: int) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    for _ in range(120):
+        with urllib.request.urlopen(f"{sandbox}/_sandbox/{kind}/messages") as resp:
+            messages = json.load(resp)["messages"]
+        if len(messages) >= at_least:
+            break
+        time.sleep(0.25)
+    return messages
+
+
+def test_when_make_run_is_up__then_the_readme_curl_example_reaches_each_person_once(
     tmp_path: Path, amqp_url: str, namespace: str
 ) -> None:
     intake_port, sandbox_port = free_port(), free_port()
@@ -79,15 +91,16 @@ def test_when_make_run_is_up__then_the_readme_curl_example_produces_an_sms(
         assert done.returncode == 0, done.stderr
         assert '"incident_id"' in done.stdout
 
-        messages: list[dict[str, str]] = []
-        for _ in range(120):
-            with urllib.request.urlopen(f"{sandbox}/_sandbox/sms/messages") as resp:
-                messages = json.load(resp)["messages"]
-            if len(messages) >= 2:
-                break
-            time.sleep(0.25)
-        assert sorted(m["recipient_no"] for m in messages) == ["01012345678", "01098765432"]
-        assert any(m["body"].startswith("김민준님") for m in messages)
+        [kakao] = _inbox(sandbox, "kakao", 1)
+        assert kakao["recipient_no"] == "01012345678"
+        assert kakao["template_code"] == "ALIMI_BREACH_KO"
+        assert "김민준님, 개인정보 유출 사고를 알려드립니다." in kakao["text"]
+        [sms] = _inbox(sandbox, "sms", 1)
+        assert sms["recipient_no"] == "01098765432"
+        assert "Dear Jane Doe" in sms["body"] and "Your name and phone number" in sms["body"]
+        slack = _inbox(sandbox, "slack", 2)  # the notice, then the summary in its thread
+        assert slack[0]["channel"] == "#incident-response" and "회원 정보 유출" in slack[0]["text"]
+        assert any("completed" in m["text"] for m in slack[1:]), slack
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:

@@ -6,9 +6,7 @@ sandbox SMS gateway. What the sandbox received is the ground truth.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from typing import Any
 
 import aio_pika
@@ -16,7 +14,7 @@ import aiohttp
 import pytest
 
 from alimi import topology
-from alimi.devstack import Stack
+from alimi.devstack import Stack, eventually
 from alimi.store import Store
 
 pytestmark = pytest.mark.e2e
@@ -42,17 +40,6 @@ def _subjects() -> list[dict[str, Any]]:
     return rows
 
 
-async def _wait_for(predicate: Any, within_s: float, what: str) -> Any:
-    deadline = time.monotonic() + within_s
-    last = None
-    while time.monotonic() < deadline:
-        last = await predicate()
-        if last:
-            return last
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}; last: {last}")
-
-
 async def _sandbox_messages(http: aiohttp.ClientSession, stack: Stack) -> list[dict[str, Any]]:
     async with http.get(f"{stack.sandbox_url}/_sandbox/sms/messages") as resp:
         return (await resp.json())["messages"]
@@ -65,7 +52,13 @@ async def _post_incident(http: aiohttp.ClientSession, stack: Stack) -> dict[str,
         "title": "회원 정보 유출",
         "severity": "high",
         "discovered_at": "2026-11-28T09:00:00+09:00",
-        "notice": {"body": "#{name}님, 개인정보 유출 사고를 알려드립니다: #{status_url}"},
+        # SMS only, the operator's words alone: this file is about the pipeline
+        # (dedupe, receipts, replays); tests/e2e/test_channels.py is about channels.
+        "notice": {
+            "body": "#{name}님, 개인정보 유출 사고를 알려드립니다: #{status_url}",
+            "template": "short_notice",
+            "channels": ["sms"],
+        },
         "audience": {"filter": {"tags_any": [AUDIENCE_TAG]}},
     }
     async with http.post(f"{stack.intake_url}/v1/incidents", json=incident) as resp:
@@ -86,7 +79,7 @@ async def _wait_until_completed(
         view = await _incident(http, stack, incident_id)
         return view["notices"][0]["state"] == "completed"
 
-    await _wait_for(completed, 120, f"the notice of {incident_id} to complete")
+    await eventually(completed, 120, f"the notice of {incident_id} to complete")
 
 
 async def test_when_an_incident_is_posted__then_each_distinct_phone_gets_one_sms_and_one_receipt(
@@ -102,7 +95,7 @@ async def test_when_an_incident_is_posted__then_each_distinct_phone_gets_one_sms
             view = await _incident(http, stack, created["incident_id"])
             return view if view["notices"][0]["counts"] == {"delivered": N - 1} else None
 
-        view = await _wait_for(all_reported, 60, "delivery reports for every SMS")
+        view = await eventually(all_reported, 60, "delivery reports for every SMS")
 
     distinct_phones = N - 1  # cust-0000 and cust-0001 share a number
     numbers = [m["recipient_no"] for m in messages]
@@ -181,7 +174,7 @@ async def test_when_batches_are_published_again__then_no_second_sms_and_no_secon
             ]
             return bool(skipped) and skipped[0] >= len(receipts)
 
-        await _wait_for(queue_drained, 60, "the replayed batches to be consumed")
+        await eventually(queue_drained, 60, "the replayed batches to be consumed")
         after = await _sandbox_messages(http, stack)
 
     assert len(after) == len(before)
@@ -211,7 +204,7 @@ async def test_when_a_malformed_message_reaches_the_delivery_queue__then_it_is_d
         async def dead_lettered() -> aio_pika.abc.AbstractIncomingMessage | None:
             return await dead_queue.get(fail=False)
 
-        dead = await _wait_for(dead_lettered, 30, "the malformed message in the dead-letter queue")
+        dead = await eventually(dead_lettered, 30, "the malformed message in the dead-letter queue")
         assert dead.message_id == "malformed-1"
         assert "x-alimi-error" in (dead.headers or {})
         await dead.ack()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,23 +14,6 @@ from alimi.messages import DeliveryBatch, Recipient
 from alimi.store import Store
 from alimi_delivery.service import SmsDelivery
 from alimi_delivery.sms_gateway import SmsGateway
-from alimi_sandbox.app import init_app
-from alimi_sandbox.behaviour import Behaviour
-from alimi_sandbox.config import SandboxConfig
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[TestServer]:
-    server = TestServer(init_app(SandboxConfig(behaviour=Behaviour(latency_ms=0))))
-    await server.start_server()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def _delivery(
@@ -51,13 +33,14 @@ def _delivery(
 async def _seed_notice(store: Store, body: str = "#{name}님 안내: #{status_url}") -> None:
     await store.ensure_indexes("receipts")
     await store.incidents.insert_one(
-        {"_id": "inc_1", "title": "유출", "status_url": "https://a.kr/s/x"}
+        {"_id": "inc_1", "title": "유출", "status_url": "https://a.kr/s/x", "contact": "02-1599"}
     )
     await store.notices.insert_one(
         {
             "_id": "ntc_1",
             "incident_id": "inc_1",
             "seq": 1,
+            "template": "short_notice",
             "body": body,
             "created_at": datetime.now(UTC),
         }
@@ -150,3 +133,25 @@ async def test_when_the_notice_does_not_exist__then_the_batch_is_unprocessable(
     with pytest.raises(Unprocessable):
         await _delivery(store, http, sandbox).handle(_batch(notice_id="ntc_missing"))
     assert await store.receipts.count_documents({}) == 0
+
+
+async def test_when_a_number_is_international__then_its_receipt_counts_gsm_segments(
+    store: Store, http: aiohttp.ClientSession, sandbox: TestServer
+) -> None:
+    await _seed_notice(store, body="Dear #{name}, your data was exposed: #{status_url} " * 4)
+    abroad = DeliveryBatch(
+        batch_id="ntc_1:sms:00000001",
+        notice_id="ntc_1",
+        incident_id="inc_1",
+        channel="sms",
+        recipients=(
+            Recipient(subject_id="uk", phone="+447700900123", name="Ann"),
+            Recipient(subject_id="kr", phone="+821055550000", name="Kim"),
+        ),
+    )
+    await _delivery(store, http, sandbox).handle(abroad)
+    receipts = {r["subject_id"]: r for r in await store.receipts.find({}).to_list()}
+    assert (receipts["uk"]["encoding"], receipts["uk"]["segments"]) == ("GSM-7", 2)
+    assert "segments" not in receipts["kr"]
+    [uk] = [m for m in await _inbox(http, sandbox) if m["recipient_no"] == "447700900123"]
+    assert uk["body"].startswith("Dear Ann, your data")

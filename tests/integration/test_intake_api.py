@@ -23,7 +23,8 @@ INCIDENT: dict[str, Any] = {
     "title": "회원 정보 유출",
     "severity": "high",
     "discovered_at": "2026-11-28T09:00:00+09:00",
-    "notice": {"body": "#{name}님, 개인정보 유출 사고를 알려드립니다. #{status_url}"},
+    "contact": "고객센터 1599-0000",
+    "notice": {"body": "이름과 전화번호가 유출되었습니다. #{status_url}"},
     "audience": {"filter": {"tags_any": ["breach"]}},
 }
 
@@ -119,6 +120,20 @@ async def test_when_one_subject_has_a_malformed_phone__then_422_names_it_and_not
             "notice.body",
         ),
         (json.dumps({**INCIDENT, "audience": {}}).encode(), 422, "audience"),
+        # The first-notice template names the contact desk: an incident without one is refused.
+        (json.dumps({**INCIDENT, "contact": ""}).encode(), 422, "contact"),
+        (
+            json.dumps({**INCIDENT, "notice": {"body": "x", "template": "free_text"}}).encode(),
+            422,
+            "notice.template",
+        ),
+        (
+            json.dumps(
+                {**INCIDENT, "notice": {"body": "x", "translations": {"ja": {"body": "y"}}}}
+            ).encode(),
+            422,
+            "notice.translations.ja",
+        ),
         (
             json.dumps(
                 {**INCIDENT, "audience": {"filter": {"attributes": {"$where": "1"}}}}

@@ -27,6 +27,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from alimi.settings import BaseSettings, env_name
+from alimi.templates import kakao_templates
 from alimi_delivery.settings import DeliverySettings
 from alimi_intake.settings import IntakeSettings
 from alimi_receipts.settings import ReceiptsSettings
@@ -41,6 +42,8 @@ SERVICES: dict[str, tuple[list[str], int]] = {
     "intake": (["alimi_intake"], 9100),
     "segmenter": (["alimi_segmenter"], 9101),
     "delivery-sms": (["alimi_delivery", "--channel", "sms"], 9102),
+    "delivery-kakao": (["alimi_delivery", "--channel", "kakao"], 9102),
+    "delivery-slack": (["alimi_delivery", "--channel", "slack"], 9102),
     "receipts": (["alimi_receipts"], 9103),
 }
 # name -> port of the HTTP API
@@ -52,19 +55,45 @@ REPORT_PATHS = {
     "SANDBOX_KAKAO_REPORT_URL": "/v1/reports/kakao",
 }
 SANDBOX: dict[str, tuple[list[str], int]] = {"sandbox": (["alimi_sandbox"], 8090)}
-WORKERS = ("segmenter", "delivery-sms")
+WORKERS = ("segmenter", "delivery-sms", "delivery-kakao", "delivery-slack")
+# Staff posts are few, so one replica is enough even in production.
+SINGLE_REPLICA = ("delivery-slack",)
+# The sandbox loads Alimi's AlimTalk templates from this file (compose mounts it, the
+# sandbox component turns it into a ConfigMap).
+KAKAO_TEMPLATES_FILE = K8S / "components/sandbox/kakao-templates.json"
 DEFAULT_DRAIN_GRACE_S = 20.0
 
 SECRET_NAME = "alimi-secrets"
-SECRET_KEYS = {"amqp-url", "mongo-url", "phone-hash-key", "sms-secret-key", "report-secret"}
+SECRET_KEYS = {
+    "amqp-url",
+    "mongo-url",
+    "phone-hash-key",
+    "sms-secret-key",
+    "kakao-secret-key",
+    "kakao-sender-key",
+    "slack-token",
+    "report-secret",
+}
 SECRET_VARIABLES = {
     "ALIMI_AMQP_URL",
     "ALIMI_MONGO_URL",
     "ALIMI_PHONE_HASH_KEY",
     "ALIMI_SMS_SECRET_KEY",
+    "ALIMI_KAKAO_SECRET_KEY",
+    "ALIMI_KAKAO_SENDER_KEY",
+    "ALIMI_SLACK_TOKEN",
     "ALIMI_REPORT_SECRET",
     "SANDBOX_SMS_SECRET_KEY",
+    "SANDBOX_KAKAO_SECRET_KEY",
+    "SANDBOX_KAKAO_SENDER_KEY",
+    "SANDBOX_SLACK_TOKEN",
     "SANDBOX_REPORT_SECRET",
+}
+# provider API variable -> what the sandbox serves it under, in dev
+SANDBOX_API_PATHS = {
+    "ALIMI_SMS_API_URL": "",
+    "ALIMI_KAKAO_API_URL": "",
+    "ALIMI_SLACK_API_URL": "/slack/api/",
 }
 DEV_ONLY_PACKAGES = {"secantusdb", "pytest", "pytest-asyncio", "pytest-timeout", "ruff", "mypy"}
 
@@ -143,10 +172,14 @@ def containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
     return deployment["spec"]["template"]["spec"]["containers"]
 
 
+def config_name(objects: tuple[dict[str, Any], ...]) -> str:
+    """The generated name (with its hash) of the settings ConfigMap, alimi-config."""
+    (name,) = [n for n in of_kind(objects, "ConfigMap") if n.startswith("alimi-config-")]
+    return name
+
+
 def config_data(objects: tuple[dict[str, Any], ...]) -> dict[str, str]:
-    (config,) = [o for o in objects if o["kind"] == "ConfigMap"]
-    assert config["metadata"]["name"].startswith("alimi-config")
-    return config["data"]
+    return dict(of_kind(objects, "ConfigMap")[config_name(objects)]["data"])
 
 
 def env_values(container: dict[str, Any], config: dict[str, str]) -> dict[str, str]:
@@ -198,28 +231,78 @@ def test_when_an_overlay_is_rendered__then_each_service_has_a_deployment_service
 
 def test_when_prod_is_rendered__then_nothing_of_the_sandbox_is_in_it() -> None:
     text, objects = render("overlays/prod")
+    config = config_data(objects)
 
     assert "sandbox" not in text.lower()
-    assert config_data(objects)["ALIMI_SMS_API_URL"].startswith("https://")
+    assert set(of_kind(objects, "ConfigMap")) == {config_name(objects)}
+    for variable in SANDBOX_API_PATHS:
+        assert config[variable].startswith("https://"), variable
 
 
-def test_when_dev_is_rendered__then_delivery_and_the_sandbox_share_one_sms_account() -> None:
+def dev_delivery_and_sandbox(
+    channel: str,
+) -> tuple[dict[str, Any], dict[str, str], dict[str, Any], dict[str, str]]:
+    """delivery-<channel> and the sandbox in dev: each container and what it sees."""
     _, objects = render("overlays/dev")
     config = config_data(objects)
     deployments = of_kind(objects, "Deployment")
-    (delivery,) = containers(deployments["delivery-sms"])
+    (delivery,) = containers(deployments[f"delivery-{channel}"])
     (sandbox,) = containers(deployments["sandbox"])
+    return delivery, env_values(delivery, config), sandbox, env_values(sandbox, config)
+
+
+@pytest.mark.parametrize("variable", sorted(SANDBOX_API_PATHS))
+def test_when_dev_is_rendered__then_every_provider_url_points_at_the_sandbox_service(
+    variable: str,
+) -> None:
+    _, objects = render("overlays/dev")
     service_port = of_kind(objects, "Service")["sandbox"]["spec"]["ports"][0]["port"]
 
-    delivery_env = env_values(delivery, config)
-    sandbox_env = env_values(sandbox, config)
-    assert delivery_env["ALIMI_SMS_API_URL"] == f"http://sandbox:{service_port}"
+    url = config_data(objects)[variable]
+
+    assert url == f"http://sandbox:{service_port}{SANDBOX_API_PATHS[variable]}"
+
+
+def test_when_dev_is_rendered__then_delivery_and_the_sandbox_share_one_sms_account() -> None:
+    delivery, delivery_env, sandbox, sandbox_env = dev_delivery_and_sandbox("sms")
+
     assert sandbox_env["SANDBOX_HOST"] == "0.0.0.0"
     assert sandbox_env["SANDBOX_SMS_APP_KEY"] == delivery_env["ALIMI_SMS_APP_KEY"]
     assert sandbox_env["SANDBOX_SMS_SENDER_NUMBERS"] == delivery_env["ALIMI_SMS_SENDER_NO"]
     assert secret_key(sandbox, "SANDBOX_SMS_SECRET_KEY") == secret_key(
         delivery, "ALIMI_SMS_SECRET_KEY"
     )
+
+
+def test_when_dev_is_rendered__then_delivery_and_the_sandbox_share_one_kakao_account() -> None:
+    delivery, delivery_env, sandbox, sandbox_env = dev_delivery_and_sandbox("kakao")
+
+    assert sandbox_env["SANDBOX_KAKAO_APP_KEY"] == delivery_env["ALIMI_KAKAO_APP_KEY"]
+    for sandbox_variable, delivery_variable in (
+        ("SANDBOX_KAKAO_SECRET_KEY", "ALIMI_KAKAO_SECRET_KEY"),
+        ("SANDBOX_KAKAO_SENDER_KEY", "ALIMI_KAKAO_SENDER_KEY"),
+    ):
+        assert secret_key(sandbox, sandbox_variable) == secret_key(delivery, delivery_variable)
+
+
+def test_when_dev_is_rendered__then_delivery_and_the_sandbox_share_one_slack_token() -> None:
+    delivery, _, sandbox, _ = dev_delivery_and_sandbox("slack")
+
+    assert secret_key(sandbox, "SANDBOX_SLACK_TOKEN") == secret_key(delivery, "ALIMI_SLACK_TOKEN")
+
+
+def test_when_dev_is_rendered__then_the_sandbox_loads_alimis_kakao_templates() -> None:
+    _, objects = render("overlays/dev")
+    deployment = of_kind(objects, "Deployment")["sandbox"]
+    (sandbox,) = containers(deployment)
+    path = Path(env_values(sandbox, config_data(objects))["SANDBOX_KAKAO_TEMPLATES_FILE"])
+
+    (mount,) = [m for m in sandbox["volumeMounts"] if m["mountPath"] == str(path.parent)]
+    (volume,) = [
+        v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]
+    ]
+    templates = of_kind(objects, "ConfigMap")[volume["configMap"]["name"]]
+    assert json.loads(templates["data"][path.name]) == kakao_templates()
 
 
 def test_when_dev_is_rendered__then_the_sandbox_reports_to_receipts_with_its_secret() -> None:
@@ -394,7 +477,7 @@ def test_when_an_overlay_is_rendered__then_every_variable_is_one_a_service_reads
     _, objects = render(f"overlays/{overlay}")
     known = known_variables()
     config = config_data(objects)
-    (config_name,) = of_kind(objects, "ConfigMap")
+    settings = config_name(objects)
 
     assert set(config) <= known, set(config) - known
     for name, deployment in of_kind(objects, "Deployment").items():
@@ -402,10 +485,10 @@ def test_when_an_overlay_is_rendered__then_every_variable_is_one_a_service_reads
             names = {var["name"] for var in container.get("env", [])}
             assert names <= known, (name, names - known)
             for source in container.get("envFrom", []):
-                assert source["configMapRef"]["name"] == config_name, name
+                assert source["configMapRef"]["name"] == settings, name
             for var in container.get("env", []):
                 if reference := var.get("valueFrom", {}).get("configMapKeyRef"):
-                    assert reference["name"] == config_name, name
+                    assert reference["name"] == settings, name
                     assert reference["key"] in config, (name, reference["key"])
 
 
@@ -421,6 +504,9 @@ def test_when_an_overlay_is_rendered__then_it_sets_the_settings_that_differ_per_
         "ALIMI_SMS_API_URL",
         "ALIMI_SMS_APP_KEY",
         "ALIMI_SMS_SENDER_NO",
+        "ALIMI_KAKAO_API_URL",
+        "ALIMI_KAKAO_APP_KEY",
+        "ALIMI_SLACK_API_URL",
     ):
         assert config.get(variable), variable
 
@@ -447,7 +533,7 @@ def test_when_prod_is_compared_with_dev__then_it_runs_more_replicas_with_larger_
 
     for name in SERVICES:
         assert dev[name]["spec"]["replicas"] == 1, name
-        assert prod[name]["spec"]["replicas"] >= 2, name
+        assert prod[name]["spec"]["replicas"] >= (1 if name in SINGLE_REPLICA else 2), name
         for bound in ("requests", "limits"):
             assert memory_mi(prod[name], bound) >= memory_mi(dev[name], bound), (name, bound)
     assert prod["delivery-sms"]["spec"]["replicas"] > dev["delivery-sms"]["spec"]["replicas"]
@@ -571,6 +657,8 @@ COMPOSE_ALIMI = {
     "intake": ('["alimi_intake"]', "ALIMI_OPS_PORT"),
     "segmenter": ('["alimi_segmenter"]', "ALIMI_OPS_PORT"),
     "delivery-sms": ('["alimi_delivery", "--channel", "sms"]', "ALIMI_OPS_PORT"),
+    "delivery-kakao": ('["alimi_delivery", "--channel", "kakao"]', "ALIMI_OPS_PORT"),
+    "delivery-slack": ('["alimi_delivery", "--channel", "slack"]', "ALIMI_OPS_PORT"),
     "receipts": ('["alimi_receipts"]', "ALIMI_OPS_PORT"),
 }
 
@@ -636,6 +724,8 @@ def test_when_a_compose_service_depends_on_another__then_it_waits_until_that_one
         "intake": {"rabbitmq", "mongo"},
         "segmenter": {"rabbitmq", "mongo"},
         "delivery-sms": {"rabbitmq", "mongo", "sandbox"},
+        "delivery-kakao": {"rabbitmq", "mongo", "sandbox"},
+        "delivery-slack": {"rabbitmq", "mongo", "sandbox"},
         "receipts": {"mongo"},
     }
 
@@ -662,9 +752,20 @@ def test_when_compose_sets_a_secret__then_it_is_interpolated_with_a_dev_only_def
     services = compose_services()
 
     assert setting(env, "ALIMI_PHONE_HASH_KEY") == "${ALIMI_PHONE_HASH_KEY:-dev-only-change-me}"
-    shared_sms_secret = "${ALIMI_SMS_SECRET_KEY:-sandbox-secret}"
-    assert setting(services["delivery-sms"], "ALIMI_SMS_SECRET_KEY") == shared_sms_secret
-    assert setting(services["sandbox"], "SANDBOX_SMS_SECRET_KEY") == shared_sms_secret
+    for delivery, delivery_variable, sandbox_variable, default in (
+        ("delivery-sms", "ALIMI_SMS_SECRET_KEY", "SANDBOX_SMS_SECRET_KEY", "sandbox-secret"),
+        ("delivery-kakao", "ALIMI_KAKAO_SECRET_KEY", "SANDBOX_KAKAO_SECRET_KEY", "sandbox-secret"),
+        (
+            "delivery-kakao",
+            "ALIMI_KAKAO_SENDER_KEY",
+            "SANDBOX_KAKAO_SENDER_KEY",
+            "sandbox-sender-key",
+        ),
+        ("delivery-slack", "ALIMI_SLACK_TOKEN", "SANDBOX_SLACK_TOKEN", "xoxb-sandbox-token"),
+    ):
+        shared = f"${{{delivery_variable}:-{default}}}"
+        assert setting(services[delivery], delivery_variable) == shared, delivery_variable
+        assert setting(services["sandbox"], sandbox_variable) == shared, sandbox_variable
     shared_report_secret = "${ALIMI_REPORT_SECRET:-dev-only-report-secret}"
     assert setting(services["receipts"], "ALIMI_REPORT_SECRET") == shared_report_secret
     assert setting(services["sandbox"], "SANDBOX_REPORT_SECRET") == shared_report_secret
@@ -678,6 +779,31 @@ def test_when_compose_runs_the_sandbox__then_it_reports_to_the_receipts_containe
         assert setting(services["sandbox"], variable) == f"http://receipts:{port}{path}", variable
     for name in MONGO_ONLY:
         assert setting(services[name], "ALIMI_AMQP_URL") is None, name
+
+
+def test_when_compose_runs_delivery__then_each_channel_uses_the_sandbox_account() -> None:
+    services = compose_services()
+    sandbox = services["sandbox"]
+    port = setting(sandbox, "SANDBOX_PORT")
+
+    for variable, path in SANDBOX_API_PATHS.items():
+        channel = variable.split("_")[1].lower()
+        url = setting(services[f"delivery-{channel}"], variable)
+        assert url == f"http://sandbox:{port}{path}", variable
+    kakao = services["delivery-kakao"]
+    assert setting(sandbox, "SANDBOX_KAKAO_APP_KEY") == setting(kakao, "ALIMI_KAKAO_APP_KEY")
+    assert setting(sandbox, "SANDBOX_SMS_APP_KEY") == setting(
+        services["delivery-sms"], "ALIMI_SMS_APP_KEY"
+    )
+
+
+def test_when_compose_runs_the_sandbox__then_it_mounts_the_kakao_templates_it_loads() -> None:
+    sandbox = compose_services()["sandbox"]
+    target = setting(sandbox, "SANDBOX_KAKAO_TEMPLATES_FILE")
+
+    volumes = children(sandbox, 4)["volumes"]
+    read_only_mounts = re.findall(r"^\s+- ([^\s:]+):([^\s:]+):ro$", volumes, flags=re.MULTILINE)
+    assert (f"./{KAKAO_TEMPLATES_FILE.relative_to(ROOT)}", target) in read_only_mounts
 
 
 def test_when_compose_sets_a_variable__then_it_is_one_a_service_reads() -> None:

@@ -1,9 +1,19 @@
 """Reading the sandbox configuration from SANDBOX_* environment variables."""
 
+import json
+from pathlib import Path
+
 import pytest
 
+from alimi.templates import kakao_templates
 from alimi_sandbox.behaviour import Behaviour
 from alimi_sandbox.config import ConfigError, SandboxConfig
+from alimi_sandbox.kakao import BUILT_IN_TEMPLATES, Template
+
+# The templates file compose and the k8s sandbox component give the sandbox.
+DEPLOYED_TEMPLATES = (
+    Path(__file__).resolve().parents[2] / "k8s/components/sandbox/kakao-templates.json"
+)
 
 
 def test_when_nothing_is_set__then_defaults_apply() -> None:
@@ -110,3 +120,57 @@ def test_when_a_provider_value_is_invalid__then_the_error_names_the_variable(
 ) -> None:
     with pytest.raises(ConfigError, match=variable):
         SandboxConfig.from_env({variable: value})
+
+
+def test_when_no_templates_file_is_set__then_the_built_in_templates_apply() -> None:
+    assert SandboxConfig.from_env({}).kakao_templates == BUILT_IN_TEMPLATES
+
+
+def test_when_a_templates_file_is_set__then_its_templates_replace_the_built_in_ones(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "templates.json"
+    path.write_text('{"CODE": {"content": "#{text}님", "buttons": 1}}', encoding="utf-8")
+
+    config = SandboxConfig.from_env({"SANDBOX_KAKAO_TEMPLATES_FILE": str(path)})
+
+    assert dict(config.kakao_templates) == {"CODE": Template("#{text}님", buttons=1)}
+
+
+def test_when_the_deployed_templates_file_is_read__then_it_holds_exactly_alimis_templates() -> None:
+    expected = kakao_templates()
+    assert json.loads(DEPLOYED_TEMPLATES.read_text(encoding="utf-8")) == expected, (
+        f"{DEPLOYED_TEMPLATES} differs from alimi.templates.kakao_templates(); regenerate it "
+        "as k8s/components/sandbox/README.md shows"
+    )
+
+    config = SandboxConfig.from_env({"SANDBOX_KAKAO_TEMPLATES_FILE": str(DEPLOYED_TEMPLATES)})
+
+    assert {code: t.as_dict() for code, t in config.kakao_templates.items()} == expected
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "cannot be read"),
+        (b"\xff{}", "not UTF-8"),
+        (b"{", "not valid JSON"),
+        (b"[]", "JSON object"),
+        (b"{}", "at least one template"),
+        (b'{"CODE": {"content": ""}}', "template CODE: content"),
+        (b'{"CODE": {"content": "x", "buttons": 6}}', "template CODE: buttons"),
+        (b'{"CODE": {"content": "x", "link": "y"}}', "template CODE: unknown fields: link"),
+    ],
+)
+def test_when_the_templates_file_is_unusable__then_the_error_names_the_variable(
+    tmp_path: Path, content: bytes | None, problem: str
+) -> None:
+    path = tmp_path / "templates.json"
+    if content is not None:
+        path.write_bytes(content)
+
+    with pytest.raises(ConfigError, match="SANDBOX_KAKAO_TEMPLATES_FILE") as raised:
+        SandboxConfig.from_env({"SANDBOX_KAKAO_TEMPLATES_FILE": str(path)})
+
+    assert problem in str(raised.value)
+    assert "\n" not in str(raised.value)
