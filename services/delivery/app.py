@@ -11,10 +11,13 @@ from alimi import topology
 from alimi.messages import DeliveryBatch, StaffUpdate
 from alimi.store import RECEIPTS
 from alimi.worker import WorkerRuntime
+from alimi_delivery.guard import ProviderGuard
+from alimi_delivery.kakao_gateway import PROVIDER as KAKAO_PROVIDER
 from alimi_delivery.kakao_gateway import KakaoGateway
-from alimi_delivery.service import ChannelDelivery, KakaoDelivery, SmsDelivery
+from alimi_delivery.service import ChannelDelivery, KakaoDelivery, RetryPolicy, SmsDelivery
 from alimi_delivery.settings import DeliverySettings
 from alimi_delivery.slack_staff import StaffNotifier, build_client
+from alimi_delivery.sms_gateway import PROVIDER as SMS_PROVIDER
 from alimi_delivery.sms_gateway import SmsGateway
 
 SUPPORTED_CHANNELS = ("sms", "kakao", "slack")
@@ -66,6 +69,10 @@ class DeliveryProcess:
 
     def _channel_delivery(self, session: aiohttp.ClientSession) -> ChannelDelivery:
         s = self.settings
+        common: dict[str, Any] = {
+            "retry": RetryPolicy(s.retry_delays, s.retry_jitter),
+            "claim_lease_s": s.claim_lease_s,
+        }
         if self.channel == "kakao":
             kakao = KakaoGateway(
                 session,
@@ -75,7 +82,8 @@ class DeliveryProcess:
                 sender_key=s.kakao_sender_key.get_secret_value(),
                 timeout_s=s.provider_timeout_s,
             )
-            return KakaoDelivery(self.runtime.store, kakao, self.runtime.bus)
+            guard = self._guard(KAKAO_PROVIDER, s.kakao_requests_per_s, s.kakao_recipients_per_s)
+            return KakaoDelivery(self.runtime.store, self.runtime.bus, kakao, guard=guard, **common)
         sms = SmsGateway(
             session,
             base_url=s.sms_api_url,
@@ -84,7 +92,19 @@ class DeliveryProcess:
             sender_no=s.sms_sender_no,
             timeout_s=s.provider_timeout_s,
         )
-        return SmsDelivery(self.runtime.store, sms)
+        guard = self._guard(SMS_PROVIDER, s.sms_requests_per_s, s.sms_recipients_per_s)
+        return SmsDelivery(self.runtime.store, self.runtime.bus, sms, guard=guard, **common)
+
+    def _guard(
+        self, provider: str, requests_per_s: float, recipients_per_s: float
+    ) -> ProviderGuard:
+        return ProviderGuard(
+            provider,
+            requests_per_s=requests_per_s,
+            recipients_per_s=recipients_per_s,
+            breaker_failures=self.settings.breaker_failures,
+            breaker_cooldown_s=self.settings.breaker_cooldown_s,
+        )
 
     async def stop(self) -> None:
         await self.runtime.stop()

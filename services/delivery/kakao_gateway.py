@@ -24,7 +24,12 @@ from typing import Any, Literal, TypeAlias
 import aiohttp
 
 from alimi import phone as phones
-from alimi_delivery.provider_result import ProviderResult, all_failed
+from alimi_delivery.provider_result import (
+    ProviderResult,
+    all_failed,
+    retry_after,
+    transport_failure,
+)
 
 log = logging.getLogger("alimi.delivery.kakao")
 
@@ -106,14 +111,24 @@ class KakaoGateway:
                 timeout=self.timeout,
             ) as resp:
                 status = resp.status
+                wait = retry_after(resp.headers)
                 data = await resp.json(content_type=None) if status < 500 else None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return self._all(messages, "retry", "network", f"{type(exc).__name__}: {exc}")
+            code, in_doubt = transport_failure(exc)
+            return self._all(
+                messages, "retry", code, f"{type(exc).__name__}: {exc}", in_doubt=in_doubt
+            )
         except ValueError as exc:  # a body that is not JSON
-            return self._all(messages, "retry", "bad_response", str(exc))
+            return self._all(messages, "retry", "bad_response", str(exc), in_doubt=True)
         header = (data or {}).get("header", {})
         if status == 429 or header.get("resultCode") in RETRY_CODES:
-            return self._all(messages, "retry", "volume_exceeded", "provider volume exceeded")
+            return self._all(
+                messages,
+                "retry",
+                "volume_exceeded",
+                "provider volume exceeded",
+                retry_after_s=wait if wait is not None else 1.0,
+            )
         if status >= 500 or data is None:
             return self._all(messages, "retry", f"http_{status}", "provider unavailable")
         if status >= 400 or not header.get("isSuccessful"):
@@ -146,10 +161,40 @@ class KakaoGateway:
             )
         return results
 
+    async def find(self, key: str) -> str | None:
+        """The message id the provider gave a message sent with ``key``, if it has one."""
+        async with self.session.get(
+            self.url,
+            params={"recipientGroupingKey": key},
+            headers={"X-Secret-Key": self.secret_key},
+            timeout=self.timeout,
+        ) as resp:
+            resp.raise_for_status()
+            data = await resp.json(content_type=None)
+        found = (data.get("messageSearchResultResponse") or {}).get("messages") or []
+        if not found:
+            return None
+        return f"{found[0]['requestId']}-{found[0]['recipientSeq']}"
+
     @staticmethod
     def _all(
-        messages: list[KakaoMessage], outcome: Outcome, code: str, error: str
+        messages: list[KakaoMessage],
+        outcome: Outcome,
+        code: str,
+        error: str,
+        *,
+        in_doubt: bool = False,
+        retry_after_s: float | None = None,
     ) -> list[KakaoResult]:
         if outcome == "rejected":
             log.error("alimtalk refused the request", extra={"error_code": code, "error": error})
-        return all_failed((m.key for m in messages), outcome, code, error, log=log, what="alimtalk")
+        return all_failed(
+            (m.key for m in messages),
+            outcome,
+            code,
+            error,
+            log=log,
+            what="alimtalk",
+            in_doubt=in_doubt,
+            retry_after_s=retry_after_s,
+        )

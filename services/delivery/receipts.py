@@ -1,16 +1,23 @@
 """Receipt writes of the delivery service: claim before send, record after, in bulk.
 
 A receipt's ``_id`` is ``{notice_id}:{subject_id}``. Claiming upserts it with a
-filter that only matches a missing receipt, a ``retrying`` one, or (for the
-channel a person falls back to) a ``fell_back`` one: for a receipt that is
-already claimed or final the upsert collides on ``_id`` (duplicate key) and
-that person is not sent to again. One unordered bulk write per batch.
+filter that only matches a missing receipt, a ``retrying`` one, (for the
+channel a person falls back to) a ``fell_back`` one, or a ``claimed`` one
+whose claim is older than the lease (its worker died): for a receipt that is
+claimed by a live worker or final the upsert collides on ``_id`` (duplicate
+key) and that person is not sent to again. One unordered bulk write per batch.
+
+Before a stale claim or an attempt that ended in doubt (a timeout: the
+provider may have taken the message) is sent again, the provider is asked
+whether it has a message with the receipt's id (:func:`in_doubt`, then
+:func:`found_at_provider`): effectively once to the person, even when the
+broker delivers a batch twice and a worker dies at the worst moment.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import UpdateOne
@@ -21,7 +28,7 @@ from alimi.messages import DeliveryBatch, Recipient
 from alimi.store import Store
 
 DUPLICATE_KEY = 11000
-RETRYING = "retrying"
+RETRYING = states.RETRYING
 # Channels people fall back to; they may claim a receipt Kakao handed over.
 FALLBACK_TARGETS = frozenset({"sms"})
 
@@ -30,19 +37,71 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def claim(store: Store, batch: DeliveryBatch, provider: str) -> list[Recipient]:
+def _stale(now: datetime, lease_s: float) -> dict[str, Any]:
+    return {"status": states.CLAIMED, "claimed_at": {"$lt": now - timedelta(seconds=lease_s)}}
+
+
+async def in_doubt(store: Store, batch: DeliveryBatch, lease_s: float) -> list[str]:
+    """Receipt ids of the batch whose last attempt may have reached the provider."""
+    wanted = [ids.receipt_id(batch.notice_id, r.subject_id) for r in batch.recipients]
+    found = store.receipts.find(
+        {
+            "_id": {"$in": wanted},
+            "$or": [{"status": RETRYING, "in_doubt": True}, _stale(_now(), lease_s)],
+        },
+        {"_id": 1},
+    )
+    return [doc["_id"] async for doc in found]
+
+
+async def found_at_provider(
+    store: Store, notice_id: str, channel: str, found: dict[str, str]
+) -> None:
+    """Record as ``sent`` the in-doubt receipts the provider has: receipt id -> message id."""
+    now = _now()
+    ops = [
+        UpdateOne(
+            {"_id": rid, "status": {"$in": [RETRYING, states.CLAIMED]}},
+            {
+                "$set": {
+                    "status": states.SENT,
+                    "provider_message_id": message_id,
+                    "sent_at": now,
+                    "updated_at": now,
+                },
+                "$unset": {"in_doubt": ""},
+                "$push": {
+                    "events": {
+                        "at": now,
+                        "status": states.SENT,
+                        "channel": channel,
+                        "detail": f"{message_id} (found at the provider; not sent again)",
+                    }
+                },
+            },
+        )
+        for rid, message_id in found.items()
+    ]
+    if ops:
+        await store.receipts.bulk_write(ops, ordered=False)
+
+
+async def claim(
+    store: Store, batch: DeliveryBatch, provider: str, *, lease_s: float
+) -> list[Recipient]:
     """Claim every recipient not yet handled; return those this worker now owns."""
     now = _now()
     claimable = [RETRYING]
     if batch.channel in FALLBACK_TARGETS:
         claimable.append(states.FELL_BACK)
+    takeover = _stale(now, lease_s)
     ops = []
     for r in batch.recipients:
         ops.append(
             UpdateOne(
                 {
                     "_id": ids.receipt_id(batch.notice_id, r.subject_id),
-                    "status": {"$in": claimable},
+                    "$or": [{"status": {"$in": claimable}}, takeover],
                 },
                 {
                     "$set": {
@@ -53,6 +112,7 @@ async def claim(store: Store, batch: DeliveryBatch, provider: str) -> list[Recip
                         "batch_id": batch.batch_id,
                         "updated_at": now,
                     },
+                    "$unset": {"in_doubt": ""},
                     "$setOnInsert": {
                         "notice_id": batch.notice_id,
                         "incident_id": batch.incident_id,
@@ -83,6 +143,15 @@ async def claim(store: Store, batch: DeliveryBatch, provider: str) -> list[Recip
                 raise
             lost.add(err["index"])
     return [r for i, r in enumerate(batch.recipients) if i not in lost]
+
+
+async def held(store: Store, notice_id: str, subject_ids: Sequence[str]) -> set[str]:
+    """Those of ``subject_ids`` whose receipt is claimed (by a live worker, or one that died)."""
+    if not subject_ids:
+        return set()
+    by_id = {ids.receipt_id(notice_id, s): s for s in subject_ids}
+    found = store.receipts.find({"_id": {"$in": list(by_id)}, "status": states.CLAIMED}, {"_id": 1})
+    return {by_id[doc["_id"]] async for doc in found}
 
 
 async def handed_over(
@@ -140,3 +209,26 @@ async def record(
         )
     if ops:
         await store.receipts.bulk_write(ops, ordered=False)
+
+
+async def dead_lettered(
+    store: Store, notice_id: str, channel: str, subject_ids: Sequence[str], error: str
+) -> None:
+    """Past the last retry: the receipts are ``failed`` with the last error, and replayable."""
+    now = _now()
+    event = {"at": now, "status": states.FAILED, "channel": channel, "detail": error}
+    await store.receipts.update_many(
+        {
+            "_id": {"$in": [ids.receipt_id(notice_id, s) for s in subject_ids]},
+            "status": RETRYING,
+        },
+        {
+            "$set": {
+                "status": states.FAILED,
+                "error": error,
+                "dead_lettered": True,
+                "updated_at": now,
+            },
+            "$push": {"events": event},
+        },
+    )

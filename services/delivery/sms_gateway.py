@@ -14,7 +14,12 @@ from typing import Any, Literal, TypeAlias
 import aiohttp
 
 from alimi import phone as phones
-from alimi_delivery.provider_result import ProviderResult, all_failed
+from alimi_delivery.provider_result import (
+    ProviderResult,
+    all_failed,
+    retry_after,
+    transport_failure,
+)
 
 log = logging.getLogger("alimi.delivery.sms")
 
@@ -81,12 +86,18 @@ class SmsGateway:
                 url, json=payload, headers={"X-Secret-Key": self.secret_key}, timeout=self.timeout
             ) as resp:
                 status = resp.status
+                wait = retry_after(resp.headers) if status == 429 else None
                 data = await resp.json(content_type=None) if status < 500 else None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return self._all(messages, "retry", "network", f"{type(exc).__name__}: {exc}")
+            code, in_doubt = transport_failure(exc)
+            return self._all(
+                messages, "retry", code, f"{type(exc).__name__}: {exc}", in_doubt=in_doubt
+            )
         except ValueError as exc:  # a body that is not JSON
-            return self._all(messages, "retry", "bad_response", str(exc))
-        if status >= 500 or status == 429:
+            return self._all(messages, "retry", "bad_response", str(exc), in_doubt=True)
+        if status == 429:
+            return self._all(messages, "retry", "http_429", "rate limited", retry_after_s=wait)
+        if status >= 500:
             return self._all(messages, "retry", f"http_{status}", "provider unavailable")
         header = (data or {}).get("header", {})
         if data is None or status >= 400 or not header.get("isSuccessful"):
@@ -123,8 +134,39 @@ class SmsGateway:
                 )
         return results
 
+    async def find(self, key: str) -> str | None:
+        """The message id the provider gave a message sent with ``key``, if it has one."""
+        url = f"{self.base_url}/sms/v3.0/appKeys/{self.app_key}/sender/messages"
+        async with self.session.get(
+            url,
+            params={"recipientGroupingKey": key},
+            headers={"X-Secret-Key": self.secret_key},
+            timeout=self.timeout,
+        ) as resp:
+            resp.raise_for_status()
+            data = await resp.json(content_type=None)
+        found = (data.get("body") or {}).get("data") or []
+        if not found:
+            return None
+        return f"{found[0]['requestId']}-{found[0]['recipientSeq']}"
+
     @staticmethod
     def _all(
-        messages: list[SmsMessage], outcome: Outcome, code: str, error: str
+        messages: list[SmsMessage],
+        outcome: Outcome,
+        code: str,
+        error: str,
+        *,
+        in_doubt: bool = False,
+        retry_after_s: float | None = None,
     ) -> list[SmsResult]:
-        return all_failed((m.key for m in messages), outcome, code, error, log=log, what="sms")
+        return all_failed(
+            (m.key for m in messages),
+            outcome,
+            code,
+            error,
+            log=log,
+            what="sms",
+            in_doubt=in_doubt,
+            retry_after_s=retry_after_s,
+        )

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from alimi import problems
 from alimi.problems import ProblemError
-from alimi_intake import service
+from alimi_intake import dead_letters, service
 from alimi_intake.context import CONTEXT
 from alimi_intake.models import (
     MAX_SUBJECTS_PER_REQUEST,
@@ -127,3 +127,21 @@ async def get_incident(request: web.Request) -> web.Response:
     if found is None:
         raise ProblemError(404, "Not Found", "no incident with that id")
     return web.json_response(found)
+
+
+@routes.post("/v1/notices/{notice_id}/dead-letters/replay")
+async def replay_dead_letters(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    notice_id = request.match_info["notice_id"]
+    if await ctx.store.notices.find_one({"_id": notice_id}, {"_id": 1}) is None:
+        raise ProblemError(404, "Not Found", "no notice with that id")
+    replayed = await dead_letters.replay(ctx.store, ctx.bus, notice_id)
+    return web.json_response(
+        {
+            "notice_id": notice_id,
+            "batches": replayed.batches,
+            "recipients": replayed.recipients,
+            "recipients_by_channel": replayed.channels,
+            "more_remain": replayed.more_remain,
+        }
+    )

@@ -34,7 +34,7 @@ from alimi_receipts.models import Report
 
 log = logging.getLogger("alimi.receipts")
 
-RETRYING = "retrying"  # written by delivery when a provider call may succeed later
+RETRYING = states.RETRYING
 NOT_YET_SENT = frozenset({states.CLAIMED, RETRYING})
 REPORTED = frozenset({states.DELIVERED, states.UNDELIVERED})
 LOGGED_UNKNOWN = 20  # unknown reports named in one log line; the rest are only counted

@@ -81,8 +81,14 @@ def init_app(config: SandboxConfig) -> web.Application:
     )
     app.add_routes([web.get("/healthz", _healthy), web.get("/readyz", _healthy)])
     app.cleanup_ctx.append(_reports)
+    app.on_shutdown.append(_stop_hanging)
     app.on_cleanup.append(_log_stop)
     return app
+
+
+async def _stop_hanging(app: web.Application) -> None:
+    """Answer held send calls now: shutdown runs this before it waits for open requests."""
+    app[SIMULATION].stop_hanging()
 
 
 async def _reports(app: web.Application) -> AsyncIterator[None]:

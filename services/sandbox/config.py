@@ -20,6 +20,10 @@ _BEHAVIOUR_VARIABLES = {
     "latency_ms": "SANDBOX_LATENCY_MS",
     "latency_jitter_ms": "SANDBOX_LATENCY_JITTER_MS",
     "error_rate": "SANDBOX_ERROR_RATE",
+    "rate_limit_rate": "SANDBOX_RATE_LIMIT_RATE",
+    "retry_after_s": "SANDBOX_RETRY_AFTER_S",
+    "timeout_rate": "SANDBOX_TIMEOUT_RATE",
+    "hang_ms": "SANDBOX_HANG_MS",
     "sms_undelivered_suffixes": "SANDBOX_SMS_UNDELIVERED_SUFFIXES",
     "kakao_not_user_suffixes": "SANDBOX_KAKAO_NOT_USER_SUFFIXES",
     "kakao_uncertain_suffixes": "SANDBOX_KAKAO_UNCERTAIN_SUFFIXES",
@@ -72,6 +76,10 @@ class SandboxConfig:
             "latency_ms": _number,
             "latency_jitter_ms": _number,
             "error_rate": _number,
+            "rate_limit_rate": _number,
+            "retry_after_s": _integer,
+            "timeout_rate": _number,
+            "hang_ms": _number,
         }
         behaviour_values = {
             name: reader.get(variable, parsers.get(name, str), getattr(defaults.behaviour, name))

@@ -59,6 +59,7 @@ class KakaoSubmission:
     sender_key: str
     template_code: str
     received_at: str  # ISO-8601, UTC
+    sender_grouping_key: str | None = None
 
 
 class KakaoMessage(NamedTuple):
@@ -68,6 +69,7 @@ class KakaoMessage(NamedTuple):
     grouping_key: str | None
     text: str  # the template with every #{var} filled
     buttons: tuple[dict[str, Any], ...] = ()
+    undelivered: bool = False  # decided on acceptance: reported (and queried) as 3016
 
     @property
     def message_id(self) -> str:

@@ -1,4 +1,4 @@
-"""An imitation of the NHN Cloud KakaoTalk Bizmessage AlimTalk v2.3 send API.
+"""An imitation of the NHN Cloud KakaoTalk Bizmessage AlimTalk v2.3 send and list APIs.
 
 AlimTalk sends pre-approved templates: the request names a template code and
 gives each recipient the values of its ``#{var}`` placeholders. The rules are pure
@@ -20,17 +20,17 @@ from typing import Any
 
 from aiohttp import web
 
-from .behaviour import Behaviour, Simulation
+from .behaviour import Behaviour, Fault, Simulation
 from .inbox import Inbox, KakaoMessage, KakaoSubmission
-from .reports import Accepted, Channel, Reporter
+from .reports import OUTCOMES, Accepted, Channel, Reporter
 from .sms_gateway import (
     INVALID_RECIPIENT_COUNT,
     INVALID_RECIPIENT_NUMBER,
     MAX_RECIPIENTS,
-    SIMULATED_FAILURE,
     Rejection,
     authenticate,
     header,
+    inject,
     is_plausible_number,
     malformed,
     new_request_id,
@@ -222,6 +222,30 @@ def recipient_outcome(
     return 0, "SUCCESS", text
 
 
+def search_result(message: KakaoMessage) -> dict[str, Any]:
+    """One entry of the message list (NHN's ``messageSearchResultResponse.messages``).
+
+    ``messageStatus`` and ``resultCode`` say what the delivery report says: COMPLETED /
+    "1000", or FAILED / "3016" for a number in ``kakao_undelivered_suffixes``.
+    """
+    code, _, name = OUTCOMES[Channel.KAKAO, message.undelivered]
+    submission = message.submission
+    return {
+        "requestId": submission.request_id,
+        "recipientSeq": message.recipient_seq,
+        "senderKey": submission.sender_key,
+        "templateCode": submission.template_code,
+        "recipientNo": message.recipient_no,
+        "content": message.text,
+        "messageStatus": "FAILED" if message.undelivered else "COMPLETED",
+        "resultCode": code,
+        "resultCodeName": name,
+        "buttons": list(message.buttons),
+        "senderGroupingKey": submission.sender_grouping_key,
+        "recipientGroupingKey": message.grouping_key,
+    }
+
+
 class VolumeWindow:
     """Counts accepted requests over the last second against ``kakao_volume_limit``."""
 
@@ -248,7 +272,7 @@ class TemplateRegistry:
 
 
 class KakaoGateway:
-    """The ``/alimtalk/v2.3`` send route, accepting messages into an Inbox."""
+    """The ``/alimtalk/v2.3`` send and list routes, accepting messages into an Inbox."""
 
     def __init__(
         self,
@@ -271,25 +295,54 @@ class KakaoGateway:
         self._volume = VolumeWindow()
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post("/alimtalk/v2.3/appkeys/{appkey}/messages", self.send)]
+        path = "/alimtalk/v2.3/appkeys/{appkey}/messages"
+        return [web.post(path, self.send), web.get(path, self.find_messages)]
 
     async def send(self, request: web.Request) -> web.Response:
         await self._simulation.pause()
-        headers: dict[str, str] = {}
         try:
-            authenticate(
-                request, path_key="appkey", app_key=self._app_key, secret_key=self._secret_key
+            self._authenticate(request)
+            fault = inject(
+                self._simulation,
+                rate_limit_code=VOLUME_EXCEEDED,
+                rate_limit_message="volume exceeded",
             )
-            if self._simulation.should_fail():
-                raise Rejection(SIMULATED_FAILURE, "Internal error (simulated)", status=500)
             if not self._volume.admit(self._simulation.behaviour.kakao_volume_limit):
-                headers["Retry-After"] = "1"
-                raise Rejection(VOLUME_EXCEEDED, "volume exceeded", status=429)
+                raise Rejection(
+                    VOLUME_EXCEEDED, "volume exceeded", status=429, headers={"Retry-After": "1"}
+                )
             payload = await read_payload(request)
             send = parse_alimtalk_request(payload, self._sender_key, self._templates.templates)
         except Rejection as rejection:
-            return rejection_response(rejection, headers)
-        return web.json_response({"header": header(0, "SUCCESS"), "message": self._accept(send)})
+            return rejection_response(rejection)
+        message = self._accept(send)
+        if fault is Fault.HANG:  # the messages are taken; only the answer is late
+            log.debug("holding the answer to AlimTalk request %s", message["requestId"])
+            await self._simulation.hang()
+        return web.json_response({"header": header(0, "SUCCESS"), "message": message})
+
+    async def find_messages(self, request: web.Request) -> web.Response:
+        """Accepted messages by ``recipientGroupingKey``, in NHN's list shape."""
+        try:
+            self._authenticate(request)
+            key = request.query.get("recipientGroupingKey")
+            if not key:
+                raise malformed("the recipientGroupingKey query parameter is required")
+        except Rejection as rejection:
+            return rejection_response(rejection)
+        messages = [search_result(m) for m in self._inbox.with_grouping_key(key)]
+        return web.json_response(
+            {
+                "header": header(0, "SUCCESS"),
+                "messageSearchResultResponse": {
+                    "messages": messages,
+                    "totalCount": len(messages),
+                },
+            }
+        )
+
+    def _authenticate(self, request: web.Request) -> None:
+        authenticate(request, path_key="appkey", app_key=self._app_key, secret_key=self._secret_key)
 
     def _accept(self, send: AlimTalkRequest) -> dict[str, Any]:
         now = datetime.now(UTC)
@@ -299,6 +352,7 @@ class KakaoGateway:
             sender_key=send.sender_key,
             template_code=send.template_code,
             received_at=now.isoformat(timespec="milliseconds"),
+            sender_grouping_key=send.sender_grouping_key,
         )
         behaviour = self._simulation.behaviour
         undelivered = behaviour.kakao_undelivered_suffixes
@@ -309,6 +363,7 @@ class KakaoGateway:
         for seq, recipient in enumerate(send.recipients, start=1):
             code, message, text = recipient_outcome(recipient, send.template, behaviour)
             if text is not None:
+                lost = recipient.number in undelivered
                 accepted.append(
                     KakaoMessage(
                         submission,
@@ -317,17 +372,12 @@ class KakaoGateway:
                         recipient.grouping_key,
                         text,
                         recipient.buttons or (),
+                        lost,
                     )
                 )
                 if reporting:
                     reports.append(
-                        (
-                            request_id,
-                            seq,
-                            recipient.grouping_key,
-                            recipient.number,
-                            recipient.number in undelivered,
-                        )
+                        (request_id, seq, recipient.grouping_key, recipient.number, lost)
                     )
             results.append(
                 {

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from .behaviour import Simulation
+from .behaviour import Fault, Simulation
 from .inbox import Inbox, Message, Submission
 from .reports import Accepted, Channel, Reporter
 
@@ -34,6 +34,9 @@ DEFAULT_COUNTRY_CODE = "82"
 MALFORMED = -1
 INVALID_SECRET_KEY = -1000
 UNKNOWN_APP_KEY = -1001
+# NHN documents no rate-limit code for SMS v3.0; AlimTalk's "volume exceeded" number is
+# used so one mapping covers both.
+TOO_MANY_REQUESTS = -1030
 UNREGISTERED_SENDER = -2000
 INVALID_SMS_BODY = -2001
 INVALID_LMS_CONTENT = -2002
@@ -51,11 +54,18 @@ class MessageType(StrEnum):
 class Rejection(Exception):
     """A request the gateway refuses; NHN reports most of these with HTTP 200."""
 
-    def __init__(self, result_code: int, message: str, status: int = 200) -> None:
+    def __init__(
+        self,
+        result_code: int,
+        message: str,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.result_code = result_code
         self.message = message
         self.status = status
+        self.headers = headers or {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,12 +216,31 @@ async def read_payload(request: web.Request) -> object:
         raise malformed("not valid JSON") from None
 
 
-def rejection_response(rejection: Rejection, headers: dict[str, str] | None = None) -> web.Response:
+def rejection_response(rejection: Rejection) -> web.Response:
     return web.json_response(
         {"header": header(rejection.result_code, rejection.message)},
         status=rejection.status,
-        headers=headers,
+        headers=rejection.headers,
     )
+
+
+def inject(simulation: Simulation, *, rate_limit_code: int, rate_limit_message: str) -> Fault:
+    """Decide this send call's injected fault; raise the Rejection of a 500 or a 429.
+
+    Returns ``Fault.HANG`` or ``Fault.NONE``: the caller accepts the request, and for
+    HANG waits ``simulation.hang()`` before answering.
+    """
+    fault = simulation.decide()
+    if fault is Fault.FAIL:
+        log.debug("answering a send call with a simulated failure")
+        raise Rejection(SIMULATED_FAILURE, "Internal error (simulated)", status=500)
+    if fault is Fault.RATE_LIMIT:
+        retry_after = str(simulation.behaviour.retry_after_s)
+        log.debug("answering a send call with a simulated rate limit")
+        raise Rejection(
+            rate_limit_code, rate_limit_message, status=429, headers={"Retry-After": retry_after}
+        )
+    return fault
 
 
 def new_request_id(now: datetime) -> str:
@@ -279,16 +308,20 @@ class SmsGateway:
         await self._simulation.pause()
         try:
             self._authenticate(request)
-            if self._simulation.should_fail():
-                log.debug("answering a %s request with a simulated failure", message_type)
-                raise Rejection(SIMULATED_FAILURE, "Internal error (simulated)", status=500)
+            fault = inject(
+                self._simulation,
+                rate_limit_code=TOO_MANY_REQUESTS,
+                rate_limit_message="Too many requests",
+            )
             payload = await read_payload(request)
             send = parse_send_request(payload, message_type, self._sender_numbers)
         except Rejection as rejection:
             return rejection_response(rejection)
-        return web.json_response(
-            {"header": header(0, "SUCCESS"), "body": {"data": self._accept(send)}}
-        )
+        data = self._accept(send)
+        if fault is Fault.HANG:  # the messages are taken; only the answer is late
+            log.debug("holding the answer to %s request %s", message_type, data["requestId"])
+            await self._simulation.hang()
+        return web.json_response({"header": header(0, "SUCCESS"), "body": {"data": data}})
 
     def _authenticate(self, request: web.Request) -> None:
         authenticate(request, path_key="appKey", app_key=self._app_key, secret_key=self._secret_key)

@@ -100,14 +100,19 @@ class Bus:
         *,
         message_id: str,
         headers: dict[str, Any] | None = None,
+        expiration_s: float | None = None,
     ) -> None:
-        """Publish a persistent message and wait for the broker's confirm."""
+        """Publish a persistent message and wait for the broker's confirm.
+
+        ``expiration_s`` sets the message's own TTL (used for retry delays).
+        """
         message = aio_pika.Message(
             body,
             message_id=message_id,
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             headers=headers or {},
+            expiration=expiration_s,
         )
         await self._exchanges[exchange].publish(message, routing_key=routing_key, timeout=30)
         PUBLISHED.labels(exchange).inc()

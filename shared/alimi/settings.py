@@ -64,6 +64,8 @@ def load(model: type[S], environ: Mapping[str, str]) -> S:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            field = str(err["loc"][0]) if err["loc"] else "?"
-            problems.append(f"{env_name(field)}: {err['msg']}")
+            if err["loc"]:
+                problems.append(f"{env_name(str(err['loc'][0]))}: {err['msg']}")
+            else:  # a rule across settings: its message names them
+                problems.append(err["msg"].removeprefix("Value error, "))
         raise SettingsError(problems) from None

@@ -12,8 +12,10 @@ NOTICE_COMPLETED = "completed"
 NOTICE_HALTED = "halted"
 NOTICE_FAILED = "failed"
 
-# Receipt: claimed -> sent -> delivered | undelivered; or failed, fell_back, skipped, halted
+# Receipt: claimed -> sent -> delivered | undelivered; or failed, fell_back, skipped, halted.
+# retrying: the last attempt failed in a way that may succeed later; a retry is queued.
 CLAIMED = "claimed"
+RETRYING = "retrying"
 SENT = "sent"
 DELIVERED = "delivered"
 UNDELIVERED = "undelivered"

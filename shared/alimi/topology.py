@@ -6,7 +6,13 @@ carry the namespace prefix, so test runs and environments can share a broker.
 
     events (topic)    --notice.approved-->  segmenter
     delivery (direct) --<channel>-------->  delivery.<channel>
+    retry (direct)    --<channel>.<step>->  retry.<channel>.<step>  --expired--> delivery
     dead (direct)     --<queue name>----->  dead.<queue name>
+
+A retry queue has no consumer: a message waits there for its own expiration
+(set per message by the publisher: the step's delay with jitter) and then is
+dead-lettered back to ``delivery`` under its channel's routing key. Retrying
+never sleeps inside a consumer.
 
 A consumer that cannot process a message (invalid body, unknown version)
 dead-letters it to ``dead`` with the reason in a header; each work queue also
@@ -25,7 +31,12 @@ ExchangeKind = Literal["direct", "topic", "fanout"]
 
 EVENTS = "events"
 DELIVERY = "delivery"
+RETRY = "retry"
 DEAD = "dead"
+
+# Channels whose batches are retried through delay queues, and how many steps.
+RETRIED_CHANNELS = ("sms", "kakao")
+RETRY_STEPS = 3
 
 NOTICE_APPROVED = "notice.approved"
 SEGMENTER_QUEUE = "segmenter"
@@ -39,6 +50,14 @@ def dead_queue(queue: str) -> str:
     return f"dead.{queue}"
 
 
+def retry_key(channel: str, step: int) -> str:
+    return f"{channel}.{step}"
+
+
+def retry_queue(channel: str, step: int) -> str:
+    return f"retry.{retry_key(channel, step)}"
+
+
 @dataclass(frozen=True)
 class Exchange:
     name: str
@@ -50,12 +69,15 @@ class Queue:
     name: str
     bindings: tuple[tuple[str, str], ...] = ()  # (exchange, routing key)
     dead_letters: bool = True  # reject -> DEAD exchange, routed by queue name
+    # Expired messages go to (exchange, routing key) instead: the retry queues.
+    expire_to: tuple[str, str] | None = None
     arguments: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
 EXCHANGES: tuple[Exchange, ...] = (
     Exchange(EVENTS, "topic"),
     Exchange(DELIVERY, "direct"),
+    Exchange(RETRY, "direct"),
     Exchange(DEAD, "direct"),
 )
 
@@ -67,6 +89,20 @@ WORK_QUEUES: tuple[Queue, ...] = (
 DEAD_QUEUES: tuple[Queue, ...] = tuple(
     Queue(dead_queue(q.name), bindings=((DEAD, q.name),), dead_letters=False) for q in WORK_QUEUES
 )
+
+RETRY_QUEUES: tuple[Queue, ...] = tuple(
+    Queue(
+        retry_queue(ch, step),
+        bindings=((RETRY, retry_key(ch, step)),),
+        dead_letters=False,
+        expire_to=(DELIVERY, ch),
+    )
+    for ch in RETRIED_CHANNELS
+    for step in range(1, RETRY_STEPS + 1)
+)
+
+# Dead-letter queues first, so a work queue never points at nothing.
+ALL_QUEUES: tuple[Queue, ...] = (*DEAD_QUEUES, *WORK_QUEUES, *RETRY_QUEUES)
 
 
 @dataclass(frozen=True)
@@ -81,7 +117,10 @@ class Names:
 
 def queue_arguments(queue: Queue, names: Names, *, quorum: bool) -> dict[str, Any]:
     args: dict[str, Any] = {"x-queue-type": "quorum" if quorum else "classic"}
-    if queue.dead_letters:
+    if queue.expire_to is not None:
+        args["x-dead-letter-exchange"] = names(queue.expire_to[0])
+        args["x-dead-letter-routing-key"] = queue.expire_to[1]
+    elif queue.dead_letters:
         args["x-dead-letter-exchange"] = names(DEAD)
         args["x-dead-letter-routing-key"] = queue.name
     args.update(queue.arguments)
@@ -97,7 +136,7 @@ async def declare(channel: Any, names: Names, *, quorum: bool = False) -> None:
     exchanges = {}
     for ex in EXCHANGES:
         exchanges[ex.name] = await channel.declare_exchange(names(ex.name), ex.kind, durable=True)
-    for queue in (*DEAD_QUEUES, *WORK_QUEUES):
+    for queue in ALL_QUEUES:
         declared = await channel.declare_queue(
             names(queue.name), durable=True, arguments=queue_arguments(queue, names, quorum=quorum)
         )
@@ -107,7 +146,7 @@ async def declare(channel: Any, names: Names, *, quorum: bool = False) -> None:
 
 async def delete(channel: Any, names: Names) -> None:
     """Remove every queue and exchange of a namespace (tests clean up with this)."""
-    for queue in (*WORK_QUEUES, *DEAD_QUEUES):
+    for queue in ALL_QUEUES:
         await channel.queue_delete(names(queue.name))
     for ex in EXCHANGES:
         await channel.exchange_delete(names(ex.name))

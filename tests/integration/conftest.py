@@ -9,10 +9,13 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from alimi import templates
+from alimi.bus import Bus
+from alimi.store import Store
 from alimi_sandbox.app import init_app
 from alimi_sandbox.behaviour import Behaviour
 from alimi_sandbox.config import SandboxConfig
 from alimi_sandbox.kakao import Template
+from support import Deliveries
 
 
 @pytest.fixture
@@ -30,3 +33,10 @@ async def sandbox() -> AsyncIterator[TestServer]:
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture
+def deliveries(
+    store: Store, bus: Bus, http: aiohttp.ClientSession, sandbox: TestServer
+) -> Deliveries:
+    return Deliveries(store, bus, http, sandbox)

@@ -40,7 +40,7 @@ async def test_when_topology_is_declared_twice__then_nothing_changes(bus: Bus) -
     channel = await bus.channel(prefetch=1)
     await topology.declare(channel, bus.names)
     await topology.declare(channel, bus.names)
-    for queue in (*topology.WORK_QUEUES, *topology.DEAD_QUEUES):
+    for queue in topology.ALL_QUEUES:
         declared = await channel.declare_queue(bus.names(queue.name), passive=True)
         assert declared.name == f"{bus.names.namespace}.{queue.name}"
     await channel.close()
@@ -152,3 +152,26 @@ async def test_when_stopping__then_in_flight_messages_finish_within_the_grace_pe
     await consumer.stop(grace_s=5)
     assert finished == ["ntc_5"]
     assert await _get_all(bus, topology.SEGMENTER_QUEUE, within_s=0.5) == []
+
+
+async def test_when_a_message_expires_in_a_retry_queue__then_it_returns_to_its_channel(
+    bus: Bus,
+) -> None:
+    await bus.publish(
+        topology.RETRY,
+        topology.retry_key("sms", 2),
+        b'{"x": 1}',
+        message_id="m-retry",
+        expiration_s=0.2,
+    )
+    channel = await bus.channel(prefetch=1)
+    queue = await channel.get_queue(bus.names(topology.delivery_queue("sms")))
+    deadline = asyncio.get_running_loop().time() + 10
+    message = None
+    while message is None and asyncio.get_running_loop().time() < deadline:
+        message = await queue.get(fail=False)
+        if message is None:
+            await asyncio.sleep(0.05)
+    assert message is not None and message.message_id == "m-retry"
+    await message.ack()
+    await channel.close()

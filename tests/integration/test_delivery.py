@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from alimi.bus import RetryLater, Unprocessable
+from alimi import topology
+from alimi.bus import Unprocessable
 from alimi.messages import DeliveryBatch, Recipient
 from alimi.store import Store
-from alimi_delivery.service import SmsDelivery
-from alimi_delivery.sms_gateway import SmsGateway
-
-
-def _delivery(
-    store: Store, http: aiohttp.ClientSession, sandbox: TestServer, **kw: Any
-) -> SmsDelivery:
-    gateway = SmsGateway(
-        http,
-        base_url=str(sandbox.make_url("")),
-        app_key="sandbox-app-key",
-        secret_key="sandbox-secret",
-        sender_no=kw.get("sender_no", "0215990000"),
-        timeout_s=5,
-    )
-    return SmsDelivery(store, gateway)
+from support import Deliveries, take_batches
 
 
 async def _seed_notice(store: Store, body: str = "#{name}님 안내: #{status_url}") -> None:
@@ -60,20 +45,15 @@ def _batch(n: int = 3, notice_id: str = "ntc_1") -> DeliveryBatch:
     )
 
 
-async def _inbox(http: aiohttp.ClientSession, sandbox: TestServer) -> list[dict[str, Any]]:
-    async with http.get(sandbox.make_url("/_sandbox/sms/messages")) as resp:
-        return (await resp.json())["messages"]
-
-
 async def test_when_a_batch_is_delivered_twice__then_each_person_gets_one_sms_and_one_receipt(
-    store: Store, http: aiohttp.ClientSession, sandbox: TestServer
+    store: Store, http: aiohttp.ClientSession, sandbox: TestServer, deliveries: Deliveries
 ) -> None:
     await _seed_notice(store)
-    delivery = _delivery(store, http, sandbox)
+    delivery = deliveries.sms()
     await delivery.handle(_batch())
     await delivery.handle(_batch())
 
-    inbox = await _inbox(http, sandbox)
+    inbox = await deliveries.inbox()
     assert sorted(m["recipient_no"] for m in inbox) == ["01055550000", "01055550001", "01055550002"]
     assert {m["type"] for m in inbox} == {"SMS"}
     assert inbox[0]["body"].startswith("고객") and "https://a.kr/s/x" in inbox[0]["body"]
@@ -89,54 +69,56 @@ async def test_when_a_batch_is_delivered_twice__then_each_person_gets_one_sms_an
 
 
 async def test_when_the_text_is_longer_than_90_bytes__then_it_goes_as_lms(
-    store: Store, http: aiohttp.ClientSession, sandbox: TestServer
+    store: Store, http: aiohttp.ClientSession, sandbox: TestServer, deliveries: Deliveries
 ) -> None:
     await _seed_notice(store, body="#{name}님, " + "개인정보 유출 사고 안내입니다. " * 5)
-    await _delivery(store, http, sandbox).handle(_batch(1))
-    inbox = await _inbox(http, sandbox)
+    await deliveries.sms().handle(_batch(1))
+    inbox = await deliveries.inbox()
     assert [m["type"] for m in inbox] == ["LMS"]
     assert inbox[0]["title"] == "유출"
 
 
 async def test_when_the_provider_fails__then_receipts_wait_for_a_retry_that_sends_once(
-    store: Store, http: aiohttp.ClientSession, sandbox: TestServer
+    store: Store, http: aiohttp.ClientSession, sandbox: TestServer, deliveries: Deliveries
 ) -> None:
     await _seed_notice(store)
-    delivery = _delivery(store, http, sandbox)
-    async with http.put(sandbox.make_url("/_sandbox/config"), json={"error_rate": 1.0}) as resp:
-        assert resp.status == 200
-    with pytest.raises(RetryLater):
-        await delivery.handle(_batch())
-    assert {r["status"] for r in await store.receipts.find({}).to_list()} == {"retrying"}
-    assert await _inbox(http, sandbox) == []
-
-    async with http.put(sandbox.make_url("/_sandbox/config"), json={"error_rate": 0.0}) as resp:
-        assert resp.status == 200
+    delivery = deliveries.sms()
+    await deliveries.configure(error_rate=1.0)
     await delivery.handle(_batch())
+    assert {r["status"] for r in await store.receipts.find({}).to_list()} == {"retrying"}
+    assert await deliveries.inbox() == []
+    # Only the people to retry wait in the first retry step, as attempt 2.
+    [again] = await take_batches(delivery.bus, topology.retry_queue("sms", 1))
+    assert (again.attempt, again.batch_id) == (2, "ntc_1:sms:00000001:a2")
+    assert len(again.recipients) == 3
+
+    await deliveries.configure(error_rate=0.0)
+    await delivery.handle(again)
+    await delivery.handle(again)  # redelivered: nothing more
     receipts = await store.receipts.find({}).to_list()
     assert {(r["status"], r["attempts"]) for r in receipts} == {("sent", 2)}
-    assert len(await _inbox(http, sandbox)) == 3
+    assert len(await deliveries.inbox()) == 3
 
 
 async def test_when_the_provider_refuses_the_sender__then_receipts_fail_with_its_code(
-    store: Store, http: aiohttp.ClientSession, sandbox: TestServer
+    store: Store, http: aiohttp.ClientSession, sandbox: TestServer, deliveries: Deliveries
 ) -> None:
     await _seed_notice(store)
-    await _delivery(store, http, sandbox, sender_no="0200000000").handle(_batch())
+    await deliveries.sms(sender_no="0200000000").handle(_batch())
     receipts = await store.receipts.find({}).to_list()
     assert {(r["status"], r["error_code"]) for r in receipts} == {("failed", "-2000")}
 
 
 async def test_when_the_notice_does_not_exist__then_the_batch_is_unprocessable(
-    store: Store, http: aiohttp.ClientSession, sandbox: TestServer
+    store: Store, http: aiohttp.ClientSession, sandbox: TestServer, deliveries: Deliveries
 ) -> None:
     with pytest.raises(Unprocessable):
-        await _delivery(store, http, sandbox).handle(_batch(notice_id="ntc_missing"))
+        await deliveries.sms().handle(_batch(notice_id="ntc_missing"))
     assert await store.receipts.count_documents({}) == 0
 
 
 async def test_when_a_number_is_international__then_its_receipt_counts_gsm_segments(
-    store: Store, http: aiohttp.ClientSession, sandbox: TestServer
+    store: Store, http: aiohttp.ClientSession, sandbox: TestServer, deliveries: Deliveries
 ) -> None:
     await _seed_notice(store, body="Dear #{name}, your data was exposed: #{status_url} " * 4)
     abroad = DeliveryBatch(
@@ -149,9 +131,9 @@ async def test_when_a_number_is_international__then_its_receipt_counts_gsm_segme
             Recipient(subject_id="kr", phone="+821055550000", name="Kim"),
         ),
     )
-    await _delivery(store, http, sandbox).handle(abroad)
+    await deliveries.sms().handle(abroad)
     receipts = {r["subject_id"]: r for r in await store.receipts.find({}).to_list()}
     assert (receipts["uk"]["encoding"], receipts["uk"]["segments"]) == ("GSM-7", 2)
     assert "segments" not in receipts["kr"]
-    [uk] = [m for m in await _inbox(http, sandbox) if m["recipient_no"] == "447700900123"]
+    [uk] = [m for m in await deliveries.inbox() if m["recipient_no"] == "447700900123"]
     assert uk["body"].startswith("Dear Ann, your data")

@@ -11,12 +11,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from alimi import topology
-from alimi.bus import Bus, RetryLater
-from alimi.messages import DeliveryBatch, Recipient, parse
+from alimi.bus import Bus
+from alimi.messages import DeliveryBatch, Recipient
 from alimi.store import Store
-from alimi_delivery.kakao_gateway import KakaoGateway
-from alimi_delivery.service import KakaoDelivery, SmsDelivery
-from alimi_delivery.sms_gateway import SmsGateway
+from support import Deliveries, take_batches
 
 # Numbers ending 7000-7999 are not on KakaoTalk, 8000-8999 uncertain (see _batch).
 NOT_ON_KAKAO = "7000-7999"
@@ -30,32 +28,6 @@ async def kakao_ranges(sandbox: TestServer, http: aiohttp.ClientSession) -> None
         json={"kakao_not_user_suffixes": NOT_ON_KAKAO, "kakao_uncertain_suffixes": UNCERTAIN},
     ) as resp:
         assert resp.status == 200, await resp.text()
-
-
-def _kakao(
-    store: Store, http: aiohttp.ClientSession, sandbox: TestServer, bus: Bus
-) -> KakaoDelivery:
-    gateway = KakaoGateway(
-        http,
-        base_url=str(sandbox.make_url("")),
-        app_key="sandbox-app-key",
-        secret_key="sandbox-secret",
-        sender_key="sandbox-sender-key",
-        timeout_s=5,
-    )
-    return KakaoDelivery(store, gateway, bus)
-
-
-def _sms(store: Store, http: aiohttp.ClientSession, sandbox: TestServer) -> SmsDelivery:
-    gateway = SmsGateway(
-        http,
-        base_url=str(sandbox.make_url("")),
-        app_key="sandbox-app-key",
-        secret_key="sandbox-secret",
-        sender_no="0215990000",
-        timeout_s=5,
-    )
-    return SmsDelivery(store, gateway)
 
 
 async def _seed_notice(store: Store, **notice: Any) -> None:
@@ -107,35 +79,21 @@ def _batch(*people: Recipient) -> DeliveryBatch:
 
 
 async def _handed_to_sms(bus: Bus) -> list[DeliveryBatch]:
-    channel = await bus.channel(prefetch=100)
-    queue = await channel.get_queue(bus.names(topology.delivery_queue("sms")))
-    found = []
-    while (message := await queue.get(fail=False)) is not None:
-        await message.ack()
-        found.append(parse(message.body, DeliveryBatch))
-    await channel.close()
-    return found
-
-
-async def _inbox(
-    http: aiohttp.ClientSession, sandbox: TestServer, kind: str
-) -> list[dict[str, Any]]:
-    async with http.get(sandbox.make_url(f"/_sandbox/{kind}/messages")) as resp:
-        return (await resp.json())["messages"]
-
-
-async def _receipts(store: Store) -> dict[str, dict[str, Any]]:
-    return {r["subject_id"]: r for r in await store.receipts.find({}).to_list()}
+    return await take_batches(bus, topology.delivery_queue("sms"))
 
 
 async def test_when_some_people_are_not_on_kakao__then_they_and_only_they_get_an_sms(
-    store: Store, http: aiohttp.ClientSession, sandbox: TestServer, bus: Bus
+    store: Store,
+    http: aiohttp.ClientSession,
+    sandbox: TestServer,
+    bus: Bus,
+    deliveries: Deliveries,
 ) -> None:
     await _seed_notice(store)
     batch = _batch(_person("1000"), _person("7001"), _person("1001", locale="en"))
-    await _kakao(store, http, sandbox, bus).handle(batch)
+    await deliveries.kakao().handle(batch)
 
-    kakao = await _inbox(http, sandbox, "kakao")
+    kakao = await deliveries.inbox("kakao")
     assert sorted(m["recipient_no"] for m in kakao) == ["01055551000", "01055551001"]
     korean = next(m for m in kakao if m["recipient_no"] == "01055551000")
     assert korean["template_code"] == "ALIMI_BREACH_KO"
@@ -146,7 +104,7 @@ async def test_when_some_people_are_not_on_kakao__then_they_and_only_they_get_an
     assert "Your name and phone number were exposed." in english["text"]
     assert korean["buttons"][0]["linkMo"] == "https://a.kr/s/x"
 
-    receipts = await _receipts(store)
+    receipts = await deliveries.receipts()
     fell = receipts["s7001"]
     assert fell["status"] == "fell_back"
     assert (fell["fallback_from"], fell["fallback_to"], fell["kakao_error_code"]) == (
@@ -159,13 +117,13 @@ async def test_when_some_people_are_not_on_kakao__then_they_and_only_they_get_an
     [handed] = await _handed_to_sms(bus)
     assert [r.subject_id for r in handed.recipients] == ["s7001"]
     assert handed.recipients[0].fallback == ()
-    await _sms(store, http, sandbox).handle(handed)
-    await _sms(store, http, sandbox).handle(handed)  # redelivered: still one SMS
+    await deliveries.sms().handle(handed)
+    await deliveries.sms().handle(handed)  # redelivered: still one SMS
 
-    [sms] = await _inbox(http, sandbox, "sms")
+    [sms] = await deliveries.inbox("sms")
     assert sms["recipient_no"] == "01055557001"
     assert sms["type"] == "LMS" and sms["body"].startswith("[회원정보 유출]\n고객7001님")
-    final = (await _receipts(store))["s7001"]
+    final = (await deliveries.receipts())["s7001"]
     assert (final["status"], final["channel"], final["fallback_from"]) == ("sent", "sms", "kakao")
     assert [(e["status"], e["channel"]) for e in final["events"]] == [
         ("claimed", "kakao"),
@@ -177,33 +135,45 @@ async def test_when_some_people_are_not_on_kakao__then_they_and_only_they_get_an
 
 
 async def test_when_delivery_is_uncertain__then_no_sms_follows(
-    store: Store, http: aiohttp.ClientSession, sandbox: TestServer, bus: Bus
+    store: Store,
+    http: aiohttp.ClientSession,
+    sandbox: TestServer,
+    bus: Bus,
+    deliveries: Deliveries,
 ) -> None:
     await _seed_notice(store)
-    await _kakao(store, http, sandbox, bus).handle(_batch(_person("8001")))
-    receipt = (await _receipts(store))["s8001"]
+    await deliveries.kakao().handle(_batch(_person("8001")))
+    receipt = (await deliveries.receipts())["s8001"]
     assert (receipt["status"], receipt["delivery_uncertain"], receipt["provider_code"]) == (
         "sent",
         True,
         "3005",
     )
     assert await _handed_to_sms(bus) == []
-    assert await _inbox(http, sandbox, "sms") == []
+    assert await deliveries.inbox("sms") == []
 
 
 async def test_when_a_person_has_no_fallback__then_not_being_on_kakao_fails_their_receipt(
-    store: Store, http: aiohttp.ClientSession, sandbox: TestServer, bus: Bus
+    store: Store,
+    http: aiohttp.ClientSession,
+    sandbox: TestServer,
+    bus: Bus,
+    deliveries: Deliveries,
 ) -> None:
     await _seed_notice(store)
-    await _kakao(store, http, sandbox, bus).handle(_batch(_person("7002", fallback=())))
-    receipt = (await _receipts(store))["s7002"]
+    await deliveries.kakao().handle(_batch(_person("7002", fallback=())))
+    receipt = (await deliveries.receipts())["s7002"]
     assert (receipt["status"], receipt["error_code"]) == ("failed", "3018")
     assert "no fallback channel" in receipt["error"]
     assert await _handed_to_sms(bus) == []
 
 
 async def test_when_the_template_does_not_fit__then_kakao_fails_clearly_and_sms_takes_over(
-    store: Store, http: aiohttp.ClientSession, sandbox: TestServer, bus: Bus
+    store: Store,
+    http: aiohttp.ClientSession,
+    sandbox: TestServer,
+    bus: Bus,
+    deliveries: Deliveries,
 ) -> None:
     await _seed_notice(store)
     # The provider's approved text no longer has the variables Alimi fills.
@@ -212,8 +182,8 @@ async def test_when_the_template_does_not_fit__then_kakao_fails_clearly_and_sms_
         json={"ALIMI_BREACH_KO": {"content": "#{other}", "buttons": 1}},
     ) as resp:
         assert resp.status == 200, await resp.text()
-    await _kakao(store, http, sandbox, bus).handle(_batch(_person("1000")))
-    receipt = (await _receipts(store))["s1000"]
+    await deliveries.kakao().handle(_batch(_person("1000")))
+    receipt = (await deliveries.receipts())["s1000"]
     assert (receipt["status"], receipt["fallback_reason"]) == ("fell_back", "kakao_rejected")
     assert receipt["kakao_error_code"] == "-3011"
     assert "missing template parameters: other" in receipt["kakao_error"]
@@ -221,41 +191,53 @@ async def test_when_the_template_does_not_fit__then_kakao_fails_clearly_and_sms_
 
 
 async def test_when_kakao_volume_is_exceeded__then_the_batch_is_retried_and_sent_once(
-    store: Store, http: aiohttp.ClientSession, sandbox: TestServer, bus: Bus
+    store: Store,
+    http: aiohttp.ClientSession,
+    sandbox: TestServer,
+    bus: Bus,
+    deliveries: Deliveries,
 ) -> None:
     await _seed_notice(store)
-    delivery = _kakao(store, http, sandbox, bus)
+    delivery = deliveries.kakao()
     async with http.put(
         sandbox.make_url("/_sandbox/config"), json={"kakao_volume_limit": 1}
     ) as resp:
         assert resp.status == 200
     await delivery.handle(_batch(_person("1000")))  # uses the one request of this second
     await store.receipts.delete_many({})
-    with pytest.raises(RetryLater):
-        await delivery.handle(_batch(_person("1000")))
-    receipt = (await _receipts(store))["s1000"]
+    await delivery.handle(_batch(_person("1000")))
+    receipt = (await deliveries.receipts())["s1000"]
     assert (receipt["status"], receipt["error_code"]) == ("retrying", "volume_exceeded")
+    # The provider's Retry-After paused the account's rate limit.
+    assert delivery.guard.requests.wait_time(1) > 0
+    [again] = await take_batches(bus, topology.retry_queue("kakao", 1))
+    assert again.attempt == 2
     async with http.put(
         sandbox.make_url("/_sandbox/config"), json={"kakao_volume_limit": 0}
     ) as resp:
         assert resp.status == 200
-    await delivery.handle(_batch(_person("1000")))
-    assert (await _receipts(store))["s1000"]["status"] == "sent"
+    delivery.guard.requests.paused_until = delivery.guard.recipients.paused_until = 0
+    await delivery.handle(again)
+    assert (await deliveries.receipts())["s1000"]["status"] == "sent"
 
 
 async def test_when_a_batch_returns_after_its_fallback_was_recorded__then_it_is_handed_over_again(
-    store: Store, http: aiohttp.ClientSession, sandbox: TestServer, bus: Bus
+    store: Store,
+    http: aiohttp.ClientSession,
+    sandbox: TestServer,
+    bus: Bus,
+    deliveries: Deliveries,
 ) -> None:
     # As if the worker crashed after recording the fallback, before publishing it.
     await _seed_notice(store)
-    delivery = _kakao(store, http, sandbox, bus)
+    delivery = deliveries.kakao()
     await delivery.handle(_batch(_person("7003")))
     assert len(await _handed_to_sms(bus)) == 1  # consumed: the publish is "lost"
     await delivery.handle(_batch(_person("7003")))
     [again] = await _handed_to_sms(bus)
     assert [r.subject_id for r in again.recipients] == ["s7003"]
-    assert len(await _inbox(http, sandbox, "kakao")) == 0
-    await _sms(store, http, sandbox).handle(again)
+    assert len(await deliveries.inbox("kakao")) == 0
+    await deliveries.sms().handle(again)
     await delivery.handle(_batch(_person("7003")))  # now sent by SMS: nothing more
     assert await _handed_to_sms(bus) == []
-    assert len(await _inbox(http, sandbox, "sms")) == 1
+    assert len(await deliveries.inbox("sms")) == 1

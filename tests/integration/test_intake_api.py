@@ -13,9 +13,11 @@ from pydantic import SecretStr
 
 from alimi import topology
 from alimi.bus import Bus
+from alimi.messages import DeliveryBatch, Recipient
 from alimi.store import Store
 from alimi_intake.app import init_app
 from alimi_intake.settings import IntakeSettings
+from support import take_batches
 
 PROBLEM = "application/problem+json"
 
@@ -196,3 +198,50 @@ async def test_when_the_incident_does_not_exist__then_404_problem(
     resp = await client.get("/v1/incidents/inc_nope")
     assert resp.status == 404
     assert resp.content_type == PROBLEM
+
+
+async def test_when_a_notices_dead_letters_are_replayed__then_only_its_batches_go_back(
+    client: TestClient[Any, Any], store: Store, bus: Bus
+) -> None:
+    def batch(notice_id: str, subject: str) -> DeliveryBatch:
+        return DeliveryBatch(
+            batch_id=f"{notice_id}:sms:00000001:a4",
+            notice_id=notice_id,
+            incident_id="inc_1",
+            channel="sms",
+            attempt=4,
+            recipients=(Recipient(subject_id=subject, phone="+821055550000"),),
+        )
+
+    await store.notices.insert_one({"_id": "ntc_x", "incident_id": "inc_1", "state": "completed"})
+    await store.receipts.insert_one(
+        {"_id": "ntc_x:s1", "notice_id": "ntc_x", "status": "failed", "dead_lettered": True}
+    )
+    dead = topology.dead_queue(topology.delivery_queue("sms"))
+    for b in (batch("ntc_x", "s1"), batch("ntc_other", "s2")):
+        await bus.publish(
+            topology.DEAD, topology.delivery_queue("sms"), b.to_bytes(), message_id=b.batch_id
+        )
+    await bus.publish(topology.DEAD, topology.delivery_queue("sms"), b"not json", message_id="bad")
+
+    resp = await client.post("/v1/notices/ntc_x/dead-letters/replay")
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["recipients_by_channel"] == {"sms": 1}
+
+    [replayed] = await take_batches(bus, topology.delivery_queue("sms"))
+    assert (replayed.batch_id, replayed.attempt) == ("ntc_x:sms:00000001:replay", 1)
+    receipt = await store.receipts.find_one({"_id": "ntc_x:s1"})
+    assert receipt is not None and receipt["status"] == "retrying"
+    notice = await store.notices.find_one({"_id": "ntc_x"})
+    assert notice is not None and notice["state"] == "sending"
+    channel = await bus.channel(prefetch=10)
+    queue = await channel.get_queue(bus.names(dead))
+    left = []
+    while (message := await queue.get(fail=False)) is not None:
+        left.append(message.message_id)
+        await message.ack()
+    await channel.close()
+    assert sorted(left) == ["bad", "ntc_other:sms:00000001:a4"]
+
+    missing = await client.post("/v1/notices/ntc_nope/dead-letters/replay")
+    assert missing.status == 404 and missing.content_type == PROBLEM

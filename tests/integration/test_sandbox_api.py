@@ -261,6 +261,10 @@ async def test_when_error_rate_is_raised_at_run_time__then_calls_start_failing(
         "latency_ms": 0,
         "latency_jitter_ms": 0,
         "error_rate": 1,
+        "rate_limit_rate": 0,
+        "retry_after_s": 1,
+        "timeout_rate": 0,
+        "hang_ms": 30000,
         "sms_undelivered_suffixes": "",
         "kakao_not_user_suffixes": "",
         "kakao_uncertain_suffixes": "",
@@ -336,6 +340,11 @@ async def test_when_inbox_is_cleared__then_it_is_empty(client: TestClient[Any, A
         ({"kakao_not_user_suffixes": "9999-7000"}, "kakao_not_user_suffixes"),
         ({"sms_undelivered_suffixes": 12}, "sms_undelivered_suffixes"),
         ({"kakao_volume_limit": -1}, "kakao_volume_limit"),
+        ({"rate_limit_rate": 2}, "rate_limit_rate"),
+        ({"retry_after_s": 0.5}, "retry_after_s"),
+        ({"retry_after_s": 3601}, "retry_after_s"),
+        ({"timeout_rate": "often"}, "timeout_rate"),
+        ({"hang_ms": 600_001}, "hang_ms"),
     ],
 )
 async def test_when_config_values_are_invalid__then_422_problem_names_the_field(

@@ -9,6 +9,8 @@ import sys
 import time
 import urllib.request
 
+import pytest
+
 
 def sandbox_env(**variables: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_")}
@@ -56,6 +58,47 @@ def test_when_sent_sigterm__then_the_server_stops_cleanly() -> None:
                 process.communicate()
 
     assert process.returncode == 0
+    assert "Traceback" not in stderr
+
+
+def test_when_sent_sigterm_while_a_call_is_held__then_it_stops_without_waiting_out_the_hang() -> (
+    None
+):
+    port = free_port()
+    variables = {"SANDBOX_TIMEOUT_RATE": "1", "SANDBOX_HANG_MS": "600000"}
+    with subprocess.Popen(
+        [sys.executable, "-m", "alimi_sandbox"],
+        env=sandbox_env(SANDBOX_PORT=str(port), SANDBOX_LATENCY_MS="0", **variables),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        try:
+            wait_until_healthy(port)
+            send = urllib.request.Request(
+                f"http://127.0.0.1:{port}/sms/v3.0/appKeys/sandbox-app-key/sender/sms",
+                data=json.dumps(
+                    {
+                        "body": "x",
+                        "sendNo": "0215990000",
+                        "recipientList": [{"recipientNo": "01012345678"}],
+                    }
+                ).encode(),
+                headers={"X-Secret-Key": "sandbox-secret", "Content-Type": "application/json"},
+            )
+            with pytest.raises(TimeoutError):
+                urllib.request.urlopen(send, timeout=0.3)
+            started = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=15)
+            stopped_in = time.monotonic() - started
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+    assert process.returncode == 0
+    assert stopped_in < 4  # run_app's own limit on open requests is 5 s
     assert "Traceback" not in stderr
 
 

@@ -509,3 +509,101 @@ async def test_when_the_status_query_lacks_the_secret_or_key__then_it_is_refused
     unauthorised = await client.get(QUERY_PATH, params={"recipientGroupingKey": "k"})
     missing = await client.get(QUERY_PATH, headers=AUTH)
     assert (unauthorised.status, missing.status) == (401, 400)
+
+
+# --- AlimTalk status query by recipientGroupingKey ------------------------------------------
+
+
+async def test_when_alimtalk_is_queried_by_grouping_key__then_its_messages_come_in_nhn_shape(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client(
+        behaviour=Behaviour(latency_ms=0, kakao_undelivered_suffixes=SuffixRanges.parse("9000"))
+    )
+    recipients = [kakao_recipient("01012345678", "ntc_1:a"), kakao_recipient("01012349000", "b")]
+    body = alimtalk(recipients) | {"senderGroupingKey": "ntc_1"}
+    first = await (await client.post(KAKAO_PATH, json=body, headers=AUTH)).json()
+    second = await (await client.post(KAKAO_PATH, json=body, headers=AUTH)).json()
+
+    response = await client.get(
+        KAKAO_PATH, params={"recipientGroupingKey": "ntc_1:a"}, headers=AUTH
+    )
+
+    assert response.status == 200
+    payload = await response.json()
+    assert payload["header"] == {"isSuccessful": True, "resultCode": 0, "resultMessage": "SUCCESS"}
+    result = payload["messageSearchResultResponse"]
+    assert result["totalCount"] == 2
+    assert result["messages"] == [
+        {
+            "requestId": sent["message"]["requestId"],
+            "recipientSeq": 1,
+            "senderKey": SENDER_KEY,
+            "templateCode": "ALIMI_UPDATE",
+            "recipientNo": "01012345678",
+            "content": "[알리미] 조사 진행 안내\n김민준님, 조사 완료\nu",
+            "messageStatus": "COMPLETED",
+            "resultCode": "1000",
+            "resultCodeName": "Delivered",
+            "buttons": [BUTTON],
+            "senderGroupingKey": "ntc_1",
+            "recipientGroupingKey": "ntc_1:a",
+        }
+        for sent in (first, second)
+    ]
+    lost = await client.get(KAKAO_PATH, params={"recipientGroupingKey": "b"}, headers=AUTH)
+    [entry, _] = (await lost.json())["messageSearchResultResponse"]["messages"]
+    assert (entry["messageStatus"], entry["resultCode"]) == ("FAILED", "3016")
+
+
+async def test_when_no_alimtalk_carried_the_key__then_the_list_is_empty(
+    client: TestClient[Any, Any],
+) -> None:
+    refused = kakao_recipient("01012345678", "ntc_1:refused")
+    del refused["templateParameter"]["summary"]  # -3011: not taken, so not listed
+    await client.post(KAKAO_PATH, json=alimtalk([refused]), headers=AUTH)
+
+    for key in ("ntc_1:never", "ntc_1:refused"):
+        response = await client.get(KAKAO_PATH, params={"recipientGroupingKey": key}, headers=AUTH)
+        assert await response.json() == {
+            "header": {"isSuccessful": True, "resultCode": 0, "resultMessage": "SUCCESS"},
+            "messageSearchResultResponse": {"messages": [], "totalCount": 0},
+        }
+
+
+async def test_when_the_kakao_inbox_is_cleared__then_the_status_query_forgets_too(
+    client: TestClient[Any, Any],
+) -> None:
+    await client.post(KAKAO_PATH, json=alimtalk(), headers=AUTH)
+    await client.delete("/_sandbox/kakao/messages")
+
+    response = await client.get(
+        KAKAO_PATH, params={"recipientGroupingKey": "receipt-1"}, headers=AUTH
+    )
+
+    assert (await response.json())["messageSearchResultResponse"]["totalCount"] == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "headers", "status", "code"),
+    [
+        (KAKAO_PATH, {}, AUTH, 400, -1),
+        (KAKAO_PATH, {"recipientGroupingKey": ""}, AUTH, 400, -1),
+        (KAKAO_PATH, {"recipientGroupingKey": "k"}, {}, 401, -1000),
+        (KAKAO_PATH, {"recipientGroupingKey": "k"}, {"X-Secret-Key": "x"}, 401, -1000),
+        ("/alimtalk/v2.3/appkeys/other/messages", {"recipientGroupingKey": "k"}, AUTH, 401, -1001),
+    ],
+)
+async def test_when_the_alimtalk_status_query_is_incomplete__then_it_is_refused_like_sms(
+    client: TestClient[Any, Any],
+    path: str,
+    params: dict[str, str],
+    headers: dict[str, str],
+    status: int,
+    code: int,
+) -> None:
+    response = await client.get(path, params=params, headers=headers)
+
+    assert response.status == status
+    header = (await response.json())["header"]
+    assert (header["isSuccessful"], header["resultCode"]) == (False, code)

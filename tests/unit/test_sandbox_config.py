@@ -40,6 +40,10 @@ def test_when_everything_is_set__then_each_variable_is_used() -> None:
             "SANDBOX_LATENCY_MS": "0",
             "SANDBOX_LATENCY_JITTER_MS": "2.5",
             "SANDBOX_ERROR_RATE": "0.1",
+            "SANDBOX_RATE_LIMIT_RATE": "0.2",
+            "SANDBOX_RETRY_AFTER_S": "7",
+            "SANDBOX_TIMEOUT_RATE": "0.05",
+            "SANDBOX_HANG_MS": "1500",
             "SANDBOX_SEED": "42",
         }
     )
@@ -47,7 +51,15 @@ def test_when_everything_is_set__then_each_variable_is_used() -> None:
     assert config.port == 9000
     assert (config.app_key, config.secret_key) == ("key", "secret")
     assert config.sender_numbers == {"0215990000", "16440000"}
-    assert config.behaviour == Behaviour(latency_ms=0, latency_jitter_ms=2.5, error_rate=0.1)
+    assert config.behaviour == Behaviour(
+        latency_ms=0,
+        latency_jitter_ms=2.5,
+        error_rate=0.1,
+        rate_limit_rate=0.2,
+        retry_after_s=7,
+        timeout_rate=0.05,
+        hang_ms=1500,
+    )
     assert config.seed == 42
 
 
@@ -66,6 +78,13 @@ def test_when_a_variable_is_empty__then_its_default_applies() -> None:
         ("SANDBOX_LATENCY_MS", "-5"),
         ("SANDBOX_LATENCY_JITTER_MS", "inf"),
         ("SANDBOX_ERROR_RATE", "2"),
+        ("SANDBOX_RATE_LIMIT_RATE", "often"),
+        ("SANDBOX_RATE_LIMIT_RATE", "1.5"),
+        ("SANDBOX_RETRY_AFTER_S", "2.5"),
+        ("SANDBOX_RETRY_AFTER_S", "3601"),
+        ("SANDBOX_TIMEOUT_RATE", "-0.1"),
+        ("SANDBOX_HANG_MS", "nan"),
+        ("SANDBOX_HANG_MS", "600001"),
         ("SANDBOX_SEED", "1.5"),
     ],
 )

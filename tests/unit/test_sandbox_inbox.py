@@ -1,6 +1,7 @@
 """The in-memory record of accepted messages."""
 
-from alimi_sandbox.inbox import Inbox, Message, Submission
+from alimi_sandbox.inbox import Inbox, KakaoMessage, KakaoSubmission, Message, Submission
+from alimi_sandbox.kakao import search_result
 
 SUBMISSION = Submission(
     request_id="20250101000000abc",
@@ -44,3 +45,22 @@ def test_when_cleared__then_it_is_empty_and_reports_how_many_were_removed() -> N
     assert inbox.clear() == 2
     assert len(inbox) == 0
     assert list(inbox.find()) == []
+
+
+def test_when_kakao_messages_share_a_grouping_key__then_the_index_lists_them_in_order() -> None:
+    submission = KakaoSubmission("req", "sender", "ALIMI_PLAIN", "2025-01-01T00:00:00.000+00:00")
+    inbox = Inbox[KakaoMessage]()
+    inbox.add(
+        [
+            KakaoMessage(submission, 1, "01011111111", "k", "가"),
+            KakaoMessage(submission, 2, "01022222222", None, "나"),
+            KakaoMessage(submission, 3, "01033333333", "k", "다", undelivered=True),
+        ]
+    )
+
+    found = inbox.with_grouping_key("k")
+
+    assert [m.recipient_seq for m in found] == [1, 3]
+    assert [search_result(m)["resultCode"] for m in found] == ["1000", "3016"]
+    assert inbox.with_grouping_key("other") == ()
+    assert "undelivered" not in found[1].as_dict()  # the inbox listing keeps its shape

@@ -1,0 +1,231 @@
+"""Delivery under faults: retries through delay queues, dead letters, the breaker,
+attempts in doubt and claims of workers that died. Real MongoDB-wire server, real
+RabbitMQ, the sandbox over HTTP."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+from aiohttp.test_utils import TestServer
+
+from alimi import topology
+from alimi.bus import ERROR_HEADER, Bus
+from alimi.messages import DeliveryBatch, Recipient
+from alimi.store import Store
+from alimi_delivery.guard import OPEN
+from support import Deliveries, take_batches
+
+
+async def _seed_notice(store: Store) -> None:
+    await store.ensure_indexes("receipts")
+    await store.incidents.insert_one(
+        {"_id": "inc_1", "title": "유출", "status_url": "https://a.kr/s/x", "contact": "02"}
+    )
+    await store.notices.insert_one(
+        {
+            "_id": "ntc_1",
+            "incident_id": "inc_1",
+            "seq": 1,
+            "template": "short_notice",
+            "body": "#{name}님 안내: #{status_url}",
+            "created_at": datetime.now(UTC),
+        }
+    )
+
+
+def _batch(n: int = 3, attempt: int = 1) -> DeliveryBatch:
+    return DeliveryBatch(
+        batch_id="ntc_1:sms:00000001" + (f":a{attempt}" if attempt > 1 else ""),
+        notice_id="ntc_1",
+        incident_id="inc_1",
+        channel="sms",
+        attempt=attempt,
+        recipients=tuple(
+            Recipient(subject_id=f"s{i}", phone=f"+8210555500{i:02d}", name=f"고객{i}")
+            for i in range(n)
+        ),
+    )
+
+
+async def test_when_the_last_retry_fails__then_the_batch_is_dead_lettered_and_receipts_fail(
+    store: Store,
+    http: aiohttp.ClientSession,
+    sandbox: TestServer,
+    bus: Bus,
+    deliveries: Deliveries,
+) -> None:
+    await _seed_notice(store)
+    await deliveries.configure(error_rate=1.0)
+    await deliveries.sms().handle(_batch(attempt=4))  # three retry steps already spent
+
+    receipts = await deliveries.receipts()
+    assert {r["status"] for r in receipts.values()} == {"failed"}
+    assert all(r["dead_lettered"] for r in receipts.values())
+    assert all("gave up after 4 attempts: http_500" in r["error"] for r in receipts.values())
+    channel = await bus.channel(prefetch=10)
+    queue = await channel.get_queue(bus.names(topology.dead_queue("delivery.sms")))
+    message = await queue.get()
+    assert "gave up after 4 attempts" in str(message.headers[ERROR_HEADER])
+    await message.ack()
+    await channel.close()
+    assert await take_batches(bus, topology.retry_queue("sms", 1)) == []
+
+
+async def test_when_calls_keep_failing__then_the_breaker_opens_and_stops_calling(
+    store: Store,
+    http: aiohttp.ClientSession,
+    sandbox: TestServer,
+    bus: Bus,
+    deliveries: Deliveries,
+) -> None:
+    await _seed_notice(store)
+    await deliveries.configure(error_rate=1.0)
+    delivery = deliveries.sms(breaker_failures=2, breaker_cooldown_s=60)
+    await delivery.handle(_batch(1))
+    await store.receipts.delete_many({})
+    await delivery.handle(_batch(1))
+    assert delivery.guard.breaker.state == OPEN
+    await store.receipts.delete_many({})
+    await deliveries.configure(error_rate=0.0)  # recovered, but the breaker is cooling down
+    await delivery.handle(_batch(1))
+    receipt = (await deliveries.receipts())["s0"]
+    assert (receipt["status"], receipt["error_code"]) == ("retrying", "breaker_open")
+    assert await deliveries.inbox() == []
+    assert len(await take_batches(bus, topology.retry_queue("sms", 1))) == 3
+
+
+async def test_when_a_worker_died_after_the_provider_took_the_message__then_it_is_not_sent_again(
+    store: Store, http: aiohttp.ClientSession, sandbox: TestServer, deliveries: Deliveries
+) -> None:
+    await _seed_notice(store)
+    delivery = deliveries.sms(claim_lease_s=10)
+    await delivery.handle(_batch(2))
+    # As if the worker died after the provider answered, before the receipt was written:
+    # the receipt is still claimed, and the claim is older than the lease.
+    long_ago = datetime.now(UTC) - timedelta(seconds=60)
+    await store.receipts.update_many(
+        {},
+        {
+            "$set": {"status": "claimed", "claimed_at": long_ago},
+            "$unset": {"provider_message_id": ""},
+        },
+    )
+    await delivery.handle(_batch(3))  # the batch comes back, with one person never sent
+
+    inbox = await deliveries.inbox()
+    assert sorted(m["recipient_no"] for m in inbox) == ["01055550000", "01055550001", "01055550002"]
+    receipts = await deliveries.receipts()
+    assert {r["status"] for r in receipts.values()} == {"sent"}
+    by_key = {m["grouping_key"]: m["message_id"] for m in inbox}
+    assert all(r["provider_message_id"] == by_key[r["_id"]] for r in receipts.values())
+    assert "found at the provider" in receipts["s0"]["events"][-1]["detail"]
+
+
+async def test_when_a_worker_died_before_sending__then_the_stale_claim_is_taken_over(
+    store: Store, http: aiohttp.ClientSession, sandbox: TestServer, deliveries: Deliveries
+) -> None:
+    await _seed_notice(store)
+    long_ago = datetime.now(UTC) - timedelta(seconds=60)
+    await store.receipts.insert_one(
+        {
+            "_id": "ntc_1:s0",
+            "subject_id": "s0",
+            "notice_id": "ntc_1",
+            "status": "claimed",
+            "claimed_at": long_ago,
+        }
+    )
+    await deliveries.sms(claim_lease_s=10).handle(_batch(1))
+    assert [m["recipient_no"] for m in await deliveries.inbox()] == ["01055550000"]
+    assert (await deliveries.receipts())["s0"]["status"] == "sent"
+
+
+async def test_when_a_fresh_claim_holds_someone__then_they_wait_out_the_lease_in_a_retry_queue(
+    store: Store,
+    http: aiohttp.ClientSession,
+    sandbox: TestServer,
+    bus: Bus,
+    deliveries: Deliveries,
+) -> None:
+    await _seed_notice(store)
+    await store.receipts.insert_one(
+        {
+            "_id": "ntc_1:s1",
+            "notice_id": "ntc_1",
+            "status": "claimed",
+            "claimed_at": datetime.now(UTC),
+        }
+    )
+    await deliveries.sms(claim_lease_s=10, delays_s=(5.0, 30.0, 300.0)).handle(_batch(2))
+    assert [m["recipient_no"] for m in await deliveries.inbox()] == ["01055550000"]
+    [parked] = await take_batches(bus, topology.retry_queue("sms", 2))  # the step outlasting 10 s
+    assert [r.subject_id for r in parked.recipients] == ["s1"]
+    assert parked.batch_id == "ntc_1:sms:00000001:held"
+
+
+async def test_when_the_provider_took_the_message_but_timed_out__then_the_retry_asks_first(
+    store: Store,
+    http: aiohttp.ClientSession,
+    sandbox: TestServer,
+    bus: Bus,
+    deliveries: Deliveries,
+) -> None:
+    await _seed_notice(store)
+    await deliveries.configure(timeout_rate=1.0, hang_ms=2000)
+    delivery = deliveries.sms(timeout_s=0.3, claim_lease_s=10)
+    await delivery.handle(_batch(2))
+    receipts = await deliveries.receipts()
+    assert {(r["status"], r["error_code"], r["in_doubt"]) for r in receipts.values()} == {
+        ("retrying", "timeout", True)
+    }
+    assert len(await deliveries.inbox()) == 2  # the provider did take them
+
+    await deliveries.configure(timeout_rate=0.0)
+    [again] = await take_batches(bus, topology.retry_queue("sms", 1))
+    await delivery.handle(again)
+    assert len(await deliveries.inbox()) == 2  # asked, found, not sent again
+    receipts = await deliveries.receipts()
+    assert {r["status"] for r in receipts.values()} == {"sent"}
+    assert all("in_doubt" not in r for r in receipts.values())
+
+
+async def test_when_a_kakao_call_timed_out_after_acceptance__then_no_second_message_follows(
+    store: Store,
+    http: aiohttp.ClientSession,
+    sandbox: TestServer,
+    bus: Bus,
+    deliveries: Deliveries,
+) -> None:
+    await _seed_notice(store)
+    await deliveries.configure(timeout_rate=1.0, hang_ms=2000)
+    delivery = deliveries.kakao(timeout_s=0.3, claim_lease_s=10)
+    batch = _batch(1).model_copy(update={"channel": "kakao", "batch_id": "ntc_1:kakao:00000001"})
+    await delivery.handle(batch)
+    await deliveries.configure(timeout_rate=0.0)
+    [again] = await take_batches(bus, topology.retry_queue("kakao", 1))
+    await delivery.handle(again)
+    async with http.get(sandbox.make_url("/_sandbox/kakao/messages")) as resp:
+        assert (await resp.json())["count"] == 1
+    assert (await deliveries.receipts())["s0"]["status"] == "sent"
+
+
+async def test_when_the_provider_rate_limits__then_its_retry_after_holds_back_the_retry(
+    store: Store,
+    http: aiohttp.ClientSession,
+    sandbox: TestServer,
+    bus: Bus,
+    deliveries: Deliveries,
+) -> None:
+    await _seed_notice(store)
+    await deliveries.configure(rate_limit_rate=1.0, retry_after_s=7)
+    delivery = deliveries.sms(delays_s=(1.0, 2.0, 3.0))
+    await delivery.handle(_batch(1))
+    assert delivery.guard.requests.wait_time(1) > 5  # the account pauses for Retry-After
+    channel = await bus.channel(prefetch=1)
+    queue = await channel.get_queue(bus.names(topology.retry_queue("sms", 1)))
+    message = await queue.get()
+    # It waits out Retry-After (7 s, in seconds), not the first step's 1 s.
+    assert message.expiration == 7.0
+    await message.ack()
+    await channel.close()
