@@ -3,6 +3,7 @@
 import pytest
 
 from alimi_delivery.guard import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, TokenBucket
+from alimi_delivery.service import RetryPolicy
 
 
 class Clock:
@@ -95,3 +96,21 @@ def test_when_a_call_succeeds__then_the_failure_count_starts_over() -> None:
     breaker.succeeded()
     assert not breaker.failed()
     assert breaker.state == CLOSED
+
+
+def test_when_a_retry_is_scheduled__then_its_delay_is_the_steps_within_the_jitter() -> None:
+    policy = RetryPolicy((5.0, 30.0, 300.0), jitter=0.2)
+    delays = [policy.delay(2) for _ in range(200)]
+    assert all(24.0 <= d <= 36.0 for d in delays)
+    assert len(set(delays)) > 1
+
+
+def test_when_the_provider_asked_for_longer__then_retry_after_wins() -> None:
+    assert RetryPolicy((5.0, 30.0, 300.0), jitter=0.0).delay(1, retry_after_s=12) == 12
+
+
+@pytest.mark.parametrize(("lease", "step"), [(1, 1), (5, 1), (6, 2), (60, 3), (900, 3)])
+def test_when_people_wait_out_a_claim__then_the_first_step_outlasting_it_is_chosen(
+    lease: float, step: int
+) -> None:
+    assert RetryPolicy((5.0, 30.0, 300.0)).step_outlasting(lease) == step

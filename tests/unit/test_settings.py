@@ -213,3 +213,20 @@ def test_when_a_setting_is_assigned__then_it_is_refused() -> None:
 def test_when_a_secret_key_is_empty__then_settings_error_names_its_variable(variable: str) -> None:
     with pytest.raises(SettingsError, match=variable):
         load(DeliverySettings, {variable: ""})
+
+
+def test_when_retry_delays_are_given__then_there_is_one_per_step() -> None:
+    settings = load(DeliverySettings, {"ALIMI_RETRY_DELAYS_S": "0.5, 1, 2"})
+    assert settings.retry_delays == (0.5, 1.0, 2.0)
+
+
+@pytest.mark.parametrize("value", ["5,30", "5,30,300,900", "5,x,300", "0,1,2", "-1,1,2"])
+def test_when_retry_delays_are_wrong__then_the_variable_is_named(value: str) -> None:
+    with pytest.raises(SettingsError, match="ALIMI_RETRY_DELAYS_S"):
+        load(DeliverySettings, {"ALIMI_RETRY_DELAYS_S": value})
+
+
+def test_when_the_claim_lease_is_shorter_than_two_provider_calls__then_it_is_refused() -> None:
+    with pytest.raises(SettingsError, match="ALIMI_CLAIM_LEASE_S must be at least twice"):
+        load(DeliverySettings, {"ALIMI_CLAIM_LEASE_S": "15", "ALIMI_PROVIDER_TIMEOUT_S": "10"})
+    assert load(DeliverySettings, {"ALIMI_CLAIM_LEASE_S": "20"}).claim_lease_s == 20
