@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from alimi import render, templates
@@ -55,6 +56,7 @@ class NoticeMessage:
     template_code: str
     default_locale: str
     locales: Mapping[str, LocalisedNotice]
+    approved_at: datetime | None = None
 
     @classmethod
     def build(cls, notice: Mapping[str, Any], incident: Mapping[str, Any]) -> NoticeMessage:
@@ -76,7 +78,7 @@ class NoticeMessage:
                 facts=facts,
                 full=templates.compose(text, body=words["body"], facts=facts),
             )
-        return cls(template.code, default_locale, locales)
+        return cls(template.code, default_locale, locales, notice.get("approved_at"))
 
     def for_locale(self, locale: str) -> LocalisedNotice:
         """The person's locale, else its language (``en`` for ``en-GB``), else the default."""

@@ -23,7 +23,15 @@ class NoticeMessages:
             return hit[1]
         notice = await self.store.notices.find_one(
             {"_id": notice_id},
-            {"body": 1, "title": 1, "incident_id": 1, "template": 1, "locale": 1, "texts": 1},
+            {
+                "body": 1,
+                "title": 1,
+                "incident_id": 1,
+                "template": 1,
+                "locale": 1,
+                "texts": 1,
+                "approved_at": 1,
+            },
         )
         if notice is None:
             return None

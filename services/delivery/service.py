@@ -22,6 +22,7 @@ import time
 from collections import defaultdict
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import aiohttp
@@ -68,6 +69,12 @@ IN_DOUBT = Counter(
     "alimi_delivery_in_doubt_total",
     "Receipts whose last attempt may have reached the provider, by what it said",
     ["channel", "answer"],
+)
+APPROVAL_TO_ACCEPT = Histogram(
+    "alimi_delivery_approval_to_accept_seconds",
+    "From a notice's approval to the provider accepting one person's message",
+    ["channel"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400),
 )
 PROVIDER_LATENCY = Histogram(
     "alimi_provider_request_seconds",
@@ -137,8 +144,13 @@ class ChannelDelivery:
         retrying = [o for o in outcomes if o["status"] == receipts.RETRYING]
         if retrying:
             await self.retry_later(batch, claimed, retrying)
+        accepted = datetime.now(UTC)
         for o in outcomes:
             DELIVERIES.labels(self.channel, self.provider, o["status"]).inc()
+            if o["status"] == states.SENT and notice.approved_at is not None:
+                APPROVAL_TO_ACCEPT.labels(self.channel).observe(
+                    (accepted - notice.approved_at).total_seconds()
+                )
         log.info(
             "batch delivered",
             extra={

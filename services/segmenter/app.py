@@ -8,6 +8,8 @@ from alimi import topology
 from alimi.messages import NoticeApproved
 from alimi.worker import WorkerRuntime
 from alimi_segmenter import progress
+from alimi_segmenter.monitor import Monitor
+from alimi_segmenter.monitor import run as run_monitor
 from alimi_segmenter.service import segment_notice
 from alimi_segmenter.settings import SegmenterSettings
 
@@ -24,4 +26,6 @@ def build(settings: SegmenterSettings) -> WorkerRuntime:
         topology.SEGMENTER_QUEUE, NoticeApproved, on_notice_approved, prefetch=settings.prefetch
     )
     runtime.loop(lambda: progress.run(runtime.store, runtime.bus, settings.progress_interval_s))
+    monitor = Monitor(runtime.store, runtime.bus)
+    runtime.loop(lambda: run_monitor(monitor, settings.monitor_interval_s))
     return runtime

@@ -10,4 +10,5 @@ class SegmenterSettings(BaseSettings):
     batch_size: int = Field(100, ge=1, le=1000)
     prefetch: int = Field(2, ge=1, le=100)
     progress_interval_s: float = Field(1.0, gt=0, le=60)
+    monitor_interval_s: float = Field(5.0, gt=0, le=300, description="gauges of notices, queues")
     drain_grace_s: float = Field(20.0, ge=0, le=600)

@@ -1,0 +1,163 @@
+"""Gauges of the whole system's state, read from MongoDB and the broker.
+
+* ``alimi_notices{state}``: notices per state.
+* Per active incident (one with a notice segmenting or sending): seconds left
+  to its legal deadline, its audience, how many of them are final, and the
+  share. These are the one place a label carries an id: the series exist only
+  while an incident is being notified and are removed after, so their number
+  is bounded by the incidents in progress (a handful), not by history.
+* ``alimi_queue_messages_ready{queue}`` and ``alimi_queue_consumers{queue}``
+  for every work queue, from passive declarations: backlog and "no consumer"
+  alerts need no broker plugin.
+
+Every segmenter replica exports the same numbers; aggregate with ``max``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prometheus_client import Gauge
+
+from alimi import states, topology
+from alimi.bus import Bus
+from alimi.store import Store
+
+log = logging.getLogger("alimi.segmenter.monitor")
+
+LEGAL_DEADLINE = timedelta(hours=72)  # PIPA and GDPR Art. 33: 72 h from discovery
+NOTICE_STATES = (
+    states.NOTICE_PENDING_APPROVAL,
+    states.NOTICE_APPROVED,
+    states.NOTICE_SEGMENTING,
+    states.NOTICE_SENDING,
+    states.NOTICE_COMPLETED,
+    states.NOTICE_HALTED,
+    states.NOTICE_FAILED,
+)
+ACTIVE = (states.NOTICE_SEGMENTING, states.NOTICE_SENDING)
+
+NOTICES = Gauge("alimi_notices", "Notices by state", ["state"])
+DEADLINE_LEFT = Gauge(
+    "alimi_incident_deadline_seconds_left",
+    "Seconds until the incident's legal notification deadline (negative: past it)",
+    ["incident"],
+)
+AUDIENCE = Gauge(
+    "alimi_incident_audience",
+    "People in the audience of the incident's active notices",
+    ["incident"],
+)
+NOTIFIED = Gauge(
+    "alimi_incident_notified",
+    "People of the incident's active notices whose receipt is final",
+    ["incident"],
+)
+NOTIFIED_RATIO = Gauge(
+    "alimi_incident_notified_ratio",
+    "Share of the incident's active audience whose receipt is final",
+    ["incident"],
+)
+QUEUE_READY = Gauge("alimi_queue_messages_ready", "Messages waiting in a queue", ["queue"])
+QUEUE_CONSUMERS = Gauge("alimi_queue_consumers", "Consumers of a queue", ["queue"])
+
+FINAL = sorted(states.FINAL_RECEIPT_STATES)
+INCIDENT_GAUGES = (DEADLINE_LEFT, AUDIENCE, NOTIFIED, NOTIFIED_RATIO)
+WATCHED_QUEUES = tuple(q.name for q in (*topology.WORK_QUEUES, *topology.DEAD_QUEUES))
+
+
+def deadline(incident: dict[str, Any]) -> datetime:
+    """The incident's legal deadline: its own, or 72 hours after discovery."""
+    explicit = incident.get("deadline")
+    if isinstance(explicit, datetime):
+        return explicit
+    return incident["discovered_at"] + LEGAL_DEADLINE
+
+
+class Monitor:
+    def __init__(self, store: Store, bus: Bus) -> None:
+        self.store = store
+        self.bus = bus
+        self._incidents: set[str] = set()
+
+    async def check(self, now: datetime | None = None) -> None:
+        now = now or datetime.now(UTC)
+        await self._notices()
+        await self._incidents_in_progress(now)
+        await self._queues()
+
+    async def _notices(self) -> None:
+        counts = dict.fromkeys(NOTICE_STATES, 0)
+        pipeline: list[dict[str, Any]] = [{"$group": {"_id": "$state", "n": {"$sum": 1}}}]
+        async for row in await self.store.notices.aggregate(pipeline):
+            if row["_id"] in counts:
+                counts[row["_id"]] = row["n"]
+        for state, n in counts.items():
+            NOTICES.labels(state).set(n)
+
+    async def _incidents_in_progress(self, now: datetime) -> None:
+        audience: dict[str, int] = {}
+        notice_ids: dict[str, list[str]] = {}
+        async for notice in self.store.notices.find(
+            {"state": {"$in": list(ACTIVE)}}, {"incident_id": 1, "progress": 1}
+        ):
+            progress = notice.get("progress", {})
+            size = sum(
+                progress.get(k, 0)
+                for k in ("recipients_published", "skipped_no_phone", "skipped_unreachable")
+            )
+            audience[notice["incident_id"]] = audience.get(notice["incident_id"], 0) + size
+            notice_ids.setdefault(notice["incident_id"], []).append(notice["_id"])
+        for incident_id, notices in notice_ids.items():
+            incident = await self.store.incidents.find_one(
+                {"_id": incident_id}, {"discovered_at": 1, "deadline": 1}
+            )
+            if incident is None:
+                continue
+            final = await self.store.receipts.count_documents(
+                {
+                    "notice_id": {"$in": notices},
+                    "status": {"$in": sorted(states.FINAL_RECEIPT_STATES)},
+                }
+            )
+            size = audience[incident_id]
+            DEADLINE_LEFT.labels(incident_id).set((deadline(incident) - now).total_seconds())
+            AUDIENCE.labels(incident_id).set(size)
+            NOTIFIED.labels(incident_id).set(final)
+            NOTIFIED_RATIO.labels(incident_id).set(final / size if size else 0.0)
+        self._forget(self._incidents - set(notice_ids))
+        self._incidents = set(notice_ids)
+
+    def _forget(self, incidents: Iterable[str]) -> None:
+        for incident_id in incidents:
+            for gauge in INCIDENT_GAUGES:
+                try:
+                    gauge.remove(incident_id)
+                except KeyError:
+                    pass
+
+    async def _queues(self) -> None:
+        channel = await self.bus.channel(prefetch=1)
+        try:
+            for name in WATCHED_QUEUES:
+                declared = await channel.declare_queue(self.bus.names(name), passive=True)
+                result = declared.declaration_result
+                QUEUE_READY.labels(name).set(result.message_count or 0)
+                QUEUE_CONSUMERS.labels(name).set(result.consumer_count or 0)
+        finally:
+            await channel.close()
+
+
+async def run(monitor: Monitor, interval_s: float) -> None:
+    while True:
+        try:
+            await monitor.check()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("monitor check failed; will retry")
+        await asyncio.sleep(interval_s)
