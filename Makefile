@@ -38,7 +38,8 @@ test: install rabbitmq ## run the whole test suite (unit, integration, end-to-en
 lint: install ## ruff and mypy over shared/ and services/
 	$(VENV)/bin/ruff check shared services tests
 	$(VENV)/bin/ruff format --check shared services tests
-	$(VENV)/bin/mypy shared/alimi services
+	@# no incremental cache: a stale one mixes up the editable install and the sources
+	$(VENV)/bin/mypy --cache-dir=/dev/null shared/alimi services
 
 .PHONY: lock
 lock: ## re-resolve requirements.lock from pyproject.toml
