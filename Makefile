@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,12 +26,16 @@ install: $(STAMP) ## create .venv and install the locked dependencies and Alimi 
 rabbitmq: ## make sure the local RabbitMQ answers (start it, or install it if missing)
 	@bash .ci/ensure-rabbitmq
 
+.PHONY: prometheus
+prometheus: ## make sure promtool and prometheus are installed (Debian's package if missing)
+	@bash .ci/ensure-prometheus
+
 .PHONY: run
 run: install rabbitmq ## start the whole system locally (SecantusDB unless MONGO_URL is set)
 	$(PY) -m alimi.devstack
 
 .PHONY: test
-test: install rabbitmq ## run the whole test suite (unit, integration, end-to-end)
+test: install rabbitmq prometheus ## run the whole test suite (unit, integration, end-to-end)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: lint

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +11,7 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 
 from alimi.bus import Bus
+from alimi.devstack import Stack
 from alimi.messages import DeliveryBatch, parse
 from alimi.store import Store
 from alimi_delivery.guard import ProviderGuard
@@ -92,3 +95,20 @@ async def take_batches(bus: Bus, queue: str) -> list[DeliveryBatch]:
         found.append(parse(message.body, DeliveryBatch))
     await channel.close()
     return found
+
+
+@contextlib.asynccontextmanager
+async def operator_session(stack: Stack) -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP session carrying the stack's local operator key."""
+    headers = {"Authorization": f"Bearer {stack.api_key('operator')}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        yield session
+
+
+async def approve(http: aiohttp.ClientSession, stack: Stack, notice_id: str) -> None:
+    """The second person's approval, with the stack's local approver key."""
+    async with http.post(
+        f"{stack.intake_url}/v1/notices/{notice_id}/approve",
+        headers={"Authorization": f"Bearer {stack.api_key('approver')}"},
+    ) as resp:
+        assert resp.status == 200, await resp.text()

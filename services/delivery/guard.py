@@ -149,6 +149,9 @@ class ProviderGuard:
         self.recipients = TokenBucket(recipients_per_s, clock=clock)
         self.breaker = CircuitBreaker(breaker_failures, breaker_cooldown_s, clock=clock)
         BREAKER_STATE.labels(provider).set(CLOSED)
+        BREAKER_OPENED.labels(provider)
+        THROTTLED.labels(provider)
+        PROVIDER_PAUSES.labels(provider)
 
     def allow(self) -> bool:
         allowed = self.breaker.allow()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 
+from alimi import states
 from alimi.store import Store
 from alimi_delivery.compose import NoticeMessage
 
 TTL_S = 30.0
+STATE_TTL_S = 1.0  # a halt takes effect within about this long
 MAX_ENTRIES = 1000
 
 
@@ -15,6 +17,19 @@ class NoticeMessages:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._cache: dict[str, tuple[float, NoticeMessage]] = {}
+        self._states: dict[str, tuple[float, str | None]] = {}
+
+    async def halted(self, notice_id: str) -> bool:
+        """Is the notice halted (read at most once a second per notice)?"""
+        now = time.monotonic()
+        hit = self._states.get(notice_id)
+        if hit is None or now - hit[0] >= STATE_TTL_S:
+            found = await self.store.notices.find_one({"_id": notice_id}, {"state": 1})
+            hit = (now, found.get("state") if found else None)
+            if len(self._states) >= MAX_ENTRIES:
+                self._states.clear()
+            self._states[notice_id] = hit
+        return hit[1] == states.NOTICE_HALTED
 
     async def get(self, notice_id: str) -> NoticeMessage | None:
         now = time.monotonic()

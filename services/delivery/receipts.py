@@ -91,7 +91,7 @@ async def claim(
 ) -> list[Recipient]:
     """Claim every recipient not yet handled; return those this worker now owns."""
     now = _now()
-    claimable = [RETRYING]
+    claimable = [RETRYING, states.HALTED]  # halted: the notice was resumed
     if batch.channel in FALLBACK_TARGETS:
         claimable.append(states.FELL_BACK)
     takeover = _stale(now, lease_s)

@@ -65,6 +65,11 @@ DEAD_LETTERED = Counter(
     "Recipients dead-lettered after the last retry (their receipts failed)",
     ["channel"],
 )
+HALTED = Counter(
+    "alimi_delivery_halted_total",
+    "Recipients not sent to because their notice was halted",
+    ["channel"],
+)
 IN_DOUBT = Counter(
     "alimi_delivery_in_doubt_total",
     "Receipts whose last attempt may have reached the provider, by what it said",
@@ -105,6 +110,20 @@ class RetryPolicy:
         return len(self.delays_s)
 
 
+def declare_metrics(channel: str, provider: str) -> None:
+    """Create a channel's series at zero, so the first failure after a start shows in rates."""
+    for status in (states.SENT, states.FAILED, receipts.RETRYING, states.FELL_BACK, states.HALTED):
+        DELIVERIES.labels(channel, provider, status)
+    DUPLICATES.labels(channel)
+    DEAD_LETTERED.labels(channel)
+    HALTED.labels(channel)
+    for step in range(1, topology.RETRY_STEPS + 1):
+        RETRIED.labels(channel, str(step))
+    if channel == "kakao":
+        for reason in KAKAO_FALLBACK_REASON.values():
+            FALLBACKS.labels("kakao", "sms", reason)
+
+
 class ChannelDelivery:
     channel: Channel
     provider: str
@@ -124,6 +143,7 @@ class ChannelDelivery:
         self.retry = retry
         self.claim_lease_s = claim_lease_s
         self.messages = NoticeMessages(store)
+        declare_metrics(self.channel, self.provider)
 
     async def handle(self, batch: DeliveryBatch, _message: Any = None) -> None:
         notice = await self.messages.get(batch.notice_id)
@@ -134,6 +154,16 @@ class ChannelDelivery:
         if len(claimed) < len(batch.recipients):
             await self.already_handled(batch, claimed)
         if not claimed:
+            return
+        if await self.messages.halted(batch.notice_id):
+            await receipts.record(
+                self.store, batch.notice_id, self.channel, [_halted(r) for r in claimed]
+            )
+            HALTED.labels(self.channel).inc(len(claimed))
+            log.info(
+                "notice halted; batch not sent",
+                extra={"batch_id": batch.batch_id, "notice_id": batch.notice_id},
+            )
             return
         if self.guard.allow():
             outcomes = await self.send(batch, notice, claimed)
@@ -326,6 +356,14 @@ class ChannelDelivery:
 
 
 RETRY_SUFFIX = re.compile(r":a\d+$")
+
+
+def _halted(recipient: Recipient) -> Outcome:
+    return {
+        "subject_id": recipient.subject_id,
+        "status": states.HALTED,
+        "detail": "the notice was halted before this person was reached",
+    }
 
 
 def _breaker_open(recipient: Recipient) -> Outcome:

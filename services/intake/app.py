@@ -12,21 +12,42 @@ from alimi import problems
 from alimi.bus import Bus
 from alimi.ops import ApiProcess, metrics_middleware
 from alimi.process import retry_until
-from alimi.store import INCIDENTS, NOTICES, OUTBOX, SUBJECTS, Store
-from alimi_intake import views
+from alimi.store import (
+    API_KEYS,
+    AUDIT,
+    IDEMPOTENCY,
+    INCIDENTS,
+    NOTICES,
+    OUTBOX,
+    SUBJECTS,
+    Store,
+)
+from alimi_intake import access, idempotency, privacy_views, status_page, views
 from alimi_intake.context import CONTEXT, Context
 from alimi_intake.outbox import OutboxRelay
 from alimi_intake.settings import IntakeSettings
 
-OWNED_COLLECTIONS = (SUBJECTS, INCIDENTS, NOTICES, OUTBOX)
+OWNED_COLLECTIONS = (SUBJECTS, INCIDENTS, NOTICES, OUTBOX, API_KEYS, AUDIT, IDEMPOTENCY)
 
 
 def init_app(settings: IntakeSettings) -> web.Application:
     app = web.Application(
-        middlewares=[metrics_middleware, problems.middleware],
+        middlewares=[
+            metrics_middleware,
+            problems.middleware,
+            access.middleware,
+            idempotency.middleware,
+        ],
         client_max_size=settings.max_body_mb * 1024 * 1024,
     )
     app.add_routes(views.routes)
+    app.add_routes(privacy_views.routes)
+    app.add_routes(status_page.routes)
+
+    async def every_route_declares_access(app: web.Application) -> None:
+        access.check_routes(app)
+
+    app.on_startup.append(every_route_declares_access)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         store = Store(settings.mongo_url.get_secret_value(), settings.mongo_db)

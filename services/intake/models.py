@@ -14,8 +14,8 @@ from pydantic import (
     field_validator,
 )
 
+from alimi import api_keys, compliance, render, templates
 from alimi import phone as phones
-from alimi import render, templates
 from alimi.audience import AttributeName, AudienceSpec, Scalar, SubjectId, Tag
 
 MAX_SUBJECTS_PER_REQUEST = 50_000
@@ -62,11 +62,46 @@ class SubjectIn(_Strict):
         return value
 
 
+Paragraph = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class DisclosureIn(_Strict):
+    """What the law requires a breach notice to tell (see ``alimi.compliance``)."""
+
+    leaked_items: list[
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    ] = Field(default_factory=list, max_length=30)
+    when_and_how: Paragraph | None = None
+    likely_consequences: Paragraph | None = None
+    what_you_can_do: Paragraph | None = None
+    countermeasures: Paragraph | None = None
+
+    @field_validator("when_and_how", "likely_consequences", "what_you_can_do", "countermeasures")
+    @classmethod
+    def _carrier_encodable(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_encodable(value)
+        return value
+
+
+def _check_encodable(value: str) -> None:
+    bad = render.euc_kr_unencodable(value)
+    if bad:
+        shown = ", ".join(f"'{ch}' (U+{ord(ch):04X})" for ch in bad[:20])
+        raise ValueError(f"contains characters Korean SMS/LMS (EUC-KR) cannot carry: {shown}")
+
+
 class _Words(_Strict):
     """A notice's own words in one language; ``#{name}`` etc. are filled per person."""
 
     body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
     title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] = ""
+    disclosure: DisclosureIn | None = None
+
+    def full_body(self, locale: str) -> str:
+        """The body followed by the disclosure's items, as every person reads them."""
+        items = compliance.render(self.disclosure.model_dump() if self.disclosure else None, locale)
+        return f"{self.body}\n\n{items}" if items else self.body
 
     @field_validator("body", "title")
     @classmethod
@@ -80,10 +115,7 @@ class _Words(_Strict):
     @field_validator("body", "title")
     @classmethod
     def _carrier_encodable(cls, value: str) -> str:
-        bad = render.euc_kr_unencodable(value)
-        if bad:
-            shown = ", ".join(f"'{ch}' (U+{ord(ch):04X})" for ch in bad[:20])
-            raise ValueError(f"contains characters Korean SMS/LMS (EUC-KR) cannot carry: {shown}")
+        _check_encodable(value)
         size = render.euc_kr_length(value)
         if size > LMS_MAX_BYTES:
             raise ValueError(f"is {size} bytes in EUC-KR; an LMS carries at most {LMS_MAX_BYTES}")
@@ -212,3 +244,26 @@ def template_problems(incident: IncidentIn) -> list[dict[str, str]]:
                 }
             )
     return errors
+
+
+class KeyIn(_Strict):
+    """A new API key: who uses it, what it may do."""
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    scopes: list[Literal[tuple(api_keys.SCOPES)]] = Field(min_length=1, max_length=10)  # type: ignore[valid-type]
+    allow_self_approval: bool = False
+
+
+def compliance_problems(incident: IncidentIn) -> list[dict[str, str]]:
+    """Each legally required item the first notice does not carry, in every language."""
+    errors = []
+    for locale, words in incident.notice.words().items():
+        where = "notice" if locale == incident.notice.locale else f"notice.translations.{locale}"
+        disclosure = words.disclosure.model_dump() if words.disclosure else None
+        for jurisdiction, item in compliance.missing(
+            incident.jurisdictions, disclosure, incident.contact
+        ):
+            field = "contact" if item.field == "contact" else f"{where}.disclosure.{item.field}"
+            errors.append({"field": field, "message": f"{jurisdiction} requires {item.legal_name}"})
+    unique = {(e["field"], e["message"]): e for e in errors}
+    return list(unique.values())

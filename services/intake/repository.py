@@ -10,6 +10,8 @@ from pymongo import UpdateOne
 
 from alimi.store import Store
 
+LEGACY_CLEAR_PHONE = "phone"  # where versions before encryption at rest kept the number
+
 
 async def upsert_subjects(
     store: Store, docs: Sequence[dict[str, Any]], now: datetime
@@ -20,6 +22,9 @@ async def upsert_subjects(
             {
                 "$set": {**{k: v for k, v in doc.items() if k != "_id"}, "updated_at": now},
                 "$setOnInsert": {"created_at": now},
+                # A clear number stored before encryption at rest, or the mark of a purge
+                # whose contact data this import brings back: neither outlives the import.
+                "$unset": {LEGACY_CLEAR_PHONE: "", "contact_purged_at": ""},
             },
             upsert=True,
         )
@@ -32,14 +37,14 @@ async def upsert_subjects(
 
 
 async def insert_incident_with_notice(
-    store: Store, incident: dict[str, Any], notice: dict[str, Any], outbox: dict[str, Any]
+    store: Store, incident: dict[str, Any], notice: dict[str, Any], audit_entry: dict[str, Any]
 ) -> None:
-    """Incident, first notice and its outbox record: all three or none."""
+    """Incident, first notice and the audit entry: all three or none."""
     async with store.client.start_session() as session:
         async with await session.start_transaction():
             await store.incidents.insert_one(incident, session=session)
             await store.notices.insert_one(notice, session=session)
-            await store.outbox.insert_one(outbox, session=session)
+            await store.audit.insert_one(audit_entry, session=session)
 
 
 async def find_incident(store: Store, incident_id: str) -> dict[str, Any] | None:

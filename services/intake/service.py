@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from alimi import ids, messages
+from alimi import compliance, ids, states
 from alimi import phone as phones
+from alimi.api_keys import ApiKey
+from alimi.crypto import Keyring
 from alimi.receipt_counts import NoticeCounts, receipt_counts
 from alimi.store import Store
-from alimi_intake import repository
+from alimi_intake import audit, repository
 from alimi_intake.models import IncidentIn, SubjectIn
 
 
@@ -18,16 +20,18 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def subject_document(subject: SubjectIn, hash_key: bytes) -> dict[str, Any]:
+def subject_document(subject: SubjectIn, hash_key: bytes, keyring: Keyring) -> dict[str, Any]:
+    """The stored subject: the phone number only encrypted, hashed and masked, never clear."""
+    number = subject.phone
     doc: dict[str, Any] = {
         "_id": subject.external_id,
         "name": subject.name,
         "locale": subject.locale,
         "tags": list(subject.tags),
         "attributes": dict(subject.attributes),
-        "phone": subject.phone,
-        "phone_hash": phones.lookup_hash(subject.phone, hash_key) if subject.phone else None,
-        "phone_masked": phones.mask(subject.phone) if subject.phone else None,
+        "phone_enc": phones.seal(keyring, subject.external_id, number) if number else None,
+        "phone_hash": phones.lookup_hash(number, hash_key) if number else None,
+        "phone_masked": phones.mask(number) if number else None,
         "channels": list(subject.channels) if subject.channels else None,
         "kakao_reachable": subject.kakao_reachable,
     }
@@ -35,17 +39,17 @@ def subject_document(subject: SubjectIn, hash_key: bytes) -> dict[str, Any]:
 
 
 async def import_subjects(
-    store: Store, *, subjects: Sequence[SubjectIn], hash_key: bytes
+    store: Store, *, subjects: Sequence[SubjectIn], hash_key: bytes, keyring: Keyring
 ) -> dict[str, int]:
-    docs = [subject_document(s, hash_key) for s in subjects]
+    docs = [subject_document(s, hash_key, keyring) for s in subjects]
     result = await repository.upsert_subjects(store, docs, _now())
     return {"received": len(docs), **result}
 
 
 async def create_incident(
-    store: Store, *, request: IncidentIn, public_base_url: str
+    store: Store, *, request: IncidentIn, public_base_url: str, key: ApiKey
 ) -> dict[str, Any]:
-    """Store the incident, its first notice (approved for now) and the outbox event."""
+    """Store the incident and its first notice, which waits for a second key's approval."""
     now = _now()
     incident_id = ids.new_id("inc")
     notice_id = ids.new_id("ntc")
@@ -57,6 +61,7 @@ async def create_incident(
         "kind": request.kind,
         "severity": request.severity,
         "discovered_at": request.discovered_at,
+        "deadline": compliance.deadline(request.discovered_at),
         "jurisdictions": list(request.jurisdictions),
         "contact": request.contact,
         "slack_channel": request.slack_channel,
@@ -68,31 +73,27 @@ async def create_incident(
         "_id": notice_id,
         "incident_id": incident_id,
         "seq": 1,
-        "state": "approved",
+        "state": states.NOTICE_PENDING_APPROVAL,
+        "created_by": key.key_id,
         "template": request.notice.template,
         "locale": request.notice.locale,
         "body": request.notice.body,
         "title": request.notice.title,
         "texts": {
-            locale: {"body": words.body, "title": words.title}
+            locale: {
+                "body": words.full_body(locale),
+                "title": words.title,
+                "disclosure": words.disclosure.model_dump() if words.disclosure else None,
+            }
             for locale, words in request.notice.words().items()
         },
         "audience": request.audience.model_dump(mode="json"),
         "channels": list(request.notice.channels),
         "created_at": now,
-        "approved_at": now,
         "progress": {"recipients_published": 0, "batches_published": 0},
     }
-    event = messages.NoticeApproved(notice_id=notice_id, incident_id=incident_id, approved_at=now)
-    outbox = {
-        "_id": ids.new_id("evt"),
-        "exchange": "events",
-        "routing_key": event.kind,
-        "body": event.model_dump_json(),
-        "published": False,
-        "created_at": now,
-    }
-    await repository.insert_incident_with_notice(store, incident, notice, outbox)
+    entry = audit.entry(key, "incident.created", incident_id, {"notice_id": notice_id})
+    await repository.insert_incident_with_notice(store, incident, notice, entry)
     return {
         "incident_id": incident_id,
         "notice_id": notice_id,
@@ -122,6 +123,35 @@ def _notice_view(notice: dict[str, Any], counts: NoticeCounts) -> dict[str, Any]
     }
 
 
+def _legal_view(
+    incident: dict[str, Any], notices: list[dict[str, Any]], counts: dict[str, NoticeCounts]
+) -> dict[str, Any]:
+    """The legal deadline, time left, reports due, and how much of the first notice's
+    audience a provider has accepted a message for (``notified``)."""
+    deadline = incident.get("deadline") or compliance.deadline(incident["discovered_at"])
+    first = notices[0] if notices else None
+    audience = notified = affected = 0
+    if first is not None:
+        progress = first.get("progress", {})
+        audience = sum(
+            progress.get(k, 0)
+            for k in ("recipients_published", "skipped_no_phone", "skipped_unreachable")
+        )
+        # People sharing a phone get one message between them, but each was affected.
+        affected = audience + progress.get("deduplicated", 0)
+        notified = counts.get(first["_id"], NoticeCounts()).reached()
+    return {
+        "deadline": deadline.isoformat(),
+        "seconds_left": int((deadline - _now()).total_seconds()),
+        "audience": audience,
+        "notified": notified,
+        "notified_share": round(notified / audience, 4) if audience else 0.0,
+        "regulator_report_due": compliance.regulator_report_due(
+            incident.get("jurisdictions", []), affected
+        ),
+    }
+
+
 async def get_incident(store: Store, *, incident_id: str) -> dict[str, Any] | None:
     incident = await repository.find_incident(store, incident_id)
     if incident is None:
@@ -129,6 +159,7 @@ async def get_incident(store: Store, *, incident_id: str) -> dict[str, Any] | No
     notices = await repository.find_notices(store, incident_id)
     counts = await receipt_counts(store, [n["_id"] for n in notices])
     return {
+        **_legal_view(incident, notices, counts),
         "incident_id": incident["_id"],
         "public_id": incident["public_id"],
         "title": incident["title"],

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from alimi.settings import BaseSettings
+from alimi.settings import PhoneKeySettings
 
 
-class IntakeSettings(BaseSettings):
+class IntakeSettings(PhoneKeySettings):
     http_host: str = "0.0.0.0"
     http_port: int = Field(8080, ge=0, le=65535)
     public_base_url: str = Field(
@@ -13,3 +13,10 @@ class IntakeSettings(BaseSettings):
     )
     outbox_poll_s: float = Field(1.0, gt=0, le=60)
     max_body_mb: int = Field(32, ge=1, le=1024)
+    idempotency_ttl_h: float = Field(24.0, gt=0, le=24 * 30, description="Idempotency-Key memory")
+    contact_retention_days: int = Field(
+        365,
+        ge=1,
+        le=36500,
+        description="days after an incident opened before its people's contact data may be purged",
+    )

@@ -8,14 +8,17 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from alimi import problems
+from alimi import api_keys, problems
 from alimi.problems import ProblemError
-from alimi_intake import dead_letters, service
+from alimi_intake import audit, dead_letters, notices, openapi, service
+from alimi_intake.access import KEY, public, requires
 from alimi_intake.context import CONTEXT
 from alimi_intake.models import (
     MAX_SUBJECTS_PER_REQUEST,
     IncidentIn,
+    KeyIn,
     SubjectIn,
+    compliance_problems,
     template_problems,
 )
 
@@ -50,6 +53,7 @@ async def _subject_rows(request: web.Request) -> list[Any]:
 
 
 @routes.post("/v1/subjects")
+@requires("subjects:write")
 async def import_subjects(request: web.Request) -> web.Response:
     rows = await _subject_rows(request)
     if not rows:
@@ -91,17 +95,28 @@ async def import_subjects(request: web.Request) -> web.Response:
         ctx.store,
         subjects=subjects,
         hash_key=ctx.settings.phone_hash_key.get_secret_value().encode(),
+        keyring=ctx.settings.phone_keyring,
     )
+    await audit.record(ctx.store, request[KEY], "subjects.imported", "subjects", result)
     return web.json_response(result, status=200)
 
 
 @routes.post("/v1/incidents")
+@requires("incidents:write")
 async def create_incident(request: web.Request) -> web.Response:
     body = await problems.read_json(request)
     try:
         incident = IncidentIn.model_validate(body)
     except ValidationError as exc:
         raise problems.from_validation_error(exc) from None
+    required = compliance_problems(incident)
+    if required:
+        raise ProblemError(
+            422,
+            "Notice misses legally required items",
+            "; ".join(f"{e['field']}: {e['message']}" for e in required),
+            errors=required,
+        )
     unfillable = template_problems(incident)
     if unfillable:
         raise ProblemError(
@@ -113,14 +128,14 @@ async def create_incident(request: web.Request) -> web.Response:
         )
     ctx = request.app[CONTEXT]
     created = await service.create_incident(
-        ctx.store, request=incident, public_base_url=ctx.settings.public_base_url
+        ctx.store, request=incident, public_base_url=ctx.settings.public_base_url, key=request[KEY]
     )
-    ctx.outbox_relay.wake()
     location = f"/v1/incidents/{created['incident_id']}"
     return web.json_response(created, status=201, headers={"Location": location})
 
 
 @routes.get("/v1/incidents/{incident_id}")
+@requires("incidents:read")
 async def get_incident(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     found = await service.get_incident(ctx.store, incident_id=request.match_info["incident_id"])
@@ -130,12 +145,20 @@ async def get_incident(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/notices/{notice_id}/dead-letters/replay")
+@requires("notices:approve")
 async def replay_dead_letters(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     notice_id = request.match_info["notice_id"]
     if await ctx.store.notices.find_one({"_id": notice_id}, {"_id": 1}) is None:
         raise ProblemError(404, "Not Found", "no notice with that id")
     replayed = await dead_letters.replay(ctx.store, ctx.bus, notice_id)
+    await audit.record(
+        ctx.store,
+        request[KEY],
+        "dead_letters.replayed",
+        notice_id,
+        {"batches": replayed.batches, "recipients": replayed.recipients},
+    )
     return web.json_response(
         {
             "notice_id": notice_id,
@@ -145,3 +168,85 @@ async def replay_dead_letters(request: web.Request) -> web.Response:
             "more_remain": replayed.more_remain,
         }
     )
+
+
+def _notice_state(notice: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "notice_id": notice["_id"],
+        "incident_id": notice["incident_id"],
+        "state": notice["state"],
+    }
+
+
+@routes.post("/v1/notices/{notice_id}/approve")
+@requires("notices:approve")
+async def approve_notice(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    notice = await notices.approve(ctx.store, request[KEY], request.match_info["notice_id"])
+    ctx.outbox_relay.wake()
+    return web.json_response(_notice_state(notice))
+
+
+@routes.get("/v1/notices/{notice_id}/preview")
+@requires("incidents:read")
+async def preview_notice(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    return web.json_response(await notices.preview(ctx.store, request.match_info["notice_id"]))
+
+
+@routes.post("/v1/notices/{notice_id}/halt")
+@requires("notices:approve")
+async def halt_notice(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    notice = await notices.halt(ctx.store, request[KEY], request.match_info["notice_id"])
+    return web.json_response(_notice_state(notice))
+
+
+@routes.post("/v1/notices/{notice_id}/resume")
+@requires("notices:approve")
+async def resume_notice(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    notice = await notices.resume(ctx.store, request[KEY], request.match_info["notice_id"])
+    ctx.outbox_relay.wake()
+    return web.json_response(_notice_state(notice))
+
+
+@routes.post("/v1/keys")
+@requires("admin")
+async def create_key(request: web.Request) -> web.Response:
+    body = await problems.read_json(request)
+    try:
+        wanted = KeyIn.model_validate(body)
+    except ValidationError as exc:
+        raise problems.from_validation_error(exc) from None
+    ctx = request.app[CONTEXT]
+    token, key = await api_keys.create(
+        ctx.store,
+        name=wanted.name,
+        scopes=list(wanted.scopes),
+        allow_self_approval=wanted.allow_self_approval,
+    )
+    await audit.record(
+        ctx.store, request[KEY], "key.created", key.key_id, {"scopes": sorted(key.scopes)}
+    )
+    return web.json_response(
+        {"key_id": key.key_id, "api_key": token, "name": key.name, "scopes": sorted(key.scopes)},
+        status=201,
+    )
+
+
+@routes.delete("/v1/keys/{key_id}")
+@requires("admin")
+async def revoke_key(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    key_id = request.match_info["key_id"]
+    if not await api_keys.revoke(ctx.store, key_id):
+        raise ProblemError(404, "Not Found", "no active key with that id")
+    await audit.record(ctx.store, request[KEY], "key.revoked", key_id)
+    return web.Response(status=204)
+
+
+@routes.get("/openapi.json")
+@public
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.json_response(openapi.document(request.app))

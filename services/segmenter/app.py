@@ -19,7 +19,11 @@ def build(settings: SegmenterSettings) -> WorkerRuntime:
 
     async def on_notice_approved(event: NoticeApproved, _: AbstractIncomingMessage) -> None:
         await segment_notice(
-            runtime.store, runtime.bus, notice_id=event.notice_id, batch_size=settings.batch_size
+            runtime.store,
+            runtime.bus,
+            notice_id=event.notice_id,
+            batch_size=settings.batch_size,
+            keyring=settings.phone_keyring,
         )
 
     runtime.consume(

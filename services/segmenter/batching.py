@@ -1,11 +1,16 @@
 """Pure logic: people sorted by phone hash in, deduplicated delivery batches out.
 
 The audience arrives sorted by phone hash, so everyone sharing a number is
-adjacent: one pass with a single pending recipient dedupes in constant memory.
-Each person is routed to their first channel (:mod:`channels`); a step holds
-one batch per channel plus the people nobody can reach, and ends when any of
-them is full. Everything up to a step's last phone hash is in that step or an
-earlier one, which makes the hash a checkpoint to resume from.
+adjacent: one pass with a single pending group (one phone hash) dedupes in
+constant memory. Each person is routed to their first channel
+(:mod:`channels`); a step holds one batch per channel plus the people nobody
+can reach, and ends when any of them is full. A group is placed whole, so
+everything up to a step's last phone hash is in that step or an earlier one,
+which makes the hash a checkpoint to resume from.
+
+Subjects arrive with their number decrypted in ``phone``; one whose number
+could not be decrypted has ``phone`` None and is skipped (``phone_unreadable``)
+on its own: others sharing its hash are still reached.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from alimi.channel_choice import DEFAULT_PREFERENCE, Unreachable, route
 from alimi.messages import Channel, Recipient
-from alimi_segmenter.channels import DEFAULT_PREFERENCE, Unreachable, route
 
 MAX_SKIPPED_PER_STEP = 1000
+PHONE_UNREADABLE = "phone_unreadable"  # a skip reason (bounded: it labels metrics)
 
 
 @dataclass(frozen=True)
@@ -44,11 +50,24 @@ class Batch:
 
 @dataclass
 class _Pending:
-    doc: dict[str, Any]
+    """Everyone with one phone hash: the first readable subject and the rest."""
+
+    phone_hash: str
+    doc: dict[str, Any] | None = None
     also: list[str] = field(default_factory=list)
+    unreadable: list[dict[str, Any]] = field(default_factory=list)
+
+    def take(self, doc: dict[str, Any]) -> None:
+        if doc.get("phone") is None:
+            self.unreadable.append(doc)
+        elif self.doc is None:
+            self.doc = doc
+        else:
+            self.also.append(doc["_id"])
 
     def recipient(self, fallback: tuple[Channel, ...]) -> Recipient:
         d = self.doc
+        assert d is not None
         return Recipient(
             subject_id=d["_id"],
             phone=d["phone"],
@@ -66,12 +85,19 @@ async def batches(
     first_seq: int = 1,
     channels: Sequence[str] = DEFAULT_PREFERENCE,
 ) -> AsyncIterator[Batch]:
-    """Group ``subjects`` (sorted by ``phone_hash``, all with a phone) into steps."""
+    """Group ``subjects`` (sorted by ``phone_hash``, all with a phone hash) into steps."""
     step = Batch(first_seq, {}, [], "")
 
     def add(pending: _Pending) -> bool:
-        """Place one person; True when the step is full."""
-        step.last_phone_hash = pending.doc["phone_hash"]
+        """Place one group; True when the step is full."""
+        step.last_phone_hash = pending.phone_hash
+        for doc in pending.unreadable:
+            step.skipped.append(
+                Skipped(doc["_id"], (), PHONE_UNREADABLE, "the phone number cannot be decrypted")
+            )
+        full = len(step.skipped) >= MAX_SKIPPED_PER_STEP
+        if pending.doc is None:
+            return full
         chosen = route(pending.doc, channels)
         if isinstance(chosen, Unreachable):
             step.skipped.append(
@@ -80,17 +106,16 @@ async def batches(
             return len(step.skipped) >= MAX_SKIPPED_PER_STEP
         people = step.by_channel.setdefault(chosen.channel, [])
         people.append(pending.recipient(chosen.fallback))
-        return len(people) >= size
+        return full or len(people) >= size
 
     pending: _Pending | None = None
     async for doc in subjects:
-        if pending is not None and doc["phone_hash"] == pending.doc["phone_hash"]:
-            pending.also.append(doc["_id"])
-            continue
-        if pending is not None and add(pending):
-            yield step
-            step = Batch(step.seq + 1, {}, [], "")
-        pending = _Pending(doc)
+        if pending is None or doc["phone_hash"] != pending.phone_hash:
+            if pending is not None and add(pending):
+                yield step
+                step = Batch(step.seq + 1, {}, [], "")
+            pending = _Pending(doc["phone_hash"])
+        pending.take(doc)
     if pending is not None:
         add(pending)
     if step.by_channel or step.skipped:

@@ -1,7 +1,7 @@
 """Gauges of the whole system's state, read from MongoDB and the broker.
 
 * ``alimi_notices{state}``: notices per state.
-* Per active incident (one with a notice segmenting or sending): seconds left
+* Per active incident (its first notice segmenting or sending): seconds left
   to its legal deadline, its audience, how many of them are final, and the
   share. These are the one place a label carries an id: the series exist only
   while an incident is being notified and are removed after, so their number
@@ -18,27 +18,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Gauge
 
-from alimi import states, topology
+from alimi import compliance, states, topology
 from alimi.bus import Bus
 from alimi.store import Store
 
 log = logging.getLogger("alimi.segmenter.monitor")
 
-LEGAL_DEADLINE = timedelta(hours=72)  # PIPA and GDPR Art. 33: 72 h from discovery
-NOTICE_STATES = (
-    states.NOTICE_PENDING_APPROVAL,
-    states.NOTICE_APPROVED,
-    states.NOTICE_SEGMENTING,
-    states.NOTICE_SENDING,
-    states.NOTICE_COMPLETED,
-    states.NOTICE_HALTED,
-    states.NOTICE_FAILED,
-)
 ACTIVE = (states.NOTICE_SEGMENTING, states.NOTICE_SENDING)
 
 NOTICES = Gauge("alimi_notices", "Notices by state", ["state"])
@@ -75,7 +65,7 @@ def deadline(incident: dict[str, Any]) -> datetime:
     explicit = incident.get("deadline")
     if isinstance(explicit, datetime):
         return explicit
-    return incident["discovered_at"] + LEGAL_DEADLINE
+    return compliance.deadline(incident["discovered_at"])
 
 
 class Monitor:
@@ -91,7 +81,7 @@ class Monitor:
         await self._queues()
 
     async def _notices(self) -> None:
-        counts = dict.fromkeys(NOTICE_STATES, 0)
+        counts = dict.fromkeys(states.NOTICE_STATES, 0)
         pipeline: list[dict[str, Any]] = [{"$group": {"_id": "$state", "n": {"$sum": 1}}}]
         async for row in await self.store.notices.aggregate(pipeline):
             if row["_id"] in counts:
@@ -102,8 +92,9 @@ class Monitor:
     async def _incidents_in_progress(self, now: datetime) -> None:
         audience: dict[str, int] = {}
         notice_ids: dict[str, list[str]] = {}
+        # The legal deadline is for the first notice; later updates have none.
         async for notice in self.store.notices.find(
-            {"state": {"$in": list(ACTIVE)}}, {"incident_id": 1, "progress": 1}
+            {"state": {"$in": list(ACTIVE)}, "seq": 1}, {"incident_id": 1, "progress": 1}
         ):
             progress = notice.get("progress", {})
             size = sum(

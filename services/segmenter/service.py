@@ -1,4 +1,9 @@
-"""Segmentation of one notice, resumable from its checkpoint."""
+"""Segmentation of one notice, resumable from its checkpoint.
+
+Phone numbers are stored encrypted; they are decrypted here, one subject at a
+time as the audience streams by, and leave only inside delivery batches (the
+broker is inside the trust boundary: the provider needs the number).
+"""
 
 from __future__ import annotations
 
@@ -12,13 +17,15 @@ from pymongo import InsertOne, ReturnDocument
 from pymongo.errors import BulkWriteError
 
 from alimi import ids, states, topology
+from alimi import phone as phones
 from alimi.audience import AudienceSpec, to_query
 from alimi.bus import Bus
+from alimi.channel_choice import DEFAULT_PREFERENCE
+from alimi.crypto import Keyring, Unreadable
 from alimi.messages import DeliveryBatch
 from alimi.store import Store
 from alimi_segmenter import staff
-from alimi_segmenter.batching import Skipped, batches
-from alimi_segmenter.channels import DEFAULT_PREFERENCE
+from alimi_segmenter.batching import Batch, Skipped, batches
 
 log = logging.getLogger("alimi.segmenter")
 
@@ -29,7 +36,7 @@ BATCHES = Counter("alimi_segmenter_batches_published_total", "Delivery batches p
 
 SUBJECT_FIELDS = {
     "_id": 1,
-    "phone": 1,
+    "phone_enc": 1,
     "phone_hash": 1,
     "name": 1,
     "locale": 1,
@@ -44,13 +51,34 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _stream(store: Store, query: dict[str, Any], after: str) -> AsyncIterator[dict[str, Any]]:
+async def _stream(
+    store: Store, query: dict[str, Any], after: str, keyring: Keyring, notice_id: str
+) -> AsyncIterator[dict[str, Any]]:
+    """The audience after ``after``, each subject with its number decrypted in ``phone``.
+
+    A number that cannot be decrypted (unknown key id, altered, missing) is logged
+    without the number and given as ``phone`` None: batching skips that person.
+    """
     cursor = (
         store.subjects.find({"$and": [query, {"phone_hash": {"$gt": after}}]}, SUBJECT_FIELDS)
         .sort([("phone_hash", 1), ("_id", 1)])
         .batch_size(1000)
     )
     async for doc in cursor:
+        try:
+            doc["phone"] = phones.unseal(keyring, doc["_id"], doc.pop("phone_enc", None))
+        except Unreadable as exc:
+            doc["phone"] = None
+            log.error(
+                "phone number cannot be decrypted; the person is skipped",
+                extra={
+                    "notice_id": notice_id,
+                    "subject_id": doc["_id"],
+                    "reason": exc.reason,
+                    "key_id": exc.key_id,
+                    "detail": str(exc),
+                },
+            )
         yield doc
 
 
@@ -82,12 +110,49 @@ async def _write_skipped(store: Store, notice: dict[str, Any], skipped: list[Ski
     if not skipped:
         return
     now = _now()
-    ops = [InsertOne(_skipped_receipt(notice, s, now)) for s in skipped]
+    await _insert_new(store, [InsertOne(_skipped_receipt(notice, s, now)) for s in skipped])
+
+
+async def _insert_new(store: Store, ops: list[InsertOne[dict[str, Any]]]) -> None:
+    """Insert receipts; those already there (an earlier, interrupted run) stay as they are."""
+    if not ops:
+        return
     try:
         await store.receipts.bulk_write(ops, ordered=False)
     except BulkWriteError as exc:
         if any(e["code"] != DUPLICATE_KEY for e in exc.details["writeErrors"]):
             raise
+
+
+async def _is_halted(store: Store, notice_id: str) -> bool:
+    found = await store.notices.find_one({"_id": notice_id}, {"state": 1})
+    return found is None or found.get("state") == states.NOTICE_HALTED
+
+
+async def _write_halted(store: Store, notice: dict[str, Any], step: Batch) -> None:
+    """Halted receipts for everyone of ``step`` who has no receipt yet."""
+    now = _now()
+    people = [(r.subject_id, r.also_subject_ids) for r in step.recipients]
+    people += [(s.subject_id, s.also_subject_ids) for s in step.skipped]
+    ops = [
+        InsertOne(
+            {
+                "_id": ids.receipt_id(notice["_id"], subject_id),
+                "notice_id": notice["_id"],
+                "incident_id": notice["incident_id"],
+                "subject_id": subject_id,
+                "also_subject_ids": list(also),
+                "channel": None,
+                "status": states.HALTED,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+                "events": [{"at": now, "status": states.HALTED, "detail": "the notice was halted"}],
+            }
+        )
+        for subject_id, also in people
+    ]
+    await _insert_new(store, ops)
 
 
 async def _skip_people_without_phone(
@@ -107,7 +172,9 @@ async def _skip_people_without_phone(
     return total
 
 
-async def segment_notice(store: Store, bus: Bus, *, notice_id: str, batch_size: int) -> None:
+async def segment_notice(
+    store: Store, bus: Bus, *, notice_id: str, batch_size: int, keyring: Keyring
+) -> None:
     notice = await store.notices.find_one_and_update(
         {"_id": notice_id, "state": {"$in": [states.NOTICE_APPROVED, states.NOTICE_SEGMENTING]}},
         {"$set": {"state": states.NOTICE_SEGMENTING, "updated_at": _now()}},
@@ -128,12 +195,18 @@ async def segment_notice(store: Store, bus: Bus, *, notice_id: str, batch_size: 
             {"$set": {"segmenter.no_phone_done": True, "progress.skipped_no_phone": skipped}},
         )
 
+    halted = False
     async for step in batches(
-        _stream(store, query, checkpoint.get("last_phone_hash", "")),
+        _stream(store, query, checkpoint.get("last_phone_hash", ""), keyring, notice_id),
         size=batch_size,
         first_seq=checkpoint.get("next_seq", 1),
         channels=notice.get("channels") or DEFAULT_PREFERENCE,
     ):
+        if halted or await _is_halted(store, notice_id):
+            # Everyone not yet published is told nothing and gets a halted receipt.
+            halted = True
+            await _write_halted(store, notice, step)
+            continue
         await _write_skipped(store, notice, step.skipped)
         for channel, people in step.by_channel.items():
             message = DeliveryBatch(
@@ -176,6 +249,9 @@ async def segment_notice(store: Store, bus: Bus, *, notice_id: str, batch_size: 
     await staff.announce(
         bus, notice_id=notice_id, incident_id=notice["incident_id"], stage="started"
     )
+    if halted:
+        log.info("notice halted; segmentation stopped", extra={"notice_id": notice_id})
+        return
     done = await store.notices.find_one_and_update(
         {"_id": notice_id, "state": states.NOTICE_SEGMENTING},
         {"$set": {"state": states.NOTICE_SENDING, "segmented_at": _now()}},

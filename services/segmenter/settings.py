@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from alimi.settings import BaseSettings
+from alimi.settings import PhoneKeySettings
 
 
-class SegmenterSettings(BaseSettings):
+class SegmenterSettings(PhoneKeySettings):
     ops_port: int = Field(9101, ge=0, le=65535)
     batch_size: int = Field(100, ge=1, le=1000)
     prefetch: int = Field(2, ge=1, le=100)

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TypeVar
 
-from alimi import templates
+from alimi import api_keys, templates
+from alimi.store import Store
 
 T = TypeVar("T")
 
@@ -115,6 +116,15 @@ class Process:
         except subprocess.TimeoutExpired:
             self.popen.kill()
             return self.popen.wait()
+
+    def kill(self) -> int:
+        """SIGKILL (no chance to clean up, as in a crash); wait and return the exit code."""
+        self.signal(signal.SIGKILL)
+        return self.popen.wait()
+
+    @property
+    def running(self) -> bool:
+        return self.popen.poll() is None
 
 
 @dataclass
@@ -251,9 +261,30 @@ class Stack:
         self.start_service("sandbox", ["alimi_sandbox"])
         self.approve_kakao_templates()
         self.start_service("intake", ["alimi_intake"])
+        self.seed_api_keys()
         self.start_service("segmenter", ["alimi_segmenter"])
         for channel in ("sms", "kakao", "slack"):
             self.start_service(f"delivery-{channel}", ["alimi_delivery", "--channel", channel])
+
+    def seed_api_keys(self) -> None:
+        """Create the fixed local keys (``LOCAL_KEYS``) unless they exist."""
+        assert self.mongo_url is not None
+
+        async def seed() -> None:
+            store = Store(self.mongo_url or "", self.mongo_db)
+            try:
+                for key_id, (secret, scopes) in LOCAL_KEYS.items():
+                    await api_keys.ensure(
+                        store, key_id=key_id, secret=secret, name=f"{key_id} (local)", scopes=scopes
+                    )
+            finally:
+                await store.close()
+
+        asyncio.run(seed())
+
+    def api_key(self, key_id: str) -> str:
+        """The token of one of the ``LOCAL_KEYS``: ``operator``, ``approver`` or ``admin``."""
+        return f"{api_keys.PREFIX}local{key_id}.{LOCAL_KEYS['local' + key_id][0]}"
 
     def approve_kakao_templates(self) -> None:
         """Register Alimi's AlimTalk templates with the sandbox, as one would with the provider."""
@@ -278,6 +309,39 @@ class Stack:
         return self.start_service(
             name, [str(a) for a in args[2:]], env=self.env_overrides.get(name)
         )
+
+    def kill(self, name: str) -> int:
+        """``kill -9`` the process ``name`` and wait for it; returns its exit code (-9)."""
+        return self.processes[name].kill()
+
+    def start_again(self, name: str) -> Process:
+        """Start ``name`` again, as before, after it died or was stopped."""
+        if self.processes[name].running:
+            raise StackError(f"{name} is still running; kill or stop it first")
+        return self.restart(name)
+
+    def restart_mongo(self, *, kill: bool = False) -> None:
+        """Stop the SecantusDB this stack started and start it again on the same
+        port and storage path, so the services' URL stays valid.
+
+        ``kill=True`` stops it with SIGKILL instead of SIGTERM.
+        """
+        old = self.mongo_process
+        if old is None:
+            raise StackError("this stack did not start SecantusDB (start_mongo())")
+        args = old.popen.args
+        assert isinstance(args, list)
+        argv = [str(a) for a in args]
+        port = int(argv[argv.index("--port") + 1])
+        if kill:
+            old.kill()
+        else:
+            old.stop()
+        self.mongo_process = self._spawn("mongo", argv, env=os.environ.copy(), ops_url=None)
+        if not wait_for_port("127.0.0.1", port, timeout_s=60):
+            raise StackError(
+                f"SecantusDB did not start again on port {port}; see {self.mongo_process.log_path}"
+            )
 
     def stop_all(self) -> None:
         for proc in reversed(list(self.processes.values())):
@@ -321,23 +385,40 @@ def running(stack: Stack) -> Iterator[Stack]:
         stack.stop_all()
 
 
+# Fixed API keys for local runs and tests only: make run's own database, never production.
+# The operator writes, a second person approves (four-eyes).
+LOCAL_KEYS: dict[str, tuple[str, list[str]]] = {
+    "localoperator": (
+        "local-operator-secret",
+        ["subjects:write", "incidents:write", "incidents:read", "receipts:read"],
+    ),
+    "localapprover": ("local-approver-secret", ["notices:approve", "incidents:read"]),
+    "localadmin": ("local-admin-secret", ["admin"]),
+}
+
 CURL_EXAMPLE = """\
+# make run's local keys: an operator who writes, and a second person who approves
+OPERATOR='Authorization: Bearer ak_localoperator.local-operator-secret'
+APPROVER='Authorization: Bearer ak_localapprover.local-approver-secret'
 # 1. load two people into the subject directory
-curl -s -X POST {intake}/v1/subjects -H 'Content-Type: application/json' -d '[
+curl -s -X POST {intake}/v1/subjects -H "$OPERATOR" -H 'Content-Type: application/json' -d '[
   {{"external_id": "cust-1", "name": "김민준", "phone": "010-1234-5678",
     "tags": ["breach-2026-11"]}},
   {{"external_id": "cust-2", "name": "Jane Doe", "phone": "+821098765432", "locale": "en",
     "channels": ["sms"], "tags": ["breach-2026-11"]}}
 ]'
 # 2. post an incident and its first notice to everyone tagged breach-2026-11
-curl -s -X POST {intake}/v1/incidents -H 'Content-Type: application/json' -d '{{
+NOTICE=$(curl -s -X POST {intake}/v1/incidents -H "$OPERATOR" \\
+  -H 'Content-Type: application/json' -d '{{
   "title": "회원 정보 유출", "severity": "high", "discovered_at": "2026-11-28T09:00:00+09:00",
   "contact": "고객센터 1588-0000",
   "notice": {{"body": "이름과 전화번호가 유출되었습니다.",
              "translations": {{"en": {{"body": "Your name and phone number were exposed."}}}}}},
   "audience": {{"filter": {{"tags_any": ["breach-2026-11"]}}}}
-}}'
-# 3. see what the sandbox received: KakaoTalk for cust-1, SMS for cust-2, Slack for staff
+}}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["notice_id"])')
+# 3. nothing is sent until a second person approves the notice
+curl -s -X POST {intake}/v1/notices/$NOTICE/approve -H "$APPROVER"
+# 4. see what the sandbox received: KakaoTalk for cust-1, SMS for cust-2, Slack for staff
 curl -s {sandbox}/_sandbox/kakao/messages
 curl -s {sandbox}/_sandbox/sms/messages
 curl -s {sandbox}/_sandbox/slack/messages

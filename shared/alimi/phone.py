@@ -1,7 +1,9 @@
-"""Phone numbers: normalisation to E.164, masking and the keyed lookup hash.
+"""Phone numbers: normalisation to E.164, masking, the keyed lookup hash, encryption at rest.
 
 Only masked numbers ever leave the component that needs the real one: logs,
-receipts and metrics use :func:`mask`.
+receipts and metrics use :func:`mask`. In ``subjects`` the number is stored
+encrypted (:func:`seal`), bound to the subject's id; only the segmenter opens
+it (:func:`unseal`), to put it in delivery batches.
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from typing import Any
+
+from alimi.crypto import Keyring
 
 # "+" and 8 to 15 digits: the E.164 shape, country code first.
 E164 = re.compile(r"^\+[1-9]\d{7,14}$")
@@ -20,6 +25,10 @@ PHONE_IN_TEXT = re.compile(
     r"(?<![\w+])(?:\+[1-9](?:[\s.-]?\d){7,14}"
     r"|\(?0(?:1[016789]|[2-6]\d?)\)?[\s.-]?\d{3,4}[\s.-]?\d{4})(?!\w)"
 )
+
+
+# The field name bound into each encrypted number (with the subject's id).
+SUBJECT_PHONE = "subjects.phone"
 
 
 class InvalidPhone(ValueError):
@@ -73,3 +82,13 @@ def national(e164: str, country_code: str = "82") -> tuple[str, str]:
     if digits.startswith(country_code):
         return country_code, "0" + digits[len(country_code) :]
     return "", digits
+
+
+def seal(keyring: Keyring, subject_id: str, e164: str) -> dict[str, Any]:
+    """The subject's number encrypted under the current key, for ``subjects.phone_enc``."""
+    return keyring.encrypt(e164, field=SUBJECT_PHONE, owner=subject_id)
+
+
+def unseal(keyring: Keyring, subject_id: str, sealed: Any) -> str:
+    """The number in ``sealed``; :class:`alimi.crypto.Unreadable` if it cannot be opened."""
+    return keyring.decrypt(sealed, field=SUBJECT_PHONE, owner=subject_id)

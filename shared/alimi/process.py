@@ -37,6 +37,8 @@ def main(name: str, settings_model: type[S], build: Callable[[S], Service]) -> i
         print(f"{name}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     alimi_logging.configure(name, settings.log_level)
+    for warning in settings.startup_warnings():
+        log.warning(warning)
     try:
         asyncio.run(_serve(build(settings)))
     except StartupFailed as exc:

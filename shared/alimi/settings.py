@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from alimi import crypto
 
 ENV_PREFIX = "ALIMI_"
 
@@ -52,6 +54,44 @@ class BaseSettings(BaseModel):
         min_length=16,
         description="key of the keyed hash used to dedupe and look up phone numbers",
     )
+
+    def startup_warnings(self) -> list[str]:
+        """Things an operator should know about this configuration, logged at start-up."""
+        return []
+
+
+class PhoneKeySettings(BaseSettings):
+    """Settings of the services that encrypt (intake) or decrypt (segmenter) phone numbers.
+
+    The other services never see a phone key, so they do not declare one.
+    """
+
+    phone_keys: SecretStr = Field(
+        SecretStr(crypto.DEVELOPMENT_KEYS),
+        description="AES-256-GCM keys of phone numbers at rest: 'id:base64,...', first encrypts",
+    )
+
+    @field_validator("phone_keys")
+    @classmethod
+    def _parseable(cls, value: SecretStr) -> SecretStr:
+        try:
+            crypto.keyring(value.get_secret_value())
+        except crypto.KeyringError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @property
+    def phone_keyring(self) -> crypto.Keyring:
+        return crypto.keyring(self.phone_keys.get_secret_value())
+
+    def startup_warnings(self) -> list[str]:
+        warnings = super().startup_warnings()
+        if self.phone_keyring.development:
+            warnings.append(
+                f"{env_name('phone_keys')} holds the public development key: phone numbers at "
+                "rest are not protected; set your own keys outside development"
+            )
+        return warnings
 
 
 def load(model: type[S], environ: Mapping[str, str]) -> S:

@@ -12,6 +12,17 @@ NOTICE_COMPLETED = "completed"
 NOTICE_HALTED = "halted"
 NOTICE_FAILED = "failed"
 
+NOTICE_STATES = (
+    NOTICE_DRAFT,
+    NOTICE_PENDING_APPROVAL,
+    NOTICE_APPROVED,
+    NOTICE_SEGMENTING,
+    NOTICE_SENDING,
+    NOTICE_COMPLETED,
+    NOTICE_HALTED,
+    NOTICE_FAILED,
+)
+
 # Receipt: claimed -> sent -> delivered | undelivered; or failed, fell_back, skipped, halted.
 # retrying: the last attempt failed in a way that may succeed later; a retry is queued.
 CLAIMED = "claimed"

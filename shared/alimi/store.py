@@ -19,6 +19,9 @@ NOTICES = "notices"
 SUBJECTS = "subjects"
 RECEIPTS = "receipts"
 OUTBOX = "outbox"
+API_KEYS = "api_keys"
+AUDIT = "audit"
+IDEMPOTENCY = "idempotency"
 
 
 @dataclass(frozen=True)
@@ -27,9 +30,13 @@ class Index:
     name: str
     unique: bool = False
     sparse: bool = False
+    expire_after_s: int | None = None  # a TTL index: documents go once this is past the field
 
     def model(self) -> IndexModel:
-        return IndexModel(list(self.keys), name=self.name, unique=self.unique, sparse=self.sparse)
+        options: dict[str, Any] = {"name": self.name, "unique": self.unique, "sparse": self.sparse}
+        if self.expire_after_s is not None:
+            options["expireAfterSeconds"] = self.expire_after_s
+        return IndexModel(list(self.keys), **options)
 
 
 INDEXES: dict[str, tuple[Index, ...]] = {
@@ -41,11 +48,22 @@ INDEXES: dict[str, tuple[Index, ...]] = {
         Index((("phone_hash", ASCENDING), ("_id", ASCENDING)), "phone_hash"),
         Index((("tags", ASCENDING),), "tags"),
     ),
-    INCIDENTS: (Index((("created_at", ASCENDING),), "created_at"),),
+    INCIDENTS: (
+        Index((("created_at", ASCENDING),), "created_at"),
+        # The public status page finds an incident by its public id, and only by it.
+        Index((("public_id", ASCENDING),), "public_id_unique", unique=True),
+    ),
     NOTICES: (
         Index((("incident_id", ASCENDING), ("seq", ASCENDING)), "incident_seq_unique", unique=True),
     ),
     OUTBOX: (Index((("published", ASCENDING), ("created_at", ASCENDING)), "unpublished"),),
+    API_KEYS: (Index((("created_at", ASCENDING),), "created_at"),),
+    AUDIT: (
+        Index((("at", ASCENDING),), "at"),
+        Index((("target", ASCENDING), ("at", ASCENDING)), "target_at"),
+    ),
+    # Idempotency records expire by themselves at their expires_at.
+    IDEMPOTENCY: (Index((("expires_at", ASCENDING),), "ttl", expire_after_s=0),),
     RECEIPTS: (
         Index((("notice_id", ASCENDING), ("status", ASCENDING)), "notice_status"),
         Index((("provider_message_id", ASCENDING),), "provider_message_id", sparse=True),
@@ -82,6 +100,18 @@ class Store:
     @property
     def outbox(self) -> AsyncCollection[dict[str, Any]]:
         return self.db[OUTBOX]
+
+    @property
+    def api_keys(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db[API_KEYS]
+
+    @property
+    def audit(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db[AUDIT]
+
+    @property
+    def idempotency(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db[IDEMPOTENCY]
 
     async def ensure_indexes(self, *collections: str) -> None:
         for name in collections:

@@ -18,6 +18,7 @@ import pytest
 from alimi.devstack import Stack, eventually
 from alimi.receipt_counts import receipt_counts
 from alimi.store import Store
+from support import approve, operator_session
 
 pytestmark = pytest.mark.e2e
 
@@ -88,7 +89,7 @@ async def test_when_an_incident_is_posted__then_each_person_is_reached_once_on_t
     stack: Stack, store: Store
 ) -> None:
     sandbox = stack.sandbox_url
-    async with aiohttp.ClientSession() as http:
+    async with operator_session(stack) as http:
         await _put(http, f"{sandbox}/_sandbox/config", {"kakao_not_user_suffixes": "7000-9999"})
         # Slack's first answer will be 429 Retry-After: the notifier must wait it out.
         await _put(
@@ -113,6 +114,7 @@ async def test_when_an_incident_is_posted__then_each_person_is_reached_once_on_t
         async with http.post(f"{stack.intake_url}/v1/incidents", json=incident) as resp:
             assert resp.status == 201, await resp.text()
             created = await resp.json()
+        await approve(http, stack, created["notice_id"])
         view_url = f"{stack.intake_url}/v1/incidents/{created['incident_id']}"
 
         async def completed() -> dict[str, Any] | None:

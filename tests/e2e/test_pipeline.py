@@ -13,13 +13,15 @@ import aio_pika
 import aiohttp
 import pytest
 
-from alimi import topology
+from alimi import crypto, phone, topology
 from alimi.devstack import Stack, eventually
 from alimi.store import Store
+from support import approve, operator_session
 
 pytestmark = pytest.mark.e2e
 
 AUDIENCE_TAG = "breach-2026-11"
+STACK_KEYS = crypto.keyring(crypto.DEVELOPMENT_KEYS)  # the stack sets no ALIMI_PHONE_KEYS
 N = 500
 
 
@@ -52,6 +54,7 @@ async def _post_incident(http: aiohttp.ClientSession, stack: Stack) -> dict[str,
         "title": "회원 정보 유출",
         "severity": "high",
         "discovered_at": "2026-11-28T09:00:00+09:00",
+        "contact": "02-1588-0000",
         # SMS only, the operator's words alone: this file is about the pipeline
         # (dedupe, receipts, replays); tests/e2e/test_channels.py is about channels.
         "notice": {
@@ -63,7 +66,9 @@ async def _post_incident(http: aiohttp.ClientSession, stack: Stack) -> dict[str,
     }
     async with http.post(f"{stack.intake_url}/v1/incidents", json=incident) as resp:
         assert resp.status == 201, await resp.text()
-        return await resp.json()
+        created: dict[str, Any] = await resp.json()
+    await approve(http, stack, created["notice_id"])
+    return created
 
 
 async def _incident(http: aiohttp.ClientSession, stack: Stack, incident_id: str) -> dict[str, Any]:
@@ -85,7 +90,7 @@ async def _wait_until_completed(
 async def test_when_an_incident_is_posted__then_each_distinct_phone_gets_one_sms_and_one_receipt(
     stack: Stack, store: Store
 ) -> None:
-    async with aiohttp.ClientSession() as http:
+    async with operator_session(stack) as http:
         created = await _post_incident(http, stack)
         await _wait_until_completed(http, stack, created["incident_id"])
         messages = await _sandbox_messages(http, stack)
@@ -130,7 +135,7 @@ async def test_when_an_incident_is_posted__then_each_distinct_phone_gets_one_sms
 async def test_when_batches_are_published_again__then_no_second_sms_and_no_second_receipt(
     stack: Stack, store: Store
 ) -> None:
-    async with aiohttp.ClientSession() as http:
+    async with operator_session(stack) as http:
         created = await _post_incident(http, stack)
         await _wait_until_completed(http, stack, created["incident_id"])
         before = await _sandbox_messages(http, stack)
@@ -154,7 +159,9 @@ async def test_when_batches_are_published_again__then_no_second_sms_and_no_secon
                     "recipients": [
                         {
                             "subject_id": r["subject_id"],
-                            "phone": subjects[r["subject_id"]]["phone"],
+                            "phone": phone.unseal(
+                                STACK_KEYS, r["subject_id"], subjects[r["subject_id"]]["phone_enc"]
+                            ),
                             "name": subjects[r["subject_id"]]["name"],
                         }
                         for r in chunk
@@ -211,7 +218,7 @@ async def test_when_a_malformed_message_reaches_the_delivery_queue__then_it_is_d
 
     # the delivery worker is still alive and still delivers
     assert stack.processes["delivery-sms"].popen.poll() is None
-    async with aiohttp.ClientSession() as http:
+    async with operator_session(stack) as http:
         created = await _post_incident(http, stack)
         await _wait_until_completed(http, stack, created["incident_id"])
     log = (stack.workdir / "delivery-sms.log").read_text()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from pydantic import SecretStr
 
 from alimi import templates
 from alimi.bus import Bus
 from alimi.store import Store
+from alimi_intake.settings import IntakeSettings
 from alimi_sandbox.app import init_app
 from alimi_sandbox.behaviour import Behaviour
 from alimi_sandbox.config import SandboxConfig
@@ -40,3 +43,20 @@ def deliveries(
     store: Store, bus: Bus, http: aiohttp.ClientSession, sandbox: TestServer
 ) -> Deliveries:
     return Deliveries(store, bus, http, sandbox)
+
+
+@pytest.fixture
+def intake_settings(mongo_url: str, amqp_url: str, namespace: str) -> Callable[..., IntakeSettings]:
+    """Intake settings for this test's database and namespace; ``**changes`` on top."""
+
+    def make(**changes: Any) -> IntakeSettings:
+        return IntakeSettings(
+            namespace=namespace,
+            amqp_url=SecretStr(amqp_url),
+            mongo_url=SecretStr(mongo_url),
+            mongo_db=namespace,
+            outbox_poll_s=0.2,
+            **changes,
+        )
+
+    return make

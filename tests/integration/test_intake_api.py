@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from pydantic import SecretStr
 
-from alimi import topology
+from alimi import api_keys, phone, topology
 from alimi.bus import Bus
 from alimi.messages import DeliveryBatch, Recipient
 from alimi.store import Store
@@ -33,17 +33,21 @@ INCIDENT: dict[str, Any] = {
 
 @pytest.fixture
 async def client(
-    mongo_url: str, amqp_url: str, namespace: str, store: Store, bus: Bus
+    intake_settings: Callable[..., IntakeSettings], store: Store, bus: Bus
 ) -> AsyncIterator[TestClient[Any, Any]]:
-    settings = IntakeSettings(
-        namespace=namespace,
-        amqp_url=SecretStr(amqp_url),
-        mongo_url=SecretStr(mongo_url),
-        mongo_db=namespace,
-        outbox_poll_s=0.2,
+    settings = intake_settings()
+    operator, _ = await api_keys.create(
+        store, name="operator", scopes=["subjects:write", "incidents:write", "incidents:read"]
     )
-    async with TestClient(TestServer(init_app(settings))) as c:
+    async with TestClient(
+        TestServer(init_app(settings)), headers={"Authorization": f"Bearer {operator}"}
+    ) as c:
         yield c
+
+
+async def _key(store: Store, *scopes: str, **kw: Any) -> dict[str, str]:
+    token, _ = await api_keys.create(store, name="test", scopes=list(scopes), **kw)
+    return {"Authorization": f"Bearer {token}"}
 
 
 async def _collections(store: Store) -> dict[str, int]:
@@ -69,7 +73,9 @@ async def test_when_subjects_are_posted_as_json__then_they_are_upserted_by_exter
     doc = await store.subjects.find_one({"_id": "c1"})
     assert doc is not None
     assert doc["name"] == "김민준2"
-    assert doc["phone"] == "+821012345678"
+    assert "phone" not in doc  # stored only encrypted, hashed and masked
+    keyring = IntakeSettings().phone_keyring  # the client's: the development default
+    assert phone.unseal(keyring, "c1", doc["phone_enc"]) == "+821012345678"
     assert doc["phone_masked"] == "+82******5678"
     assert len(doc["phone_hash"]) == 64
 
@@ -161,13 +167,29 @@ async def test_when_an_incident_is_invalid__then_a_problem_names_it_and_nothing_
     assert await _collections(store) == {"incidents": 0, "notices": 0, "outbox": 0, "subjects": 0}
 
 
-async def test_when_an_incident_is_created__then_its_notice_is_announced_on_the_bus(
+async def test_when_an_incident_is_created__then_its_notice_waits_for_a_second_key(
     client: TestClient[Any, Any], store: Store, bus: Bus
 ) -> None:
-    resp = await client.post("/v1/incidents", json=INCIDENT)
+    creator = await _key(store, "incidents:write", "notices:approve")
+    resp = await client.post("/v1/incidents", json=INCIDENT, headers=creator)
     assert resp.status == 201, await resp.text()
     created = await resp.json()
     assert resp.headers["Location"] == f"/v1/incidents/{created['incident_id']}"
+    assert await store.outbox.count_documents({}) == 0  # nothing announced yet
+    approve = f"/v1/notices/{created['notice_id']}/approve"
+
+    without_scope = await client.post(approve)  # the operator key cannot approve at all
+    assert without_scope.status == 403 and without_scope.content_type == PROBLEM
+    own = await client.post(approve, headers=creator)
+    assert own.status == 403, await own.text()
+    assert "second key" in (await own.json())["detail"]
+    assert await store.outbox.count_documents({}) == 0
+
+    second = await client.post(approve, headers=await _key(store, "notices:approve"))
+    assert second.status == 200, await second.text()
+    assert (await second.json())["state"] == "approved"
+    again = await client.post(approve, headers=await _key(store, "notices:approve"))
+    assert again.status == 409 and again.content_type == PROBLEM
 
     channel = await bus.channel(prefetch=1)
     queue = await channel.get_queue(bus.names(topology.SEGMENTER_QUEUE))
@@ -190,6 +212,37 @@ async def test_when_an_incident_is_created__then_its_notice_is_announced_on_the_
     view = await resp.json()
     assert view["title"] == INCIDENT["title"]
     assert [n["state"] for n in view["notices"]] == ["approved"]
+    actions = [a["action"] async for a in store.audit.find({}).sort("at", 1)]
+    assert actions == ["incident.created", "notice.approved"]
+
+
+async def test_when_a_key_may_approve_its_own_notices__then_one_key_suffices(
+    client: TestClient[Any, Any], store: Store
+) -> None:
+    solo = await _key(store, "incidents:write", "notices:approve", allow_self_approval=True)
+    created = await (await client.post("/v1/incidents", json=INCIDENT, headers=solo)).json()
+    resp = await client.post(f"/v1/notices/{created['notice_id']}/approve", headers=solo)
+    assert resp.status == 200, await resp.text()
+
+
+async def test_when_a_sending_notice_is_halted__then_it_can_be_resumed_and_both_are_audited(
+    client: TestClient[Any, Any], store: Store
+) -> None:
+    approver = await _key(store, "notices:approve")
+    created = await (await client.post("/v1/incidents", json=INCIDENT)).json()
+    notice = f"/v1/notices/{created['notice_id']}"
+    early = await client.post(f"{notice}/halt", headers=approver)
+    assert early.status == 409  # pending approval: nothing to halt
+    assert (await client.post(f"{notice}/approve", headers=approver)).status == 200
+    halted = await client.post(f"{notice}/halt", headers=approver)
+    assert (await halted.json())["state"] == "halted"
+    resumed = await client.post(f"{notice}/resume", headers=approver)
+    assert (await resumed.json())["state"] == "approved"
+    stored = await store.notices.find_one({"_id": created["notice_id"]})
+    assert stored is not None and "segmenter" not in stored
+    assert await store.outbox.count_documents({}) == 2  # approved, then approved again
+    actions = [a["action"] async for a in store.audit.find({}).sort("at", 1)]
+    assert actions == ["incident.created", "notice.approved", "notice.halted", "notice.resumed"]
 
 
 async def test_when_the_incident_does_not_exist__then_404_problem(
@@ -224,7 +277,8 @@ async def test_when_a_notices_dead_letters_are_replayed__then_only_its_batches_g
         )
     await bus.publish(topology.DEAD, topology.delivery_queue("sms"), b"not json", message_id="bad")
 
-    resp = await client.post("/v1/notices/ntc_x/dead-letters/replay")
+    approver = await _key(store, "notices:approve")
+    resp = await client.post("/v1/notices/ntc_x/dead-letters/replay", headers=approver)
     assert resp.status == 200, await resp.text()
     assert (await resp.json())["recipients_by_channel"] == {"sms": 1}
 
@@ -243,5 +297,120 @@ async def test_when_a_notices_dead_letters_are_replayed__then_only_its_batches_g
     await channel.close()
     assert sorted(left) == ["bad", "ntc_other:sms:00000001:a4"]
 
-    missing = await client.post("/v1/notices/ntc_nope/dead-letters/replay")
+    missing = await client.post("/v1/notices/ntc_nope/dead-letters/replay", headers=approver)
     assert missing.status == 404 and missing.content_type == PROBLEM
+
+
+PIPA_DISCLOSURE = {
+    "leaked_items": ["이름", "전화번호"],
+    "when_and_how": "2026년 11월 27일 외부 공격으로 고객 데이터베이스가 유출되었습니다.",
+    "what_you_can_do": "낯선 문자의 링크를 누르지 마세요.",
+    "countermeasures": "접근을 차단했고, 피해 구제 신청을 받습니다.",
+}
+
+
+async def test_when_a_pipa_notice_misses_items__then_each_missing_item_is_named(
+    client: TestClient[Any, Any], store: Store
+) -> None:
+    incident = {
+        **INCIDENT,
+        "jurisdictions": ["KR-PIPA", "EU-GDPR"],
+        "contact": "",
+        "notice": {"body": "유출 안내", "disclosure": {"leaked_items": ["이름"]}},
+    }
+    resp = await client.post("/v1/incidents", json=incident)
+    assert resp.status == 422 and resp.content_type == PROBLEM
+    problem = await resp.json()
+    assert problem["title"] == "Notice misses legally required items"
+    named = {(e["field"], e["message"]) for e in problem["errors"]}
+    assert named == {
+        ("notice.disclosure.when_and_how", "KR-PIPA requires when and how the leak happened"),
+        (
+            "notice.disclosure.what_you_can_do",
+            "KR-PIPA requires what the person can do to limit the harm",
+        ),
+        (
+            "notice.disclosure.countermeasures",
+            "KR-PIPA requires the organisation's countermeasures and remedy",
+        ),
+        ("contact", "KR-PIPA requires the desk to contact"),
+        ("notice.disclosure.when_and_how", "EU-GDPR requires the nature of the breach"),
+        ("contact", "EU-GDPR requires the contact point"),
+        ("notice.disclosure.likely_consequences", "EU-GDPR requires the likely consequences"),
+        ("notice.disclosure.countermeasures", "EU-GDPR requires the measures taken or proposed"),
+    }
+    assert await _collections(store) == {"incidents": 0, "notices": 0, "outbox": 0, "subjects": 0}
+
+
+async def test_when_a_pipa_notice_is_complete__then_it_is_accepted_and_shows_its_deadline(
+    client: TestClient[Any, Any], store: Store
+) -> None:
+    incident = {
+        **INCIDENT,
+        "jurisdictions": ["KR-PIPA"],
+        "notice": {"body": "유출 안내", "disclosure": PIPA_DISCLOSURE},
+    }
+    resp = await client.post("/v1/incidents", json=incident)
+    assert resp.status == 201, await resp.text()
+    created = await resp.json()
+    view = await (await client.get(f"/v1/incidents/{created['incident_id']}")).json()
+    assert view["deadline"] == "2026-12-01T00:00:00+00:00"  # discovered 11-28 09:00 KST + 72 h
+    expected_left = (datetime.fromisoformat(view["deadline"]) - datetime.now(UTC)).total_seconds()
+    assert abs(view["seconds_left"] - expected_left) < 60
+    assert (view["audience"], view["notified"], view["notified_share"]) == (0, 0, 0.0)
+    notice = await store.notices.find_one({"_id": created["notice_id"]})
+    assert notice is not None
+    body = notice["texts"]["ko"]["body"]
+    assert body.startswith("유출 안내\n\n■ 유출된 항목: 이름, 전화번호\n■ 유출 시점과 경위: ")
+    assert "■ 회사의 대응 조치와 피해 구제 절차: 접근을 차단했고" in body
+
+
+async def test_when_a_notice_is_previewed__then_its_audience_and_messages_are_shown(
+    client: TestClient[Any, Any], store: Store
+) -> None:
+    rows = [
+        {"external_id": "a", "name": "가", "phone": "010-1111-0001", "tags": ["breach"]},
+        {"external_id": "a2", "name": "가2", "phone": "01011110001", "tags": ["breach"]},
+        {
+            "external_id": "b",
+            "phone": "010-1111-0002",
+            "kakao_reachable": False,
+            "tags": ["breach"],
+        },
+        {"external_id": "c", "phone": "010-1111-0003", "channels": ["sms"], "tags": ["breach"]},
+        {"external_id": "d", "tags": ["breach"]},
+        {
+            "external_id": "e",
+            "phone": "010-1111-0005",
+            "channels": ["kakao"],
+            "kakao_reachable": False,
+            "tags": ["breach"],
+        },
+        {"external_id": "out", "phone": "010-1111-0009"},
+    ]
+    assert (await client.post("/v1/subjects", json=rows)).status == 200
+    incident = {
+        **INCIDENT,
+        "notice": {"body": "유출 안내", "translations": {"en": {"body": "Your data leaked."}}},
+    }
+    created = await (await client.post("/v1/incidents", json=incident)).json()
+    resp = await client.get(f"/v1/notices/{created['notice_id']}/preview")
+    assert resp.status == 200, await resp.text()
+    preview = await resp.json()
+    assert preview["state"] == "pending_approval"
+    assert preview["audience"] == {
+        "people": 6,
+        "messages_by_channel": {"kakao": 1, "sms": 2},
+        "skipped": {"no_phone": 1, "not_on_kakao": 1},
+        "sharing_a_phone": 1,
+    }
+    ko, en = preview["messages"]["ko"], preview["messages"]["en"]
+    assert (
+        ko["text"].startswith("[회원 정보 유출]\n고객님, 개인정보 유출 사고를")
+        and "유출 안내" in ko["text"]
+    )
+    assert (ko["sms_type"], ko["kakao_template_code"]) == ("LMS", "ALIMI_BREACH_KO")
+    assert (
+        en["text"].startswith("[회원 정보 유출]\nDear customer,")
+        and "Your data leaked." in en["text"]
+    )

@@ -2,8 +2,10 @@
 
 The overlays are rendered with ``kubectl kustomize`` (offline) and turned into JSON
 with ``kubectl label --local -o json`` (removing a label nobody sets, so nothing
-changes), which lets the tests walk real objects. PyYAML is not a dependency, so
-docker-compose.yml is read as indented text blocks, one per service.
+changes), which parses them as kubectl does before it applies them and lets the tests
+walk real objects. docker-compose.yml is read as indented text blocks, one per service.
+test_k8s_validation.py checks the same renderings against the Kubernetes and KEDA
+schemas, and checks their network policies, autoscalers and disruption budgets.
 
 Without kubectl (on PATH, or named by ``KUBECTL``) the Kubernetes tests skip, or
 fail when the ``CI`` variable is set.
@@ -56,12 +58,21 @@ REPORT_PATHS = {
 }
 SANDBOX: dict[str, tuple[list[str], int]] = {"sandbox": (["alimi_sandbox"], 8090)}
 WORKERS = ("segmenter", "delivery-sms", "delivery-kakao", "delivery-slack")
+# where each worker's ALIMI_DRAIN_GRACE_S, the drain on SIGTERM, defaults from
+WORKER_SETTINGS: dict[str, type[SegmenterSettings | DeliverySettings]] = {
+    "segmenter": SegmenterSettings,
+    "delivery-sms": DeliverySettings,
+    "delivery-kakao": DeliverySettings,
+    "delivery-slack": DeliverySettings,
+}
+# What a stopping pod needs besides its preStop pause and its drain: cancel what is
+# left, flush, close its broker and database connections.
+SHUTDOWN_MARGIN_S = 10
 # Staff posts are few, so one replica is enough even in production.
 SINGLE_REPLICA = ("delivery-slack",)
 # The sandbox loads Alimi's AlimTalk templates from this file (compose mounts it, the
 # sandbox component turns it into a ConfigMap).
 KAKAO_TEMPLATES_FILE = K8S / "components/sandbox/kakao-templates.json"
-DEFAULT_DRAIN_GRACE_S = 20.0
 
 SECRET_NAME = "alimi-secrets"
 SECRET_KEYS = {
@@ -123,15 +134,20 @@ def kubectl() -> str:
     return path
 
 
-@functools.cache
 def render(target: str) -> tuple[str, tuple[dict[str, Any], ...]]:
     """``kubectl kustomize k8s/<target>`` as text and as parsed objects."""
+    return render_dir(K8S / target)
+
+
+@functools.cache
+def render_dir(path: Path) -> tuple[str, tuple[dict[str, Any], ...]]:
+    """``kubectl kustomize <path>`` as text and as parsed objects."""
     binary = kubectl()
     rendered = subprocess.run(
-        [binary, "kustomize", str(K8S / target)], capture_output=True, text=True, timeout=60
+        [binary, "kustomize", str(path)], capture_output=True, text=True, timeout=60
     )
     if rendered.returncode != 0:
-        pytest.fail(f"kubectl kustomize k8s/{target} failed:\n{rendered.stderr}")
+        pytest.fail(f"kubectl kustomize {path} failed:\n{rendered.stderr}")
     as_json = subprocess.run(
         [binary, "label", "--local", "-f", "-", "-o", "json", "alimi.test/never-set-"],
         input=rendered.stdout,
@@ -141,7 +157,7 @@ def render(target: str) -> tuple[str, tuple[dict[str, Any], ...]]:
         env=os.environ | {"KUBECONFIG": os.devnull},
     )
     if as_json.returncode != 0:
-        pytest.fail(f"kubectl could not parse the rendering of k8s/{target}:\n{as_json.stderr}")
+        pytest.fail(f"kubectl could not parse the rendering of {path}:\n{as_json.stderr}")
     objects = json_stream(as_json.stdout)
     documents = len(re.findall(r"^kind: ", rendered.stdout, flags=re.MULTILINE))
     assert len(objects) == documents, "some rendered documents were lost while parsing"
@@ -205,6 +221,32 @@ def port_number(container: dict[str, Any], port: int | str) -> int:
         return port
     (number,) = [p["containerPort"] for p in container["ports"] if p.get("name") == port]
     return int(number)
+
+
+def replica_bounds(objects: tuple[dict[str, Any], ...], name: str) -> tuple[int, int]:
+    """(fewest, most) replicas of a Deployment: its autoscaler's bounds, or its count."""
+    for scaled in of_kind(objects, "ScaledObject").values():
+        if scaled["spec"]["scaleTargetRef"]["name"] == name:  # KEDA's defaults: 0 and 100
+            return scaled["spec"].get("minReplicaCount", 0), scaled["spec"].get(
+                "maxReplicaCount", 100
+            )
+    for hpa in of_kind(objects, "HorizontalPodAutoscaler").values():
+        if hpa["spec"]["scaleTargetRef"]["name"] == name:
+            return hpa["spec"].get("minReplicas", 1), hpa["spec"]["maxReplicas"]
+    count = of_kind(objects, "Deployment")[name]["spec"].get("replicas", 1)
+    return count, count
+
+
+def pre_stop_pause_s(container: dict[str, Any]) -> int:
+    """Seconds the container's preStop hook sleeps before Kubernetes sends SIGTERM."""
+    hook = container.get("lifecycle", {}).get("preStop", {})
+    if "sleep" in hook:
+        return int(hook["sleep"]["seconds"])
+    command = hook.get("exec", {}).get("command", [])
+    if command[:1] == ["sleep"]:
+        return int(command[1])
+    assert not hook, f"a preStop hook this test cannot time: {hook}"
+    return 0
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -419,19 +461,35 @@ def test_when_an_overlay_is_rendered__then_every_container_has_cpu_and_memory_re
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_when_a_worker_is_stopped__then_kubernetes_waits_longer_than_its_drain_grace(
+def test_when_a_pod_is_stopped__then_kubernetes_waits_for_its_pause_and_drain_plus_a_margin(
     overlay: str,
 ) -> None:
     _, objects = render(f"overlays/{overlay}")
     config = config_data(objects)
 
-    for name in WORKERS:
-        deployment = of_kind(objects, "Deployment")[name]
+    for name, deployment in of_kind(objects, "Deployment").items():
         (container,) = containers(deployment)
-        env = env_values(container, config)
-        drain = float(env.get("ALIMI_DRAIN_GRACE_S", DEFAULT_DRAIN_GRACE_S))
+        drain = 0.0
+        if name in WORKERS:
+            default = WORKER_SETTINGS[name].model_fields["drain_grace_s"].default
+            drain = float(env_values(container, config).get("ALIMI_DRAIN_GRACE_S", default))
+        pause = pre_stop_pause_s(container)
         grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-        assert grace > drain, f"{name}: grace {grace} s does not outlast the {drain} s drain"
+        assert grace >= pause + drain + SHUTDOWN_MARGIN_S, (
+            f"{name}: {grace} s is less than the {pause} s pause + the {drain} s drain"
+            f" + {SHUTDOWN_MARGIN_S} s to close its connections"
+        )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_when_an_http_service_stops__then_it_first_pauses_while_the_ingress_lets_go(
+    overlay: str,
+) -> None:
+    _, objects = render(f"overlays/{overlay}")
+
+    for name in HTTP_SERVICES:
+        (container,) = containers(of_kind(objects, "Deployment")[name])
+        assert pre_stop_pause_s(container) >= 1, name
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -521,8 +579,8 @@ def test_when_the_overlays_are_rendered__then_each_picks_its_namespace_and_the_b
 
 
 def test_when_prod_is_compared_with_dev__then_it_runs_more_replicas_with_larger_resources() -> None:
-    dev = of_kind(render("overlays/dev")[1], "Deployment")
-    prod = of_kind(render("overlays/prod")[1], "Deployment")
+    dev_objects, prod_objects = render("overlays/dev")[1], render("overlays/prod")[1]
+    dev, prod = of_kind(dev_objects, "Deployment"), of_kind(prod_objects, "Deployment")
 
     def memory_mi(deployment: dict[str, Any], bound: str) -> float:
         (container,) = containers(deployment)
@@ -532,11 +590,12 @@ def test_when_prod_is_compared_with_dev__then_it_runs_more_replicas_with_larger_
         return float(match.group(1)) * (1024 if match.group(2) == "Gi" else 1)
 
     for name in SERVICES:
-        assert dev[name]["spec"]["replicas"] == 1, name
-        assert prod[name]["spec"]["replicas"] >= (1 if name in SINGLE_REPLICA else 2), name
+        assert replica_bounds(dev_objects, name) == (1, 1), name
+        fewest, _ = replica_bounds(prod_objects, name)
+        assert fewest >= (1 if name in SINGLE_REPLICA else 2), name
         for bound in ("requests", "limits"):
             assert memory_mi(prod[name], bound) >= memory_mi(dev[name], bound), (name, bound)
-    assert prod["delivery-sms"]["spec"]["replicas"] > dev["delivery-sms"]["spec"]["replicas"]
+    assert replica_bounds(prod_objects, "delivery-sms")[1] > 2
 
 
 # --- Dockerfile -------------------------------------------------------------------
@@ -829,7 +888,8 @@ def test_when_a_worker_container_is_stopped__then_compose_waits_longer_than_its_
 
     for name in WORKERS:
         grace = re.search(r"stop_grace_period: (\d+)s", services[name])
-        drain = float(setting(services[name], "ALIMI_DRAIN_GRACE_S") or DEFAULT_DRAIN_GRACE_S)
+        default = WORKER_SETTINGS[name].model_fields["drain_grace_s"].default
+        drain = float(setting(services[name], "ALIMI_DRAIN_GRACE_S") or default)
         assert grace is not None, f"{name} keeps Docker's 10 s default"
         assert int(grace.group(1)) > drain, name
 

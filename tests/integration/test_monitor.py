@@ -26,6 +26,7 @@ async def test_when_an_incident_is_being_notified__then_its_deadline_and_share_a
             {
                 "_id": "ntc_m1",
                 "incident_id": "inc_m",
+                "seq": 1,
                 "state": "sending",
                 "progress": {"recipients_published": 3, "skipped_no_phone": 1},
             },

@@ -3,42 +3,45 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from alimi import phone, topology
 from alimi.bus import Bus
+from alimi.crypto import Keyring
 from alimi.store import Store
 from alimi_segmenter import progress
 from alimi_segmenter.service import segment_notice
 
 KEY = b"test-key"
+KEYRING = Keyring.from_keys({"t1": os.urandom(32)})
+
+
+def _person(sid: str, number: str | None, **extra: Any) -> dict[str, Any]:
+    """A subject as intake stores it: the number encrypted for this subject, hashed."""
+    return {
+        "_id": sid,
+        "name": f"n-{sid}",
+        "phone_enc": phone.seal(KEYRING, sid, number) if number else None,
+        "phone_hash": phone.lookup_hash(number, KEY) if number else None,
+        "tags": ["a"],
+        **extra,
+    }
+
+
+async def _segment(store: Store, bus: Bus, notice_id: str, batch_size: int = 100) -> None:
+    await segment_notice(store, bus, notice_id=notice_id, batch_size=batch_size, keyring=KEYRING)
 
 
 async def _seed(store: Store) -> None:
-    docs = []
-    for i in range(250):
-        number = f"+82105{i:07d}"
-        docs.append(
-            {
-                "_id": f"s{i:04d}",
-                "name": f"n{i}",
-                "phone": number,
-                "phone_hash": phone.lookup_hash(number, KEY),
-                "tags": ["a"],
-            }
-        )
-    docs[7]["phone"], docs[7]["phone_hash"] = docs[3]["phone"], docs[3]["phone_hash"]
-    docs.append({"_id": "nophone", "name": "x", "phone": None, "phone_hash": None, "tags": ["a"]})
-    docs.append(
-        {
-            "_id": "other",
-            "name": "y",
-            "phone": "+821099999999",
-            "phone_hash": phone.lookup_hash("+821099999999", KEY),
-            "tags": ["b"],
-        }
-    )
+    docs = [_person(f"s{i:04d}", f"+82105{i:07d}") for i in range(250)]
+    docs[7] = _person("s0007", "+821050000003")  # the same number as s0003
+    docs.append(_person("nophone", None))
+    docs.append(_person("other", "+821099999999", tags=["b"]))
     await store.subjects.insert_many(docs)
     await store.ensure_indexes("subjects", "receipts", "notices")
 
@@ -75,7 +78,7 @@ async def test_when_a_notice_is_segmented__then_batches_cover_each_phone_once(
 ) -> None:
     await _seed(store)
     await _notice(store, "ntc_a")
-    await segment_notice(store, bus, notice_id="ntc_a", batch_size=100)
+    await _segment(store, bus, "ntc_a", 100)
 
     batches = await _published(bus)
     assert [len(b["recipients"]) for b in batches] == [100, 100, 49]
@@ -105,7 +108,7 @@ async def test_when_resumed_from_a_checkpoint__then_only_later_recipients_are_pu
 ) -> None:
     await _seed(store)
     await _notice(store, "ntc_full")
-    await segment_notice(store, bus, notice_id="ntc_full", batch_size=100)
+    await _segment(store, bus, "ntc_full", 100)
     full = await _published(bus)
 
     first = full[0]["recipients"]
@@ -116,7 +119,7 @@ async def test_when_resumed_from_a_checkpoint__then_only_later_recipients_are_pu
         state="segmenting",
         segmenter={"last_phone_hash": last_hash, "next_seq": 2, "no_phone_done": True},
     )
-    await segment_notice(store, bus, notice_id="ntc_resumed", batch_size=100)
+    await _segment(store, bus, "ntc_resumed", 100)
     resumed = await _published(bus)
 
     assert [b["batch_id"].split(":")[-1] for b in resumed] == ["00000002", "00000003"]
@@ -130,7 +133,7 @@ async def test_when_a_notice_is_already_sending__then_a_redelivered_event_publis
 ) -> None:
     await _seed(store)
     await _notice(store, "ntc_done", state="sending")
-    await segment_notice(store, bus, notice_id="ntc_done", batch_size=100)
+    await _segment(store, bus, "ntc_done", 100)
     assert await _published(bus) == []
 
 
@@ -169,15 +172,7 @@ async def test_when_a_milestone_is_crossed__then_staff_are_told_once(
 
 async def _seed_preferences(store: Store) -> None:
     def person(i: int, **extra: Any) -> dict[str, Any]:
-        number = f"+82106{i:07d}"
-        return {
-            "_id": f"p{i:03d}",
-            "name": f"n{i}",
-            "phone": number,
-            "phone_hash": phone.lookup_hash(number, KEY),
-            "tags": ["a"],
-            **extra,
-        }
+        return _person(f"p{i:03d}", f"+82106{i:07d}", **extra)
 
     docs = [person(i) for i in range(0, 10)]  # unknown reachability: Kakao, then SMS
     docs += [person(i, kakao_reachable=False) for i in range(10, 14)]  # known not on Kakao
@@ -192,7 +187,7 @@ async def test_when_people_prefer_channels__then_each_goes_to_their_first_reacha
 ) -> None:
     await _seed_preferences(store)
     await _notice(store, "ntc_c", channels=["kakao", "sms"])
-    await segment_notice(store, bus, notice_id="ntc_c", batch_size=5)
+    await _segment(store, bus, "ntc_c", 5)
 
     kakao = await _published(bus, "kakao")
     sms = await _published(bus, "sms")
@@ -226,8 +221,69 @@ async def test_when_a_notice_goes_by_sms_only__then_kakao_only_readers_are_skipp
 ) -> None:
     await _seed_preferences(store)
     await _notice(store, "ntc_s", channels=["sms"])
-    await segment_notice(store, bus, notice_id="ntc_s", batch_size=100)
+    await _segment(store, bus, "ntc_s", 100)
     assert await _published(bus, "kakao") == []
     assert len([r for b in await _published(bus, "sms") for r in b["recipients"]]) == 17
     reasons = {r["reason"] for r in await store.receipts.find({"notice_id": "ntc_s"}).to_list()}
     assert reasons == {"channel_not_allowed"}
+
+
+async def test_when_subjects_are_segmented__then_batches_carry_each_decrypted_number(
+    store: Store, bus: Bus
+) -> None:
+    numbers = {f"d{i}": f"+82107{i:07d}" for i in range(5)}
+    await store.subjects.insert_many([_person(sid, n) for sid, n in numbers.items()])
+    await _notice(store, "ntc_d")
+    await _segment(store, bus, "ntc_d")
+    sent = {r["subject_id"]: r["phone"] for b in await _published(bus) for r in b["recipients"]}
+    assert sent == numbers
+
+
+async def test_when_a_number_cannot_be_decrypted__then_that_person_is_skipped_and_logged(
+    store: Store, bus: Bus, caplog: pytest.LogCaptureFixture
+) -> None:
+    retired = Keyring.from_keys({"gone": os.urandom(32)})
+    tampered = _person("u-tampered", "+821080000002")
+    tampered["phone_enc"]["c"] = (
+        bytes([tampered["phone_enc"]["c"][0] ^ 1]) + tampered["phone_enc"]["c"][1:]
+    )
+    moved = _person("u-moved", "+821080000003")
+    moved["phone_enc"] = _person("ok-1", "+821080000003")["phone_enc"]  # sealed for ok-1
+    unknown_key = _person("u-unknown-key", "+821080000001")
+    unknown_key["phone_enc"] = phone.seal(retired, "u-unknown-key", "+821080000001")
+    legacy = {
+        **_person("u-no-ciphertext", None),
+        "phone_hash": phone.lookup_hash("+821080000004", KEY),
+    }
+    good = [_person("ok-1", "+821080000010"), _person("ok-2", "+821080000011")]
+    await store.subjects.insert_many([unknown_key, tampered, moved, legacy, *good])
+    await store.ensure_indexes("subjects", "receipts", "notices")
+    await _notice(store, "ntc_u")
+
+    with caplog.at_level(logging.ERROR, logger="alimi.segmenter"):
+        await _segment(store, bus, "ntc_u")
+
+    sent = {r["subject_id"]: r["phone"] for b in await _published(bus) for r in b["recipients"]}
+    assert sent == {"ok-1": "+821080000010", "ok-2": "+821080000011"}
+    receipts = await store.receipts.find({"notice_id": "ntc_u"}).sort("_id", 1).to_list()
+    assert [(r["subject_id"], r["status"], r["reason"]) for r in receipts] == [
+        ("u-moved", "skipped", "phone_unreadable"),
+        ("u-no-ciphertext", "skipped", "phone_unreadable"),
+        ("u-tampered", "skipped", "phone_unreadable"),
+        ("u-unknown-key", "skipped", "phone_unreadable"),
+    ]
+    notice = await store.notices.find_one({"_id": "ntc_u"})
+    assert notice is not None and notice["state"] == "sending"
+    assert notice["progress"]["recipients_published"] == 2
+    assert notice["progress"]["skipped_unreachable"] == 4
+
+    logged = {r.subject_id: r for r in caplog.records if r.levelno == logging.ERROR}  # type: ignore[attr-defined]
+    assert sorted(logged) == ["u-moved", "u-no-ciphertext", "u-tampered", "u-unknown-key"]
+    assert logged["u-unknown-key"].reason == "unknown_key"  # type: ignore[attr-defined]
+    assert logged["u-unknown-key"].key_id == "gone"  # type: ignore[attr-defined]
+    assert logged["u-tampered"].reason == "tampered"  # type: ignore[attr-defined]
+    assert logged["u-moved"].reason == "tampered"  # type: ignore[attr-defined]
+    assert logged["u-no-ciphertext"].reason == "malformed"  # type: ignore[attr-defined]
+    for record in logged.values():
+        text = record.getMessage() + repr(vars(record))
+        assert "108000000" not in text and "010-8000" not in text

@@ -165,3 +165,39 @@ async def test_when_batches_are_consumed_lazily__then_input_is_read_only_as_need
     assert ids(first) == ["s0", "s1"]
     # The third subject had to be read to know the second one's group was over.
     assert len(pulled) == 3
+
+
+def unreadable(sid: str, phone_hash: str) -> dict[str, Any]:
+    """A subject whose stored number could not be decrypted (the stream sets phone None)."""
+    return {"_id": sid, "phone_hash": phone_hash, "phone": None}
+
+
+async def test_when_a_number_cannot_be_decrypted__then_that_person_is_skipped_as_unreadable() -> (
+    None
+):
+    docs = [subject("s1", "aa"), unreadable("s2", "bb"), subject("s3", "cc")]
+    [batch] = await collect(docs, size=10)
+    assert ids(batch) == ["s1", "s3"]
+    [skipped] = batch.skipped
+    assert (skipped.subject_id, skipped.reason, skipped.also_subject_ids) == (
+        "s2",
+        "phone_unreadable",
+        (),
+    )
+    assert batch.last_phone_hash == "cc"
+
+
+async def test_when_an_unreadable_subject_shares_a_hash__then_the_readable_one_is_reached() -> None:
+    docs = [unreadable("s1", "aa"), subject("s2", "aa"), subject("s3", "aa")]
+    [batch] = await collect(docs, size=10)
+    [recipient] = batch.recipients
+    assert (recipient.subject_id, recipient.also_subject_ids) == ("s2", ("s3",))
+    assert [(s.subject_id, s.reason) for s in batch.skipped] == [("s1", "phone_unreadable")]
+
+
+async def test_when_a_group_is_all_unreadable__then_its_hash_still_moves_the_checkpoint() -> None:
+    docs = [subject("s1", "aa"), unreadable("s2", "bb"), unreadable("s3", "bb")]
+    result = await collect(docs, size=1)
+    assert [ids(b) for b in result] == [["s1"], []]
+    assert [s.subject_id for s in result[1].skipped] == ["s2", "s3"]
+    assert result[-1].last_phone_hash == "bb"

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from alimi_segmenter.channels import Route, Unreachable, route
+from alimi.channel_choice import Route, Unreachable, route
 
 
 @pytest.mark.parametrize(

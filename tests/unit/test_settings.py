@@ -3,7 +3,7 @@
 import pytest
 from pydantic import SecretStr
 
-from alimi.settings import BaseSettings, SettingsError, env_name, load
+from alimi.settings import BaseSettings, PhoneKeySettings, SettingsError, env_name, load
 from alimi_delivery.settings import DeliverySettings
 from alimi_intake.settings import IntakeSettings
 from alimi_segmenter.settings import SegmenterSettings
@@ -230,3 +230,55 @@ def test_when_the_claim_lease_is_shorter_than_two_provider_calls__then_it_is_ref
     with pytest.raises(SettingsError, match="ALIMI_CLAIM_LEASE_S must be at least twice"):
         load(DeliverySettings, {"ALIMI_CLAIM_LEASE_S": "15", "ALIMI_PROVIDER_TIMEOUT_S": "10"})
     assert load(DeliverySettings, {"ALIMI_CLAIM_LEASE_S": "20"}).claim_lease_s == 20
+
+
+PHONE_KEYS = "k2:" + "A" * 43 + "=,k1:" + "B" * 43 + "="
+
+
+@pytest.mark.parametrize("model", [IntakeSettings, SegmenterSettings])
+def test_when_phone_keys_are_set__then_the_first_encrypts_and_all_decrypt(
+    model: type[PhoneKeySettings],
+) -> None:
+    settings = load(model, {"ALIMI_PHONE_KEYS": PHONE_KEYS})
+    assert settings.phone_keyring.current == "k2"
+    assert settings.phone_keyring.key_ids == ("k2", "k1")
+    assert settings.startup_warnings() == []
+    assert "AAAA" not in repr(settings) and "AAAA" not in settings.model_dump_json()
+
+
+@pytest.mark.parametrize("model", [IntakeSettings, SegmenterSettings])
+def test_when_no_phone_keys_are_set__then_the_development_key_is_used_with_a_warning(
+    model: type[PhoneKeySettings],
+) -> None:
+    settings = load(model, {})
+    assert settings.phone_keyring.current == "dev"
+    assert settings.phone_keyring.development
+    [warning] = settings.startup_warnings()
+    assert "ALIMI_PHONE_KEYS" in warning and "development key" in warning
+
+
+def test_when_a_service_handles_no_phone_numbers__then_it_has_no_phone_key() -> None:
+    assert "phone_keys" not in DeliverySettings.model_fields
+    assert "phone_keys" not in BaseSettings.model_fields
+    assert load(DeliverySettings, {}).startup_warnings() == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "k1", "k1:short", "k1:" + "A" * 43 + "=,k1:" + "B" * 43 + "=", "k1:" + "A" * 42 + "!="],
+)
+def test_when_phone_keys_are_wrong__then_the_variable_is_named_without_the_keys(
+    value: str,
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load(IntakeSettings, {"ALIMI_PHONE_KEYS": value})
+    [problem] = caught.value.problems
+    assert problem.startswith("ALIMI_PHONE_KEYS: ")
+    assert "AAAA" not in str(caught.value) and "BBBB" not in str(caught.value)
+
+
+def test_when_the_contact_retention_is_set__then_it_is_read_in_days() -> None:
+    assert load(IntakeSettings, {}).contact_retention_days == 365
+    assert load(IntakeSettings, {"ALIMI_CONTACT_RETENTION_DAYS": "30"}).contact_retention_days == 30
+    with pytest.raises(SettingsError, match="ALIMI_CONTACT_RETENTION_DAYS"):
+        load(IntakeSettings, {"ALIMI_CONTACT_RETENTION_DAYS": "0"})

@@ -1,0 +1,108 @@
+"""``Idempotency-Key`` on POST: a retried request gets the first answer, not a second effect.
+
+The first request with a key (per API key) records a fingerprint of its
+method, path and body and runs; a 2xx answer is stored with it. The same key
+again with the same request returns the stored answer (``Idempotent-Replayed:
+true``); with a different request it is refused (422); while the first is
+still running, 409. A request that fails (4xx, 5xx, an exception) leaves no
+record, so it can be retried. Records expire (a TTL index on ``expires_at``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+from pymongo.errors import DuplicateKeyError
+
+from alimi import problems
+from alimi_intake.access import KEY
+from alimi_intake.context import CONTEXT
+
+HEADER = "Idempotency-Key"
+VALID = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
+REPLAYED = "Idempotent-Replayed"
+KEPT_HEADERS = ("Location",)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    value = request.headers.get(HEADER)
+    if request.method != "POST" or value is None:
+        return await handler(request)
+    if not VALID.match(value):
+        return problems.response(
+            400,
+            "Invalid Idempotency-Key",
+            "the Idempotency-Key header must be 1-200 printable ASCII characters",
+            errors=[{"field": HEADER, "message": "1-200 printable ASCII characters, no spaces"}],
+        )
+    ctx = request.app[CONTEXT]
+    owner = request[KEY].key_id if KEY in request else "public"
+    body = await request.read()
+    fingerprint = hashlib.sha256(
+        request.method.encode() + b" " + request.path.encode() + b"\n" + body
+    ).hexdigest()
+    record_id = f"{owner}:{value}"
+    now = datetime.now(UTC)
+    try:
+        await ctx.store.idempotency.insert_one(
+            {
+                "_id": record_id,
+                "fingerprint": fingerprint,
+                "state": "running",
+                "created_at": now,
+                "expires_at": now + timedelta(hours=ctx.settings.idempotency_ttl_h),
+            }
+        )
+    except DuplicateKeyError:
+        return await _earlier(request, record_id, fingerprint)
+    try:
+        response = await handler(request)
+    except BaseException:
+        await ctx.store.idempotency.delete_one({"_id": record_id, "state": "running"})
+        raise
+    if not 200 <= response.status < 300 or not isinstance(response, web.Response):
+        await ctx.store.idempotency.delete_one({"_id": record_id, "state": "running"})
+        return response
+    await ctx.store.idempotency.update_one(
+        {"_id": record_id},
+        {
+            "$set": {
+                "state": "done",
+                "status": response.status,
+                "content_type": response.content_type,
+                "body": response.body if isinstance(response.body, bytes) else b"",
+                "headers": {h: response.headers[h] for h in KEPT_HEADERS if h in response.headers},
+            }
+        },
+    )
+    return response
+
+
+async def _earlier(request: web.Request, record_id: str, fingerprint: str) -> web.Response:
+    record = await request.app[CONTEXT].store.idempotency.find_one({"_id": record_id})
+    if record is None:  # expired in between: ask for a retry rather than guess
+        return problems.response(409, "Conflict", "retry the request")
+    if record["fingerprint"] != fingerprint:
+        return problems.response(
+            422,
+            "Idempotency-Key reused",
+            "this Idempotency-Key was used for a different request; use a new key",
+            errors=[{"field": HEADER, "message": "already used with a different request"}],
+        )
+    if record["state"] != "done":
+        return problems.response(
+            409, "Conflict", "a request with this Idempotency-Key is still being processed"
+        )
+    response = web.Response(
+        status=record["status"], body=record["body"], content_type=record["content_type"]
+    )
+    response.headers.update(record.get("headers") or {})
+    response.headers[REPLAYED] = "true"
+    return response

@@ -1,0 +1,219 @@
+"""A notice's life after it is written: four-eyes approval, halt and resume, preview.
+
+* **approve**: a notice is created ``pending_approval``; a key with
+  ``notices:approve`` approves it — not the key that created it, unless that
+  key is explicitly allowed to approve its own notices. Approval writes the
+  state, the ``notice.approved`` outbox event and the audit entry in one
+  transaction; the outbox relay announces it and the segmenter starts.
+* **halt**: an approved, segmenting or sending notice stops: the segmenter
+  stops publishing, and delivery gives everyone still waiting a ``halted``
+  receipt instead of a message, within a second or two.
+* **resume**: a halted notice is approved again from the start of its
+  audience: people already told are skipped by their final receipts, the
+  ``halted`` ones are sent to.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from alimi import ids, messages, render, states, templates
+from alimi.api_keys import ApiKey
+from alimi.audience import AudienceSpec, to_query
+from alimi.channel_choice import DEFAULT_PREFERENCE, Unreachable, route
+from alimi.problems import ProblemError
+from alimi.store import Store
+from alimi_intake import audit
+
+SMS_MAX_BYTES = 90
+HALTABLE = (states.NOTICE_APPROVED, states.NOTICE_SEGMENTING, states.NOTICE_SENDING)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _find(store: Store, notice_id: str) -> dict[str, Any]:
+    notice = await store.notices.find_one({"_id": notice_id})
+    if notice is None:
+        raise ProblemError(404, "Not Found", "no notice with that id")
+    return notice
+
+
+def _outbox(notice: dict[str, Any], now: datetime) -> dict[str, Any]:
+    event = messages.NoticeApproved(
+        notice_id=notice["_id"], incident_id=notice["incident_id"], approved_at=now
+    )
+    return {
+        "_id": ids.new_id("evt"),
+        "exchange": "events",
+        "routing_key": event.kind,
+        "body": event.model_dump_json(),
+        "published": False,
+        "created_at": now,
+    }
+
+
+async def _transition(
+    store: Store,
+    key: ApiKey,
+    notice: dict[str, Any],
+    *,
+    from_states: tuple[str, ...],
+    changes: dict[str, Any],
+    action: str,
+    unset: dict[str, str] | None = None,
+    announce: bool = False,
+) -> dict[str, Any]:
+    """Move ``notice`` out of ``from_states`` with ``changes``, audited, atomically."""
+    now = changes.get("updated_at") or _now()
+    update: dict[str, Any] = {"$set": {**changes, "updated_at": now}}
+    if unset:
+        update["$unset"] = unset
+    async with store.client.start_session() as session:
+        async with await session.start_transaction():
+            after = await store.notices.find_one_and_update(
+                {"_id": notice["_id"], "state": {"$in": list(from_states)}},
+                update,
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            if after is None:
+                raise ProblemError(
+                    409,
+                    "Conflict",
+                    f"the notice is {notice['state']}; this needs it to be "
+                    + " or ".join(from_states),
+                )
+            if announce:
+                await store.outbox.insert_one(_outbox(after, now), session=session)
+            await store.audit.insert_one(
+                audit.entry(key, action, notice["_id"], {"from": notice["state"]}),
+                session=session,
+            )
+    return after
+
+
+async def approve(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
+    notice = await _find(store, notice_id)
+    if notice.get("created_by") == key.key_id and not key.allow_self_approval:
+        raise ProblemError(
+            403,
+            "Forbidden",
+            "a notice needs a second key's approval: the key that created it may not approve it",
+        )
+    now = _now()
+    return await _transition(
+        store,
+        key,
+        notice,
+        from_states=(states.NOTICE_PENDING_APPROVAL,),
+        changes={"state": states.NOTICE_APPROVED, "approved_at": now, "approved_by": key.key_id},
+        action="notice.approved",
+        announce=True,
+    )
+
+
+async def halt(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
+    notice = await _find(store, notice_id)
+    return await _transition(
+        store,
+        key,
+        notice,
+        from_states=HALTABLE,
+        changes={"state": states.NOTICE_HALTED, "halted_at": _now(), "halted_by": key.key_id},
+        action="notice.halted",
+    )
+
+
+async def resume(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
+    """Approve again from the start: the segmenter re-reads the whole audience."""
+    notice = await _find(store, notice_id)
+    return await _transition(
+        store,
+        key,
+        notice,
+        from_states=(states.NOTICE_HALTED,),
+        changes={
+            "state": states.NOTICE_APPROVED,
+            "resumed_at": _now(),
+            "resumed_by": key.key_id,
+            "progress": {"recipients_published": 0, "batches_published": 0},
+        },
+        unset={"segmenter": "", "segmented_at": ""},
+        action="notice.resumed",
+        announce=True,
+    )
+
+
+async def preview(store: Store, notice_id: str) -> dict[str, Any]:
+    """Who would get what, before approval: audience per channel, each locale's message.
+
+    Counts follow the segmenter's rules (dedupe by phone, the channel chain,
+    skipped reasons) by streaming the audience once, sorted by phone hash.
+    """
+    notice = await _find(store, notice_id)
+    incident = await store.incidents.find_one({"_id": notice["incident_id"]}) or {}
+    allowed = notice.get("channels") or list(DEFAULT_PREFERENCE)
+    query = to_query(AudienceSpec.model_validate(notice["audience"]))
+    by_channel: dict[str, int] = {}
+    skipped: dict[str, int] = {}
+    deduplicated = 0
+    last_hash: str | None = None
+    cursor = store.subjects.find(
+        query, {"phone_hash": 1, "channels": 1, "kakao_reachable": 1}
+    ).sort([("phone_hash", 1), ("_id", 1)])
+    async for subject in cursor:
+        phone_hash = subject.get("phone_hash")
+        if phone_hash is None:
+            skipped["no_phone"] = skipped.get("no_phone", 0) + 1
+            continue
+        if phone_hash == last_hash:
+            deduplicated += 1
+            continue
+        last_hash = phone_hash
+        chosen = route(subject, allowed)
+        if isinstance(chosen, Unreachable):
+            skipped[chosen.reason] = skipped.get(chosen.reason, 0) + 1
+        else:
+            by_channel[chosen.channel] = by_channel.get(chosen.channel, 0) + 1
+    return {
+        "notice_id": notice_id,
+        "state": notice["state"],
+        "audience": {
+            "people": sum(by_channel.values()) + sum(skipped.values()) + deduplicated,
+            "messages_by_channel": by_channel,
+            "skipped": skipped,
+            "sharing_a_phone": deduplicated,
+        },
+        "messages": _rendered(notice, incident),
+    }
+
+
+def _rendered(notice: dict[str, Any], incident: dict[str, Any]) -> dict[str, Any]:
+    """Each locale's message as a person without a known name would read it."""
+    template = templates.REGISTRY[notice.get("template") or templates.DEFAULT_TEMPLATE]
+    facts = {
+        "incident_title": incident.get("title", ""),
+        "status_url": incident.get("status_url", ""),
+        "contact": incident.get("contact", ""),
+    }
+    texts = notice.get("texts") or {notice.get("locale", "ko"): {"body": notice["body"]}}
+    shown = {}
+    for locale, words in texts.items():
+        text = template.text(locale)
+        full = render.fill(
+            templates.compose(text, body=words["body"], facts=facts),
+            {templates.NAME: text.default_name},
+        )
+        size = render.euc_kr_length(full)
+        shown[locale] = {
+            "text": full,
+            "sms_type": "SMS" if size <= SMS_MAX_BYTES else "LMS",
+            "euc_kr_bytes": size,
+            "kakao_template_code": text.kakao_code,
+        }
+    return shown
