@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -36,10 +38,30 @@ PersonChannel = Literal["kakao", "sms"]
 DEFAULT_CHANNELS: tuple[PersonChannel, ...] = ("kakao", "sms")
 SlackChannel = Annotated[str, StringConstraints(pattern=r"^#?[A-Za-z0-9._-]{1,80}$")]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# RFC 3339 (``format: date-time``), the offset optional here so that a time without
+# one gets its own message (``IncidentIn._aware``) rather than a generic one.
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?")
+
+
+def _rfc3339(value: Any) -> Any:
+    """Only an RFC 3339 string: not a number of seconds, a bare date or another layout."""
+    if not isinstance(value, str) or not RFC3339.fullmatch(value):
+        raise ValueError("expected an RFC 3339 date-time, e.g. 2026-11-28T09:00:00+09:00")
+    return value
+
+
+# Parsed from its string by pydantic (not strict: strict would want a datetime object).
+DateTime = Annotated[datetime, Field(strict=False), BeforeValidator(_rfc3339)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """A request body exactly as the OpenAPI document describes it.
+
+    ``strict``: a value of the wrong JSON type is refused, never converted
+    (``0`` is not ``false``, ``"5"`` is not ``5``), as the document's types say.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class SubjectIn(_Strict):
@@ -175,7 +197,7 @@ class IncidentIn(_Strict):
     title: Text
     kind: Literal["data_breach", "service_outage", "security_incident", "other"] = "data_breach"
     severity: Literal["low", "medium", "high", "critical"]
-    discovered_at: datetime
+    discovered_at: DateTime
     jurisdictions: list[Literal["KR-PIPA", "EU-GDPR"]] = Field(default_factory=list, max_length=5)
     contact: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
     slack_channel: (
@@ -193,15 +215,19 @@ class IncidentIn(_Strict):
 
 
 def template_problems(incident: IncidentIn) -> list[dict[str, str]]:
-    """What keeps the notice's template from being filled for everyone, per field.
+    """What keeps the notice's template from being filled for everyone, per field."""
+    return notice_template_problems(incident.notice, title=incident.title, contact=incident.contact)
+
+
+def notice_template_problems(notice: NoticeIn, *, title: str, contact: str) -> list[dict[str, str]]:
+    """What keeps ``notice``'s template from being filled for everyone, per field.
 
     Every locale of the notice needs a text of the template, and every fact the
     template uses must be known: a message is never sent with a hole in it.
     Also checks that the whole message fits an LMS and an AlimTalk message.
     """
-    notice = incident.notice
     template = templates.REGISTRY[notice.template]
-    facts = {"incident_title": incident.title, "contact": incident.contact, "status_url": "x" * 60}
+    facts = {"incident_title": title, "contact": contact, "status_url": "x" * 60}
     errors: list[dict[str, str]] = []
     for locale, words in notice.words().items():
         where = "notice.locale" if locale == notice.locale else f"notice.translations.{locale}"
@@ -267,3 +293,21 @@ def compliance_problems(incident: IncidentIn) -> list[dict[str, str]]:
             errors.append({"field": field, "message": f"{jurisdiction} requires {item.legal_name}"})
     unique = {(e["field"], e["message"]): e for e in errors}
     return list(unique.values())
+
+
+IncidentStatus = Literal["investigating", "identified", "monitoring", "resolved"]
+
+
+class UpdateNoticeIn(NoticeIn):
+    """A later notice: how the investigation is going (``progress_update`` by default)."""
+
+    template: str = "progress_update"
+
+
+class UpdateIn(_Strict):
+    """A progress notice for an incident, and optionally its new status."""
+
+    status: IncidentStatus | None = None
+    notice: UpdateNoticeIn
+    # Unset: the same people as the incident's first notice.
+    audience: AudienceSpec | None = None

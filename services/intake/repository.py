@@ -3,37 +3,99 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from alimi.store import Store
 
 LEGACY_CLEAR_PHONE = "phone"  # where versions before encryption at rest kept the number
+LAST_IMPORT = "last_import"  # {id, row}: the streamed import, and its row, that last wrote it
+DUPLICATE_KEY = 11000
+
+
+def _subject_update(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "$set": {**{k: v for k, v in doc.items() if k != "_id"}, "updated_at": now},
+        "$setOnInsert": {"created_at": now},
+        # A clear number stored before encryption at rest, or the mark of a purge
+        # whose contact data this import brings back: neither outlives the import.
+        "$unset": {LEGACY_CLEAR_PHONE: "", "contact_purged_at": ""},
+    }
 
 
 async def upsert_subjects(
     store: Store, docs: Sequence[dict[str, Any]], now: datetime
 ) -> dict[str, int]:
+    ops = [UpdateOne({"_id": doc["_id"]}, _subject_update(doc, now), upsert=True) for doc in docs]
+    if not ops:
+        return {"inserted": 0, "updated": 0}
+    result = await store.subjects.bulk_write(ops, ordered=False)
+    return {"inserted": result.upserted_count, "updated": result.matched_count}
+
+
+@dataclass(frozen=True)
+class Upserted:
+    inserted: int
+    updated: int
+    refused: list[int]  # positions in ``docs`` of subjects this import already wrote
+
+
+async def upsert_imported_subjects(
+    store: Store, docs: Sequence[dict[str, Any]], now: datetime, *, import_id: str
+) -> Upserted:
+    """Upsert ``docs`` (each with ``last_import.id`` = ``import_id``), refusing any subject
+    this import already wrote: its ``_id`` is taken and the filter does not match it, so
+    the upsert fails with a duplicate key. A file naming one person twice is caught
+    without remembering the file's ids."""
     ops = [
         UpdateOne(
-            {"_id": doc["_id"]},
-            {
-                "$set": {**{k: v for k, v in doc.items() if k != "_id"}, "updated_at": now},
-                "$setOnInsert": {"created_at": now},
-                # A clear number stored before encryption at rest, or the mark of a purge
-                # whose contact data this import brings back: neither outlives the import.
-                "$unset": {LEGACY_CLEAR_PHONE: "", "contact_purged_at": ""},
-            },
+            {"_id": doc["_id"], f"{LAST_IMPORT}.id": {"$ne": import_id}},
+            _subject_update(doc, now),
             upsert=True,
         )
         for doc in docs
     ]
     if not ops:
-        return {"inserted": 0, "updated": 0}
-    result = await store.subjects.bulk_write(ops, ordered=False)
-    return {"inserted": result.upserted_count, "updated": result.matched_count}
+        return Upserted(0, 0, [])
+    try:
+        result = await store.subjects.bulk_write(ops, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details["writeErrors"]
+        if any(e["code"] != DUPLICATE_KEY for e in errors):
+            raise
+        refused = sorted(e["index"] for e in errors)
+        return Upserted(exc.details["nUpserted"], exc.details["nMatched"], refused)
+    return Upserted(result.upserted_count, result.matched_count, [])
+
+
+async def last_imports(store: Store, subject_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """subject id -> its ``last_import`` (``{id, row}``), for those that have one."""
+    found = store.subjects.find({"_id": {"$in": list(subject_ids)}}, {LAST_IMPORT: 1})
+    return {d["_id"]: d[LAST_IMPORT] async for d in found if LAST_IMPORT in d}
+
+
+async def existing_subject_ids(store: Store, subject_ids: Sequence[str]) -> set[str]:
+    found = store.subjects.find({"_id": {"$in": list(subject_ids)}}, {"_id": 1})
+    return {d["_id"] async for d in found}
+
+
+async def mark_list_members(store: Store, list_id: str, subject_ids: Sequence[str]) -> None:
+    if subject_ids:
+        await store.subjects.update_many(
+            {"_id": {"$in": list(subject_ids)}}, {"$addToSet": {"lists": list_id}}
+        )
+
+
+async def count_list_members(store: Store, list_id: str) -> int:
+    return await store.subjects.count_documents({"lists": list_id})
+
+
+async def unmark_list_members(store: Store, list_id: str) -> None:
+    await store.subjects.update_many({"lists": list_id}, {"$pull": {"lists": list_id}})
 
 
 async def insert_incident_with_notice(
@@ -53,3 +115,33 @@ async def find_incident(store: Store, incident_id: str) -> dict[str, Any] | None
 
 async def find_notices(store: Store, incident_id: str) -> list[dict[str, Any]]:
     return await store.notices.find({"incident_id": incident_id}).sort("seq", 1).to_list()
+
+
+async def insert_update(
+    store: Store, notice: dict[str, Any], status: str | None, audit_entry: dict[str, Any]
+) -> int:
+    """A later notice with the next sequence number, the incident's status and the audit entry.
+
+    Two updates posted at once may pick the same number: the unique index on
+    (incident, seq) refuses the second, which then takes the next one.
+    """
+    for _ in range(5):
+        last = await store.notices.find_one(
+            {"incident_id": notice["incident_id"]}, {"seq": 1}, sort=[("seq", -1)]
+        )
+        seq = (last or {}).get("seq", 0) + 1
+        try:
+            async with store.client.start_session() as session:
+                async with await session.start_transaction():
+                    await store.notices.insert_one({**notice, "seq": seq}, session=session)
+                    if status is not None:
+                        await store.incidents.update_one(
+                            {"_id": notice["incident_id"]},
+                            {"$set": {"status": status, "status_changed_at": notice["created_at"]}},
+                            session=session,
+                        )
+                    await store.audit.insert_one(audit_entry, session=session)
+            return seq
+        except DuplicateKeyError:
+            continue
+    raise RuntimeError("could not number the notice: too many updates at once")

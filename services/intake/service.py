@@ -13,7 +13,7 @@ from alimi.crypto import Keyring
 from alimi.receipt_counts import NoticeCounts, receipt_counts
 from alimi.store import Store
 from alimi_intake import audit, repository
-from alimi_intake.models import IncidentIn, SubjectIn
+from alimi_intake.models import IncidentIn, NoticeIn, SubjectIn, UpdateIn
 
 
 def _now() -> datetime:
@@ -79,14 +79,7 @@ async def create_incident(
         "locale": request.notice.locale,
         "body": request.notice.body,
         "title": request.notice.title,
-        "texts": {
-            locale: {
-                "body": words.full_body(locale),
-                "title": words.title,
-                "disclosure": words.disclosure.model_dump() if words.disclosure else None,
-            }
-            for locale, words in request.notice.words().items()
-        },
+        "texts": _texts(request.notice),
         "audience": request.audience.model_dump(mode="json"),
         "channels": list(request.notice.channels),
         "created_at": now,
@@ -99,6 +92,58 @@ async def create_incident(
         "notice_id": notice_id,
         "public_id": public_id,
         "status_url": incident["status_url"],
+    }
+
+
+async def create_update(
+    store: Store, *, incident: dict[str, Any], request: UpdateIn, key: ApiKey
+) -> dict[str, Any]:
+    """A later notice of ``incident`` (waiting for approval), and its new status if any."""
+    now = _now()
+    first = await store.notices.find_one({"incident_id": incident["_id"], "seq": 1})
+    audience = (
+        request.audience.model_dump(mode="json")
+        if request.audience is not None
+        else (first or {}).get("audience")
+    )
+    notice_id = ids.new_id("ntc")
+    notice = {
+        "_id": notice_id,
+        "incident_id": incident["_id"],
+        "state": states.NOTICE_PENDING_APPROVAL,
+        "created_by": key.key_id,
+        "template": request.notice.template,
+        "locale": request.notice.locale,
+        "body": request.notice.body,
+        "title": request.notice.title,
+        "texts": _texts(request.notice),
+        "audience": audience,
+        "channels": list(request.notice.channels),
+        "created_at": now,
+        "progress": {"recipients_published": 0, "batches_published": 0},
+    }
+    seq = await repository.insert_update(
+        store,
+        notice,
+        request.status,
+        audit.entry(
+            key,
+            "notice.created",
+            incident["_id"],
+            {"notice_id": notice_id, "status": request.status},
+        ),
+    )
+    return {"incident_id": incident["_id"], "notice_id": notice_id, "seq": seq}
+
+
+def _texts(notice: NoticeIn) -> dict[str, Any]:
+    return {
+        locale: {
+            "body": words.full_body(locale),
+            "title": words.title,
+            "disclosure": words.disclosure.model_dump() if words.disclosure else None,
+        }
+        for locale, words in notice.words().items()
     }
 
 

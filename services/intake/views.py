@@ -9,8 +9,10 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from alimi import api_keys, problems
+from alimi.audience import AudienceSpec
 from alimi.problems import ProblemError
-from alimi_intake import audit, dead_letters, notices, openapi, service
+from alimi.store import Store
+from alimi_intake import audit, dead_letters, importer, notices, openapi, service
 from alimi_intake.access import KEY, public, requires
 from alimi_intake.context import CONTEXT
 from alimi_intake.models import (
@@ -18,7 +20,9 @@ from alimi_intake.models import (
     IncidentIn,
     KeyIn,
     SubjectIn,
+    UpdateIn,
     compliance_problems,
+    notice_template_problems,
     template_problems,
 )
 
@@ -101,6 +105,15 @@ async def import_subjects(request: web.Request) -> web.Response:
     return web.json_response(result, status=200)
 
 
+async def _check_list(store: Store, audience: AudienceSpec) -> None:
+    """422 if the audience names a list that does not exist or is not complete."""
+    unusable = await importer.audience_problems(store, audience)
+    if unusable:
+        raise ProblemError(
+            422, "Invalid audience", "; ".join(e["message"] for e in unusable), errors=unusable
+        )
+
+
 @routes.post("/v1/incidents")
 @requires("incidents:write")
 async def create_incident(request: web.Request) -> web.Response:
@@ -127,11 +140,42 @@ async def create_incident(request: web.Request) -> web.Response:
             errors=unfillable,
         )
     ctx = request.app[CONTEXT]
+    await _check_list(ctx.store, incident.audience)
     created = await service.create_incident(
         ctx.store, request=incident, public_base_url=ctx.settings.public_base_url, key=request[KEY]
     )
     location = f"/v1/incidents/{created['incident_id']}"
     return web.json_response(created, status=201, headers={"Location": location})
+
+
+@routes.post("/v1/incidents/{incident_id}/notices")
+@requires("incidents:write")
+async def post_update(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    incident = await ctx.store.incidents.find_one({"_id": request.match_info["incident_id"]})
+    if incident is None:
+        raise ProblemError(404, "Not Found", "no incident with that id")
+    body = await problems.read_json(request)
+    try:
+        update = UpdateIn.model_validate(body)
+    except ValidationError as exc:
+        raise problems.from_validation_error(exc) from None
+    unfillable = notice_template_problems(
+        update.notice, title=incident["title"], contact=incident.get("contact", "")
+    )
+    if unfillable:
+        raise ProblemError(
+            422,
+            "Template cannot be filled",
+            "; ".join(e["message"] for e in unfillable),
+            errors=unfillable,
+        )
+    if update.audience is not None:
+        await _check_list(ctx.store, update.audience)
+    created = await service.create_update(
+        ctx.store, incident=incident, request=update, key=request[KEY]
+    )
+    return web.json_response(created, status=201)
 
 
 @routes.get("/v1/incidents/{incident_id}")

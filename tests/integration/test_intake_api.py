@@ -414,3 +414,29 @@ async def test_when_a_notice_is_previewed__then_its_audience_and_messages_are_sh
         en["text"].startswith("[회원 정보 유출]\nDear customer,")
         and "Your data leaked." in en["text"]
     )
+
+
+async def test_when_an_update_is_posted__then_it_is_the_next_notice_and_waits_for_approval(
+    client: TestClient[Any, Any], store: Store
+) -> None:
+    created = await (await client.post("/v1/incidents", json=INCIDENT)).json()
+    url = f"/v1/incidents/{created['incident_id']}/notices"
+    update = {"status": "identified", "notice": {"body": "원인을 찾았습니다."}}
+    first = await client.post(url, json=update)
+    assert first.status == 201, await first.text()
+    second = await client.post(url, json={"notice": {"body": "조사를 마쳤습니다."}})
+    assert [(await r.json())["seq"] for r in (first, second)] == [2, 3]
+    notice = await store.notices.find_one({"_id": (await first.json())["notice_id"]})
+    assert notice is not None
+    assert (notice["state"], notice["template"]) == ("pending_approval", "progress_update")
+    first_notice = await store.notices.find_one({"_id": created["notice_id"]})
+    assert first_notice is not None
+    assert notice["audience"] == first_notice["audience"]  # the first notice's people
+    view = await (await client.get(f"/v1/incidents/{created['incident_id']}")).json()
+    assert view["status"] == "identified"
+    assert [n["seq"] for n in view["notices"]] == [1, 2, 3]
+
+    unknown = await client.post("/v1/incidents/inc_nope/notices", json=update)
+    assert unknown.status == 404 and unknown.content_type == PROBLEM
+    bad = await client.post(url, json={"status": "closed", "notice": {"body": "x"}})
+    assert bad.status == 422 and "status" in [e["field"] for e in (await bad.json())["errors"]]
