@@ -2,15 +2,18 @@
 
 Each rendering is ``kubectl kustomize`` of the base, of an overlay, or of prod with
 ``components/hpa`` in place of ``components/keda`` (what k8s/README.md tells a cluster
-without KEDA to do), parsed as ``test_manifests.render_dir`` does. Then:
+without KEDA to do), parsed as ``test_manifests.render_dir`` does. The re-key Job
+(k8s/jobs/rekey.yaml), which no kustomization holds, is parsed the same way. Then:
 
-- every built-in object is validated offline against the strict schemas (unknown
-  fields fail) that kubernetes-validate ships for Kubernetes ``KUBERNETES_VERSION``;
+- every built-in object, the Job included, is validated offline against the strict
+  schemas (unknown fields fail) that kubernetes-validate ships for Kubernetes
+  ``KUBERNETES_VERSION``;
 - every custom resource is validated with jsonschema against its CRD in
   tests/data/crds/, with unknown fields failing as under the API server's strict field
   validation, and the RabbitMQ scaler's parameters against its documented list;
 - the NetworkPolicies are evaluated for every pair of pods and outside peers on the
-  ports they listen on, and must allow exactly the flows the design needs;
+  ports they listen on (the Job's pod among them), and must allow exactly the flows
+  the design needs;
 - the autoscalers and PodDisruptionBudgets are checked against the Deployments and
   the broker topology.
 
@@ -20,6 +23,7 @@ Without kubectl these tests skip, or fail when ``CI`` is set (``test_manifests.k
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.resources
 import ipaddress
@@ -51,6 +55,7 @@ from test_manifests import (
     config_data,
     containers,
     of_kind,
+    rekey_job,
     render,
     render_dir,
     replica_bounds,
@@ -347,6 +352,45 @@ def test_when_prod_has_mistakes__then_only_the_objects_with_one_fail(
     assert failing == broken
 
 
+def test_when_the_rekey_job_is_validated__then_it_fits_the_job_schema() -> None:
+    job = rekey_job()
+
+    assert built_in_validator(job["apiVersion"], job["kind"]) is not None
+    assert validation_errors((job,)) == []
+
+
+# A mistake put into the re-key Job: (where, value, what the error must name).
+JOB_MISTAKES: dict[str, tuple[list[str | int], Any, str]] = {
+    "a misspelt container field": (
+        ["spec", "template", "spec", "containers", 0, "imagePullPolicyy"],
+        "Always",
+        "'imagePullPolicyy' was unexpected",
+    ),
+    "a pod-failure rule on a condition without its status": (
+        ["spec", "podFailurePolicy", "rules", 1, "onPodConditions", 0],
+        {"type": "DisruptionTarget"},
+        "'status' is a required property",
+    ),
+    "a retry count of the wrong type": (["spec", "backoffLimit"], "2", "backoffLimit"),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(JOB_MISTAKES))
+def test_when_the_rekey_job_has_a_mistake__then_validation_fails_naming_it(mistake: str) -> None:
+    path, value, expected = JOB_MISTAKES[mistake]
+    broken = copy.deepcopy(rekey_job())
+    parent: Any = broken
+    for step in path[:-1]:
+        parent = parent[step]
+    parent[path[-1]] = value
+
+    errors = validation_errors((broken,))
+
+    assert any(expected in error for error in errors), errors
+    with pytest.raises(kubernetes_validate.ValidationError, match=expected):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+
+
 # --- network policies ---------------------------------------------------------------
 
 
@@ -474,18 +518,28 @@ def port_matches(rule_port: Object, port: int, protocol: str, destination: Endpo
     return bool(wanted <= port <= rule_port.get("endPort", wanted))
 
 
+def pod_of(workload: Object, namespace: str) -> Endpoint:
+    """The pod a Deployment or Job runs, as a peer of the network policies."""
+    ports = {
+        p["name"]: p["containerPort"] for c in containers(workload) for p in c.get("ports", [])
+    }
+    labels = workload["spec"]["template"]["metadata"]["labels"]
+    return Endpoint(workload["metadata"]["name"], namespace, labels, ports)
+
+
 def pods(objects: tuple[Object, ...]) -> dict[str, Endpoint]:
-    found = {}
-    for name, deployment in of_kind(objects, "Deployment").items():
-        ports = {p["name"]: p["containerPort"] for c in containers(deployment) for p in c["ports"]}
-        labels = deployment["spec"]["template"]["metadata"]["labels"]
-        found[name] = Endpoint(name, deployment["metadata"]["namespace"], labels, ports)
-    return found
+    return {
+        name: pod_of(deployment, deployment["metadata"]["namespace"])
+        for name, deployment in of_kind(objects, "Deployment").items()
+    }
 
 
-def flows(objects: tuple[Object, ...]) -> set[Flow]:
-    """Every (from, to, port, protocol) the rendering's policies let through."""
-    inside = list(pods(objects).values())
+def flows(objects: tuple[Object, ...], extra_pods: tuple[Endpoint, ...] = ()) -> set[Flow]:
+    """Every (from, to, port, protocol) the rendering's policies let through.
+
+    ``extra_pods`` run in the namespace besides the Deployments' (a Job's, say).
+    """
+    inside = [*pods(objects).values(), *extra_pods]
     policies = Policies(
         inside[0].namespace or "", tuple(of_kind(objects, "NetworkPolicy").values())
     )
@@ -530,6 +584,21 @@ def test_when_the_network_policies_are_evaluated__then_they_allow_exactly_the_ne
 
     assert sorted(allowed - needed) == [], "allowed but not needed"
     assert sorted(needed - allowed) == [], "needed but denied"
+
+
+@pytest.mark.parametrize("name", DEPLOYABLE)
+def test_when_the_rekey_job_runs__then_its_pod_reaches_only_dns_and_mongodb(name: str) -> None:
+    objects = rendering(name)
+    namespace = next(iter(pods(objects).values())).namespace or ""
+    job = pod_of(rekey_job(), namespace)
+
+    allowed = flows(objects, (job,)) - flows(objects)
+
+    assert allowed == {
+        (job.name, DNS.name, 53, "UDP"),
+        (job.name, DNS.name, 53, "TCP"),
+        (job.name, MONGODB.name, 27017, "TCP"),
+    }
 
 
 def test_when_a_policy_allows_too_much__then_the_flow_check_sees_it() -> None:

@@ -3,9 +3,11 @@
 The overlays are rendered with ``kubectl kustomize`` (offline) and turned into JSON
 with ``kubectl label --local -o json`` (removing a label nobody sets, so nothing
 changes), which parses them as kubectl does before it applies them and lets the tests
-walk real objects. docker-compose.yml is read as indented text blocks, one per service.
-test_k8s_validation.py checks the same renderings against the Kubernetes and KEDA
-schemas, and checks their network policies, autoscalers and disruption budgets.
+walk real objects. The re-key Job, applied by hand, is parsed the same way.
+docker-compose.yml is read as indented text blocks, one per service; the READMEs'
+shell blocks are read for the API-key walk-throughs. test_k8s_validation.py checks the
+same renderings and the Job against the Kubernetes and KEDA schemas, and checks their
+network policies, autoscalers and disruption budgets.
 
 Without kubectl (on PATH, or named by ``KUBECTL``) the Kubernetes tests skip, or
 fail when the ``CI`` variable is set.
@@ -28,6 +30,7 @@ from typing import Any
 import pytest
 from packaging.requirements import Requirement
 
+from alimi import api_keys, crypto
 from alimi.settings import BaseSettings, env_name
 from alimi.templates import kakao_templates
 from alimi_delivery.settings import DeliverySettings
@@ -70,6 +73,21 @@ WORKER_SETTINGS: dict[str, type[SegmenterSettings | DeliverySettings]] = {
 SHUTDOWN_MARGIN_S = 10
 # Staff posts are few, so one replica is enough even in production.
 SINGLE_REPLICA = ("delivery-slack",)
+SERVICE_SETTINGS: dict[str, type[BaseSettings]] = {
+    "intake": IntakeSettings,
+    "segmenter": SegmenterSettings,
+    "delivery-sms": DeliverySettings,
+    "delivery-kakao": DeliverySettings,
+    "delivery-slack": DeliverySettings,
+    "receipts": ReceiptsSettings,
+}
+# The keys of the phone numbers at rest go to the service that encrypts them and the one
+# that decrypts them, and to no other.
+PHONE_KEY_SERVICES = ("intake", "segmenter")
+PHONE_KEYS_VARIABLE = "ALIMI_PHONE_KEYS"
+PHONE_KEYS_SECRET_KEY = "phone-keys"
+# The one-off re-key Job (python -m alimi_intake.rekey), in no kustomization.
+REKEY_JOB = K8S / "jobs/rekey.yaml"
 # The sandbox loads Alimi's AlimTalk templates from this file (compose mounts it, the
 # sandbox component turns it into a ConfigMap).
 KAKAO_TEMPLATES_FILE = K8S / "components/sandbox/kakao-templates.json"
@@ -79,6 +97,7 @@ SECRET_KEYS = {
     "amqp-url",
     "mongo-url",
     "phone-hash-key",
+    "phone-keys",
     "sms-secret-key",
     "kakao-secret-key",
     "kakao-sender-key",
@@ -89,6 +108,7 @@ SECRET_VARIABLES = {
     "ALIMI_AMQP_URL",
     "ALIMI_MONGO_URL",
     "ALIMI_PHONE_HASH_KEY",
+    "ALIMI_PHONE_KEYS",
     "ALIMI_SMS_SECRET_KEY",
     "ALIMI_KAKAO_SECRET_KEY",
     "ALIMI_KAKAO_SENDER_KEY",
@@ -142,26 +162,37 @@ def render(target: str) -> tuple[str, tuple[dict[str, Any], ...]]:
 @functools.cache
 def render_dir(path: Path) -> tuple[str, tuple[dict[str, Any], ...]]:
     """``kubectl kustomize <path>`` as text and as parsed objects."""
-    binary = kubectl()
     rendered = subprocess.run(
-        [binary, "kustomize", str(path)], capture_output=True, text=True, timeout=60
+        [kubectl(), "kustomize", str(path)], capture_output=True, text=True, timeout=60
     )
     if rendered.returncode != 0:
         pytest.fail(f"kubectl kustomize {path} failed:\n{rendered.stderr}")
+    return rendered.stdout, parse(rendered.stdout, f"the rendering of {path}")
+
+
+def parse(text: str, what: str) -> tuple[dict[str, Any], ...]:
+    """YAML documents as kubectl parses them before it applies them."""
     as_json = subprocess.run(
-        [binary, "label", "--local", "-f", "-", "-o", "json", "alimi.test/never-set-"],
-        input=rendered.stdout,
+        [kubectl(), "label", "--local", "-f", "-", "-o", "json", "alimi.test/never-set-"],
+        input=text,
         capture_output=True,
         text=True,
         timeout=60,
         env=os.environ | {"KUBECONFIG": os.devnull},
     )
     if as_json.returncode != 0:
-        pytest.fail(f"kubectl could not parse the rendering of {path}:\n{as_json.stderr}")
+        pytest.fail(f"kubectl could not parse {what}:\n{as_json.stderr}")
     objects = json_stream(as_json.stdout)
-    documents = len(re.findall(r"^kind: ", rendered.stdout, flags=re.MULTILINE))
-    assert len(objects) == documents, "some rendered documents were lost while parsing"
-    return rendered.stdout, tuple(objects)
+    documents = len(re.findall(r"^kind: ", text, flags=re.MULTILINE))
+    assert len(objects) == documents, f"some documents of {what} were lost while parsing"
+    return tuple(objects)
+
+
+@functools.cache
+def rekey_job() -> dict[str, Any]:
+    """k8s/jobs/rekey.yaml, parsed as ``kubectl apply -f`` would."""
+    (job,) = parse(REKEY_JOB.read_text(), str(REKEY_JOB.relative_to(ROOT)))
+    return job
 
 
 def json_stream(text: str) -> list[dict[str, Any]]:
@@ -529,6 +560,26 @@ def test_when_the_secret_is_referenced__then_the_k8s_readme_shows_how_to_create_
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_when_an_overlay_is_rendered__then_only_intake_and_segmenter_get_the_phone_keys(
+    overlay: str,
+) -> None:
+    _, objects = render(f"overlays/{overlay}")
+
+    holders: dict[str, set[tuple[str, str | None]]] = {}
+    for name, deployment in of_kind(objects, "Deployment").items():
+        for container in containers(deployment):
+            for var in container.get("env", []):
+                key = var.get("valueFrom", {}).get("secretKeyRef", {}).get("key")
+                if var["name"] == PHONE_KEYS_VARIABLE or key == PHONE_KEYS_SECRET_KEY:
+                    holders.setdefault(name, set()).add((var["name"], key))
+
+    pair = (PHONE_KEYS_VARIABLE, PHONE_KEYS_SECRET_KEY)
+    assert holders == {name: {pair} for name in PHONE_KEY_SERVICES}
+    declared = {n for n, model in SERVICE_SETTINGS.items() if "phone_keys" in model.model_fields}
+    assert declared == set(PHONE_KEY_SERVICES), "the settings models disagree"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_when_an_overlay_is_rendered__then_every_variable_is_one_a_service_reads(
     overlay: str,
 ) -> None:
@@ -596,6 +647,79 @@ def test_when_prod_is_compared_with_dev__then_it_runs_more_replicas_with_larger_
         for bound in ("requests", "limits"):
             assert memory_mi(prod[name], bound) >= memory_mi(dev[name], bound), (name, bound)
     assert replica_bounds(prod_objects, "delivery-sms")[1] > 2
+
+
+# --- the re-key Job ---------------------------------------------------------------
+
+
+def test_when_the_rekey_job_is_read__then_it_runs_the_rekey_module_as_intake_runs() -> None:
+    job = rekey_job()
+    pod = job["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    intake = of_kind(render("base")[1], "Deployment")["intake"]
+    intake_pod = intake["spec"]["template"]["spec"]
+    (intake_container,) = containers(intake)
+
+    assert "namespace" not in job["metadata"], "applied with kubectl -n, into either overlay"
+    assert job["metadata"]["name"] == container["name"] == pod["metadata"]["labels"]["app"]
+    assert "command" not in container, "it must keep the image's python -m entrypoint"
+    assert container["args"] == ["alimi_intake.rekey"]
+    assert importlib.util.find_spec(container["args"][0]) is not None
+    assert container["image"] == intake_container["image"]  # set to intake's when applied
+    assert pod["spec"]["restartPolicy"] == "Never"
+    for field in ("serviceAccountName", "automountServiceAccountToken", "securityContext"):
+        assert pod["spec"][field] == intake_pod[field], field
+    assert container["securityContext"] == intake_container["securityContext"]
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp"}
+    for bound in ("requests", "limits"):
+        assert set(container["resources"][bound]) >= {"cpu", "memory"}, bound
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_when_the_rekey_job_runs_in_an_overlay__then_it_sees_intakes_database_and_keys(
+    overlay: str,
+) -> None:
+    _, objects = render(f"overlays/{overlay}")
+    config = config_data(objects)
+    (intake,) = containers(of_kind(objects, "Deployment")["intake"])
+    (job,) = rekey_job()["spec"]["template"]["spec"]["containers"]
+
+    assert "envFrom" not in job, "alimi-config's generated name cannot be known by hand"
+    intake_sees = env_values(intake, config)
+    for variable, value in env_values(job, config).items():
+        assert intake_sees.get(variable) == value, variable
+    secrets = {
+        var["name"]: secret_key(job, var["name"]) for var in job["env"] if "valueFrom" in var
+    }
+    assert secrets == {
+        "ALIMI_MONGO_URL": secret_key(intake, "ALIMI_MONGO_URL"),
+        PHONE_KEYS_VARIABLE: secret_key(intake, PHONE_KEYS_VARIABLE),
+    }
+    assert {var["name"] for var in job["env"]} == {"ALIMI_MONGO_DB", *secrets}
+    assert {var["name"] for var in job["env"]} <= known_variables()
+    for var in job["env"]:
+        if reference := var.get("valueFrom", {}).get("secretKeyRef"):
+            assert reference["name"] == SECRET_NAME
+
+
+def test_when_an_overlay_is_applied__then_it_never_starts_the_rekey_job() -> None:
+    for target in ("base", *(f"overlays/{overlay}" for overlay in OVERLAYS)):
+        text, objects = render(target)
+        assert not of_kind(objects, "Job"), target
+        assert "alimi_intake.rekey" not in text, target
+
+
+def test_when_the_k8s_readme_rotates_the_keys__then_its_commands_fit_the_job() -> None:
+    readme = (K8S / "README.md").read_text()
+    job = rekey_job()
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+
+    assert f"--from-literal={PHONE_KEYS_SECRET_KEY}=" in readme
+    assert f"kubectl set image --local -f {REKEY_JOB.relative_to(ROOT)}" in readme
+    assert f'{container["name"]}="$IMAGE"' in readme
+    assert f"job/{job['metadata']['name']}" in readme
+    segmenter_first = readme.index("rollout restart deploy/segmenter")
+    assert segmenter_first < readme.index("rollout restart deploy/intake", segmenter_first)
 
 
 # --- Dockerfile -------------------------------------------------------------------
@@ -830,6 +954,19 @@ def test_when_compose_sets_a_secret__then_it_is_interpolated_with_a_dev_only_def
     assert setting(services["sandbox"], "SANDBOX_REPORT_SECRET") == shared_report_secret
 
 
+def test_when_compose_sets_the_phone_keys__then_only_intake_and_segmenter_get_them() -> None:
+    services = compose_services()
+    development_default = f"${{{PHONE_KEYS_VARIABLE}:-{crypto.DEVELOPMENT_KEYS}}}"
+
+    assert setting(compose()["x-alimi-env"], PHONE_KEYS_VARIABLE) is None
+    holders = {
+        name: setting(block, PHONE_KEYS_VARIABLE)
+        for name, block in services.items()
+        if setting(block, PHONE_KEYS_VARIABLE) is not None
+    }
+    assert holders == dict.fromkeys(PHONE_KEY_SERVICES, development_default)
+
+
 def test_when_compose_runs_the_sandbox__then_it_reports_to_the_receipts_container() -> None:
     services = compose_services()
     port = setting(services["receipts"], "ALIMI_HTTP_PORT")
@@ -892,6 +1029,37 @@ def test_when_a_worker_container_is_stopped__then_compose_waits_longer_than_its_
         drain = float(setting(services[name], "ALIMI_DRAIN_GRACE_S") or default)
         assert grace is not None, f"{name} keeps Docker's 10 s default"
         assert int(grace.group(1)) > drain, name
+
+
+# --- the API-key walk-throughs ----------------------------------------------------
+
+
+def shell_commands(readme: Path) -> list[str]:
+    """The commands of a README's ``sh`` blocks, continuation lines joined."""
+    blocks = re.findall(r"^```sh\n(.*?)^```$", readme.read_text(), flags=re.MULTILINE | re.DOTALL)
+    joined = "\n".join(blocks).replace("\\\n", " ")
+    return [line.strip() for line in joined.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("readme", ["deploy/README.md", "k8s/README.md"])
+def test_when_a_readme_makes_api_keys__then_it_names_only_scopes_intake_knows(readme: str) -> None:
+    made = [c for c in shell_commands(ROOT / readme) if "alimi_intake.keys create" in c]
+
+    assert made, "the README no longer shows how to make an API key"
+    for command in made:
+        match = re.search(r"--scopes (\S+)", command)
+        assert match, command
+        assert not api_keys.invalid_scopes(match.group(1).split(",")), command
+
+
+def test_when_the_compose_walk_through_calls_intake__then_every_call_carries_a_key() -> None:
+    calls = [c for c in shell_commands(ROOT / "deploy/README.md") if "localhost:8080/v1/" in c]
+
+    assert calls
+    for call in calls:
+        key = re.search(r'-H "Authorization: Bearer \$(\w+)"', call)
+        assert key, call
+        assert key.group(1) == ("APPROVER_KEY" if "/approve" in call else "OPERATOR_KEY"), call
 
 
 def docker_compose() -> list[str] | None:
