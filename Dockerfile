@@ -86,6 +86,9 @@ RUN python -m pip --python /opt/alimi/bin/python install \
 COPY README.md LICENSE ./
 COPY shared/ shared/
 COPY services/ services/
+# The operators' CLI (alimi_cli) is part of the one distribution; in the image it is
+# there for a shell in a pod: alimi --url http://localhost:8080 incident show ...
+COPY cli/ cli/
 RUN python -m pip --python /opt/alimi/bin/python install --no-deps . \
     && python -m pip --python /opt/alimi/bin/python check \
     && /opt/alimi/bin/python -m compileall -q /opt/alimi/lib

@@ -5,6 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
+ROWS ?= 1000000
+N ?= 100000
 
 .DEFAULT_GOAL := help
 
@@ -30,20 +32,32 @@ rabbitmq: ## make sure the local RabbitMQ answers (start it, or install it if mi
 prometheus: ## make sure promtool and prometheus are installed (Debian's package if missing)
 	@bash .ci/ensure-prometheus
 
+.PHONY: chromium
+chromium: ## make sure headless chromium and a Hangul font are installed (Debian's packages if missing)
+	@bash .ci/ensure-chromium
+
 .PHONY: run
 run: install rabbitmq ## start the whole system locally (SecantusDB unless MONGO_URL is set)
 	$(PY) -m alimi.devstack
 
 .PHONY: test
-test: install rabbitmq prometheus ## run the whole test suite (unit, integration, end-to-end)
+test: install rabbitmq prometheus chromium ## run the whole test suite (unit, integration, end-to-end)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+.PHONY: bench-import
+bench-import: install rabbitmq ## import a generated CSV (ROWS=1000000) into a real intake: rows/s, peak RSS
+	$(PY) bench/import_subjects.py --rows $(ROWS)
+
+.PHONY: bench
+bench: install rabbitmq ## one notice to N people (N=100000) through every service, against this machine's ceilings
+	$(PY) bench/pipeline.py --n $(N)
+
 .PHONY: lint
-lint: install ## ruff and mypy over shared/ and services/
-	$(VENV)/bin/ruff check shared services tests
-	$(VENV)/bin/ruff format --check shared services tests
+lint: install ## ruff and mypy over shared/, services/ and cli/
+	$(VENV)/bin/ruff check shared services cli tests
+	$(VENV)/bin/ruff format --check shared services cli tests
 	@# no incremental cache: a stale one mixes up the editable install and the sources
-	$(VENV)/bin/mypy --cache-dir=/dev/null shared/alimi services
+	$(VENV)/bin/mypy --cache-dir=/dev/null shared/alimi services cli
 
 .PHONY: lock
 lock: ## re-resolve requirements.lock from pyproject.toml

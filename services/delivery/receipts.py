@@ -5,7 +5,13 @@ filter that only matches a missing receipt, a ``retrying`` one, (for the
 channel a person falls back to) a ``fell_back`` one, or a ``claimed`` one
 whose claim is older than the lease (its worker died): for a receipt that is
 claimed by a live worker or final the upsert collides on ``_id`` (duplicate
-key) and that person is not sent to again. One unordered bulk write per batch.
+key) and that person is not sent to again. One unordered bulk write per batch,
+and a second one, for the people who collided, that takes over stale claims.
+
+Every filter here is ``_id`` plus plain fields, never a top-level ``$or``: a
+query planner may serve ``{_id, $or}`` with a collection scan (SecantusDB,
+the MongoDB-wire server of development and tests, does, per operation), which
+made each batch cost a pass over every receipt.
 
 Before a stale claim or an attempt that ended in doubt (a timeout: the
 provider may have taken the message) is sent again, the provider is asked
@@ -42,16 +48,24 @@ def _stale(now: datetime, lease_s: float) -> dict[str, Any]:
 
 
 async def in_doubt(store: Store, batch: DeliveryBatch, lease_s: float) -> list[str]:
-    """Receipt ids of the batch whose last attempt may have reached the provider."""
+    """Receipt ids of the batch whose last attempt may have reached the provider:
+    ``retrying`` with ``in_doubt``, or ``claimed`` longer ago than the lease."""
     wanted = [ids.receipt_id(batch.notice_id, r.subject_id) for r in batch.recipients]
+    cutoff = _now() - timedelta(seconds=lease_s)
     found = store.receipts.find(
-        {
-            "_id": {"$in": wanted},
-            "$or": [{"status": RETRYING, "in_doubt": True}, _stale(_now(), lease_s)],
-        },
-        {"_id": 1},
+        {"_id": {"$in": wanted}, "status": {"$in": [RETRYING, states.CLAIMED]}},
+        {"status": 1, "in_doubt": 1, "claimed_at": 1},
     )
-    return [doc["_id"] async for doc in found]
+    return [
+        doc["_id"]
+        async for doc in found
+        if (doc["status"] == RETRYING and doc.get("in_doubt") is True)
+        or (doc["status"] == states.CLAIMED and _before(doc.get("claimed_at"), cutoff))
+    ]
+
+
+def _before(at: Any, cutoff: datetime) -> bool:
+    return isinstance(at, datetime) and at < cutoff
 
 
 async def found_at_provider(
@@ -89,20 +103,42 @@ async def found_at_provider(
 async def claim(
     store: Store, batch: DeliveryBatch, provider: str, *, lease_s: float
 ) -> list[Recipient]:
-    """Claim every recipient not yet handled; return those this worker now owns."""
+    """Claim every recipient not yet handled; return those this worker now owns.
+
+    First the new and claimable receipts (one upsert each); then, only for
+    those that collided, the claims older than the lease (taken over, the
+    same upsert with the stale claim as its filter). A receipt that matches
+    neither collides again: someone else holds it, or it is final.
+    """
     now = _now()
     claimable = [RETRYING, states.HALTED]  # halted: the notice was resumed
     if batch.channel in FALLBACK_TARGETS:
         claimable.append(states.FELL_BACK)
-    takeover = _stale(now, lease_s)
+    people = list(batch.recipients)
+    lost = await _claim(store, batch, people, {"status": {"$in": claimable}}, provider, now)
+    if lost:
+        positions = sorted(lost)
+        collided = [people[i] for i in positions]
+        still = await _claim(store, batch, collided, _stale(now, lease_s), provider, now)
+        lost = {positions[i] for i in still}
+    return [r for i, r in enumerate(people) if i not in lost]
+
+
+async def _claim(
+    store: Store,
+    batch: DeliveryBatch,
+    people: Sequence[Recipient],
+    condition: dict[str, Any],
+    provider: str,
+    now: datetime,
+) -> set[int]:
+    """Upsert a claim of each of ``people`` whose receipt is missing or meets ``condition``;
+    the positions of those whose receipt exists and does not (they collided on ``_id``)."""
     ops = []
-    for r in batch.recipients:
+    for r in people:
         ops.append(
             UpdateOne(
-                {
-                    "_id": ids.receipt_id(batch.notice_id, r.subject_id),
-                    "$or": [{"status": {"$in": claimable}}, takeover],
-                },
+                {"_id": ids.receipt_id(batch.notice_id, r.subject_id), **condition},
                 {
                     "$set": {
                         "status": states.CLAIMED,
@@ -135,6 +171,8 @@ async def claim(
             )
         )
     lost: set[int] = set()
+    if not ops:
+        return lost
     try:
         await store.receipts.bulk_write(ops, ordered=False)
     except BulkWriteError as exc:
@@ -142,7 +180,7 @@ async def claim(
             if err["code"] != DUPLICATE_KEY:
                 raise
             lost.add(err["index"])
-    return [r for i, r in enumerate(batch.recipients) if i not in lost]
+    return lost
 
 
 async def held(store: Store, notice_id: str, subject_ids: Sequence[str]) -> set[str]:

@@ -22,7 +22,16 @@ from alimi.store import (
     SUBJECTS,
     Store,
 )
-from alimi_intake import access, idempotency, privacy_views, status_page, views
+from alimi_intake import (
+    access,
+    console,
+    dead_letter_views,
+    idempotency,
+    imports,
+    privacy_views,
+    status_page,
+    views,
+)
 from alimi_intake.context import CONTEXT, Context
 from alimi_intake.outbox import OutboxRelay
 from alimi_intake.settings import IntakeSettings
@@ -42,7 +51,10 @@ def init_app(settings: IntakeSettings) -> web.Application:
     )
     app.add_routes(views.routes)
     app.add_routes(privacy_views.routes)
+    app.add_routes(imports.routes)
+    app.add_routes(dead_letter_views.routes)
     app.add_routes(status_page.routes)
+    app.add_routes(console.routes)
 
     async def every_route_declares_access(app: web.Application) -> None:
         access.check_routes(app)

@@ -15,6 +15,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -116,3 +117,45 @@ async def _reset_receipts(store: Store, batch: DeliveryBatch) -> None:
             "$push": {"events": event},
         },
     )
+
+
+LAST_ERRORS = 10
+
+
+async def pending(store: Store, notice_id: str) -> dict[str, Any]:
+    """The notice's people waiting as dead letters: per channel, and the last errors.
+
+    Read from the receipts (``failed`` with ``dead_lettered``), which replay
+    resets, so it says what :func:`replay` would put back.
+    """
+    match = {"notice_id": notice_id, "status": states.FAILED, "dead_lettered": True}
+    by_channel: dict[str, int] = {}
+    errors: list[dict[str, Any]] = []
+    pipeline: list[dict[str, Any]] = [
+        {"$match": match},
+        {
+            "$group": {
+                "_id": {"c": "$channel", "e": "$error"},
+                "count": {"$sum": 1},
+                "last_at": {"$max": "$updated_at"},
+            }
+        },
+    ]
+    async for row in await store.receipts.aggregate(pipeline):
+        channel = row["_id"].get("c") or "none"
+        by_channel[channel] = by_channel.get(channel, 0) + row["count"]
+        last_at = row.get("last_at")
+        errors.append(
+            {
+                "channel": channel,
+                "error": row["_id"].get("e"),
+                "count": row["count"],
+                "last_at": last_at.isoformat() if isinstance(last_at, datetime) else None,
+            }
+        )
+    errors.sort(key=lambda e: (e["last_at"] or "", e["count"]), reverse=True)
+    return {
+        "total": sum(by_channel.values()),
+        "by_channel": by_channel,
+        "last_errors": errors[:LAST_ERRORS],
+    }

@@ -6,14 +6,20 @@ again with the same request returns the stored answer (``Idempotent-Replayed:
 true``); with a different request it is refused (422); while the first is
 still running, 409. A request that fails (4xx, 5xx, an exception) leaves no
 record, so it can be retried. Records expire (a TTL index on ``expires_at``).
+
+Handlers marked :func:`streamed` (uploads of millions of rows) never have their
+body read whole: they read it through :func:`body_chunks`, which feeds the
+fingerprint as the body goes by; the fingerprint is stored with the answer,
+and a repeat is hashed the same way, chunk by chunk, before it is compared.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pymongo.errors import DuplicateKeyError
@@ -27,7 +33,53 @@ VALID = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
 REPLAYED = "Idempotent-Replayed"
 KEPT_HEADERS = ("Location",)
 
+STREAMED = "__alimi_streamed_body__"
+CHUNK_BYTES = 64 * 1024
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+H = TypeVar("H", bound=Callable[..., Awaitable[web.StreamResponse]])
+
+
+class _Digest:
+    """The running SHA-256 of a request: method, path, then the body as it is read."""
+
+    def __init__(self, request: web.Request) -> None:
+        self._hash: Any = hashlib.sha256(_request_line(request))
+
+    def update(self, chunk: bytes) -> None:
+        self._hash.update(chunk)
+
+    def hexdigest(self) -> str:
+        return str(self._hash.hexdigest())
+
+
+DIGEST = web.RequestKey("idempotency_digest", _Digest)
+
+
+def streamed(handler: H) -> H:
+    """Mark a handler that reads its body with :func:`body_chunks`, never whole."""
+    setattr(handler, STREAMED, True)
+    return handler
+
+
+async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
+    """The request body, chunk by chunk; under an Idempotency-Key each feeds the fingerprint."""
+    digest = request.get(DIGEST)
+    async for chunk in request.content.iter_chunked(CHUNK_BYTES):
+        if digest is not None:
+            digest.update(chunk)
+        yield chunk
+
+
+def _request_line(request: web.Request) -> bytes:
+    return request.method.encode() + b" " + request.path.encode() + b"\n"
+
+
+async def _streamed_fingerprint(request: web.Request) -> str:
+    """Read what is left of the body through the digest; the fingerprint of the whole."""
+    async for _ in body_chunks(request):
+        pass
+    return request[DIGEST].hexdigest()
 
 
 @web.middleware
@@ -44,10 +96,11 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         )
     ctx = request.app[CONTEXT]
     owner = request[KEY].key_id if KEY in request else "public"
-    body = await request.read()
-    fingerprint = hashlib.sha256(
-        request.method.encode() + b" " + request.path.encode() + b"\n" + body
-    ).hexdigest()
+    is_streamed = getattr(request.match_info.handler, STREAMED, False)
+    fingerprint: str | None = None  # a streamed body's is known once the handler has read it
+    if not is_streamed:
+        body = await request.read()
+        fingerprint = hashlib.sha256(_request_line(request) + body).hexdigest()
     record_id = f"{owner}:{value}"
     now = datetime.now(UTC)
     try:
@@ -62,8 +115,12 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         )
     except DuplicateKeyError:
         return await _earlier(request, record_id, fingerprint)
+    if is_streamed:
+        request[DIGEST] = _Digest(request)
     try:
         response = await handler(request)
+        if is_streamed and 200 <= response.status < 300:
+            fingerprint = await _streamed_fingerprint(request)
     except BaseException:
         await ctx.store.idempotency.delete_one({"_id": record_id, "state": "running"})
         raise
@@ -75,6 +132,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         {
             "$set": {
                 "state": "done",
+                "fingerprint": fingerprint,
                 "status": response.status,
                 "content_type": response.content_type,
                 "body": response.body if isinstance(response.body, bytes) else b"",
@@ -85,11 +143,14 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     return response
 
 
-async def _earlier(request: web.Request, record_id: str, fingerprint: str) -> web.Response:
+async def _earlier(request: web.Request, record_id: str, fingerprint: str | None) -> web.Response:
     record = await request.app[CONTEXT].store.idempotency.find_one({"_id": record_id})
     if record is None:  # expired in between: ask for a retry rather than guess
         return problems.response(409, "Conflict", "retry the request")
-    if record["fingerprint"] != fingerprint:
+    if fingerprint is None and record["state"] == "done":
+        request[DIGEST] = _Digest(request)
+        fingerprint = await _streamed_fingerprint(request)
+    if fingerprint is not None and record["fingerprint"] != fingerprint:
         return problems.response(
             422,
             "Idempotency-Key reused",

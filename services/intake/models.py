@@ -37,7 +37,25 @@ Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
 PersonChannel = Literal["kakao", "sms"]
 DEFAULT_CHANNELS: tuple[PersonChannel, ...] = ("kakao", "sms")
 SlackChannel = Annotated[str, StringConstraints(pattern=r"^#?[A-Za-z0-9._-]{1,80}$")]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def _trimmed(value: str) -> str:
+    return value.strip()
+
+
+def _not_blank(value: str) -> str:
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+# Length limits hold for text as it is sent, as the document's minLength and
+# maxLength say (strip_whitespace would measure it trimmed and so accept, say, 201
+# characters with a trailing space); the spaces around it are dropped after, and
+# text that is only spaces counts as empty.
+Trimmed = AfterValidator(_trimmed)
+NotBlank = AfterValidator(_not_blank)
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200), Trimmed, NotBlank]
 # RFC 3339 (``format: date-time``), the offset optional here so that a time without
 # one gets its own message (``IncidentIn._aware``) rather than a generic one.
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?")
@@ -66,7 +84,7 @@ class _Strict(BaseModel):
 
 class SubjectIn(_Strict):
     external_id: SubjectId
-    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
+    name: Annotated[str, StringConstraints(max_length=200), Trimmed] = ""
     phone: Phone | None = None
     locale: Locale = "ko"
     tags: list[Tag] = Field(default_factory=list, max_length=100)
@@ -84,14 +102,14 @@ class SubjectIn(_Strict):
         return value
 
 
-Paragraph = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Paragraph = Annotated[str, StringConstraints(min_length=1, max_length=500), Trimmed, NotBlank]
 
 
 class DisclosureIn(_Strict):
     """What the law requires a breach notice to tell (see ``alimi.compliance``)."""
 
     leaked_items: list[
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+        Annotated[str, StringConstraints(min_length=1, max_length=100), Trimmed, NotBlank]
     ] = Field(default_factory=list, max_length=30)
     when_and_how: Paragraph | None = None
     likely_consequences: Paragraph | None = None
@@ -116,8 +134,8 @@ def _check_encodable(value: str) -> None:
 class _Words(_Strict):
     """A notice's own words in one language; ``#{name}`` etc. are filled per person."""
 
-    body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-    title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] = ""
+    body: Annotated[str, StringConstraints(min_length=1, max_length=2000), Trimmed, NotBlank]
+    title: Annotated[str, StringConstraints(max_length=40), Trimmed] = ""
     disclosure: DisclosureIn | None = None
 
     def full_body(self, locale: str) -> str:
@@ -199,12 +217,19 @@ class IncidentIn(_Strict):
     severity: Literal["low", "medium", "high", "critical"]
     discovered_at: DateTime
     jurisdictions: list[Literal["KR-PIPA", "EU-GDPR"]] = Field(default_factory=list, max_length=5)
-    contact: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
+    contact: Annotated[str, StringConstraints(max_length=200), Trimmed] = ""
     slack_channel: (
         Annotated[str, StringConstraints(pattern=r"^[#@]?[A-Za-z0-9._-]{1,80}$")] | None
     ) = None
     notice: NoticeIn
     audience: AudienceSpec
+
+    @field_validator("title", "contact")
+    @classmethod
+    def _carrier_encodable(cls, value: str) -> str:
+        """The title and the contact desk fill #{incident_title} and #{contact} in messages."""
+        _check_encodable(value)
+        return value
 
     @field_validator("discovered_at")
     @classmethod
@@ -275,7 +300,7 @@ def notice_template_problems(notice: NoticeIn, *, title: str, contact: str) -> l
 class KeyIn(_Strict):
     """A new API key: who uses it, what it may do."""
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100), Trimmed, NotBlank]
     scopes: list[Literal[tuple(api_keys.SCOPES)]] = Field(min_length=1, max_length=10)  # type: ignore[valid-type]
     allow_self_approval: bool = False
 

@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
 from pydantic import BaseModel
 
-from alimi_intake import idempotency, status_page
+from alimi_intake import console, idempotency, status_page
 from alimi_intake.access import PUBLIC, access_of
 from alimi_intake.models import IncidentIn, KeyIn, SubjectIn, UpdateIn
 
@@ -119,6 +119,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         ok=201,
         body=UpdateIn,
     ),
+    ("GET", "/v1/incidents"): Operation(
+        "The incidents, newest first, a page at a time (next_cursor: the next page)",
+        ok_schema=console.LIST_SCHEMA,
+        parameters=console.LIST_PARAMETERS,
+        extra={422: "limit out of range, or a cursor that names no incident"},
+    ),
     ("GET", "/v1/incidents/{incident_id}"): Operation(
         "An incident: its deadline, notices and receipt counts"
     ),
@@ -134,6 +140,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("POST", "/v1/notices/{notice_id}/resume"): Operation(
         "Send a halted notice to everyone not yet told", extra={409: "not halted"}
+    ),
+    ("GET", "/v1/notices/{notice_id}/dead-letters"): Operation(
+        "A notice's dead letters: people given up on, per channel, and the last errors"
     ),
     ("POST", "/v1/notices/{notice_id}/dead-letters/replay"): Operation(
         "Put a notice's dead-lettered deliveries back on their channels"
@@ -196,6 +205,15 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         extra={415: "not CSV, NDJSON or JSON"},
     ),
     ("GET", "/v1/lists/{list_id}"): Operation("An uploaded list: its state and counts"),
+    ("GET", "/console"): Operation(
+        "The operator console (HTML; its script calls this API with the key the person enters)",
+        ok_type=HTML,
+        ok_schema=TEXT,
+        ok_headers={"Content-Security-Policy": _header("this server's script and requests only")},
+    ),
+    ("GET", console.SCRIPT_PATH): Operation(
+        "The operator console's script", ok_type="text/javascript", ok_schema=TEXT
+    ),
     ("GET", "/openapi.json"): Operation("This document"),
 }
 
@@ -232,12 +250,13 @@ def _body(op: Operation, body: type[BaseModel], schemas: dict[str, Any]) -> dict
     ref = {"$ref": f"#/components/schemas/{body.__name__}"}
     if not op.body_is_list:
         return {"required": True, "content": {JSON: {"schema": ref}}}
+    # Or NDJSON: one JSON object per line, each as above; three names for it are in use.
+    ndjson = {"schema": {"type": "string", "description": "one JSON object per line"}}
     return {
         "required": True,
         "content": {
             JSON: {"schema": {"type": "array", "items": ref, "minItems": 1}},
-            # One JSON object per line, each as above (also application/ndjson, application/jsonl).
-            NDJSON: {"schema": TEXT},
+            **{media: ndjson for media in (NDJSON, "application/ndjson", "application/jsonl")},
         },
     }
 

@@ -37,6 +37,24 @@ async def upsert_subjects(
     return {"inserted": result.upserted_count, "updated": result.matched_count}
 
 
+async def insert_new_subjects(
+    store: Store, docs: Sequence[dict[str, Any]], now: datetime
+) -> list[int]:
+    """Insert ``docs`` as new subjects; the positions of those whose id is taken already."""
+    if not docs:
+        return []
+    try:
+        await store.subjects.insert_many(
+            [{**doc, "created_at": now, "updated_at": now} for doc in docs], ordered=False
+        )
+    except BulkWriteError as exc:
+        errors = exc.details["writeErrors"]
+        if any(e["code"] != DUPLICATE_KEY for e in errors):
+            raise
+        return sorted(e["index"] for e in errors)
+    return []
+
+
 @dataclass(frozen=True)
 class Upserted:
     inserted: int

@@ -13,6 +13,10 @@ class IntakeSettings(PhoneKeySettings):
     )
     outbox_poll_s: float = Field(1.0, gt=0, le=60)
     max_body_mb: int = Field(32, ge=1, le=1024)
+    # Streamed uploads (subject imports, lists) are not held in memory: their own, larger cap.
+    import_max_mb: int = Field(
+        512, ge=1, le=65536, description="body limit of POST /v1/subjects/import and /v1/lists"
+    )
     idempotency_ttl_h: float = Field(24.0, gt=0, le=24 * 30, description="Idempotency-Key memory")
     contact_retention_days: int = Field(
         365,

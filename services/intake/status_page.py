@@ -60,21 +60,27 @@ CACHE_CONTROL = "public, max-age=60"
 CSS = (
     ":root{color-scheme:light}"
     "*{box-sizing:border-box}"
+    "html{-webkit-text-size-adjust:100%;text-size-adjust:100%}"
     "body{margin:0;background:#fff;color:#1b1b1b;"
     'font:1.0625rem/1.65 system-ui,-apple-system,"Apple SD Gothic Neo","Malgun Gothic",'
     '"Noto Sans KR",sans-serif;word-break:keep-all;overflow-wrap:anywhere}'
     "header,main,footer{max-width:40rem;margin:0 auto;padding:0 1rem}"
-    "nav{text-align:right;padding-top:.75rem}"
+    "nav{text-align:right;padding-top:.5rem}"
+    "nav a{display:inline-block;min-height:2.75rem;padding:.55rem .75rem}"
     "a{color:#0b57d0}"
     "a:focus-visible{outline:3px solid #0b57d0;outline-offset:2px}"
     "h1{font-size:1.6rem;line-height:1.3;margin:.25rem 0 1rem}"
     "h2{font-size:1.25rem;line-height:1.35;margin:1.75rem 0 .5rem}"
     "h3{font-size:1.0625rem;margin:0 0 .25rem}"
-    ".kicker{margin:1rem 0 0;color:#4a4a4a;font-size:.95rem}"
-    ".status{border-left:.375rem solid #3c3c3c;background:#f3f3f3;padding:.25rem 1rem}"
-    ".status h2{margin-top:.5rem}"
-    ".now{font-size:1.2rem;font-weight:700;margin:.25rem 0}"
-    ".todo{border:2px solid #8a4b00;border-radius:.5rem;background:#fff6e8;padding:.25rem 1rem}"
+    ".kicker{margin:0;color:#4a4a4a;font-size:.95rem}"
+    ".status{border-left:.375rem solid #3c3c3c;background:#f3f3f3;padding:.5rem 1rem;"
+    "margin-bottom:1.25rem}"
+    ".status p{margin:.25rem 0}"
+    ".now{font-size:1.2rem}"
+    ".todo{border:3px solid #8a4b00;border-radius:.5rem;background:#fff6e8;padding:.25rem 1rem;"
+    "margin-top:0}"
+    ".todo h2{font-size:1.4rem;margin-top:.75rem}"
+    ".todo .act{font-size:1.125rem}"
     ".meta{color:#4a4a4a;font-size:.95rem;margin:0 0 .5rem}"
     "ol{list-style:none;margin:0;padding:0}"
     "li{border-top:1px solid #c8c8c8;padding:1rem 0}"
@@ -115,7 +121,7 @@ WORDS: Mapping[str, Mapping[str, str]] = {
         "discovered": "발견 일시",
         "last_notice": "최근 안내",
         "todo": "지금 하실 일",
-        "todo_from": "최근 안내({when})에서",
+        "todo_from": "{when}에 보낸 안내에서",
         "no_notice": "아직 게시된 안내가 없습니다. 안내가 나가면 이곳에도 올립니다.",
         "contact": "문의",
         "timeline": "지금까지의 안내",
@@ -135,7 +141,7 @@ WORDS: Mapping[str, Mapping[str, str]] = {
         "discovered": "Discovered",
         "last_notice": "Latest notice",
         "todo": "What you should do",
-        "todo_from": "From the latest notice ({when})",
+        "todo_from": "From the notice sent {when}",
         "no_notice": "No notice has been published yet. When one goes out, it will be here too.",
         "contact": "Contact",
         "timeline": "All notices",
@@ -206,6 +212,8 @@ class NoticeText:
     title: str
     body: str
     at: datetime | None
+    # The legal item "what the person can do to limit the harm" (alimi.compliance), if given.
+    what_you_can_do: str = ""
 
 
 def public_notices(notices: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -216,7 +224,7 @@ def public_notices(notices: Sequence[Mapping[str, Any]]) -> list[Mapping[str, An
 
 def notice_text(notice: Mapping[str, Any], *, lang: str, facts: Mapping[str, str]) -> NoticeText:
     """The notice in ``lang`` if it has that translation, else in its own language."""
-    texts: Mapping[str, Mapping[str, str]] = notice.get("texts") or {}
+    texts: Mapping[str, Mapping[str, Any]] = notice.get("texts") or {}
     own = notice.get("locale") or DEFAULT_LANGUAGE
     locale = next((k for k in texts if k == lang), None) or next(
         (k for k in texts if _primary(k) == lang), None
@@ -225,12 +233,14 @@ def notice_text(notice: Mapping[str, Any], *, lang: str, facts: Mapping[str, str
         locale = own
     words = texts.get(locale) or {"body": notice.get("body", ""), "title": notice.get("title", "")}
     values = {**facts, templates.NAME: _neutral(notice, locale)}
+    disclosure: Mapping[str, Any] = words.get("disclosure") or {}
     return NoticeText(
         seq=int(notice.get("seq", 0)),
         locale=locale,
-        title=render.fill(words.get("title") or "", values),
-        body=render.fill(words.get("body") or "", values),
+        title=render.fill(str(words.get("title") or ""), values),
+        body=render.fill(str(words.get("body") or ""), values),
         at=notice.get("approved_at") or notice.get("created_at"),
+        what_you_can_do=render.fill(str(disclosure.get("what_you_can_do") or ""), values).strip(),
     )
 
 
@@ -250,13 +260,33 @@ def _paragraphs(text: str) -> str:
     )
 
 
-def _text_block(notice: NoticeText, lang: str) -> str:
+def _text_block(notice: NoticeText, lang: str, text: str | None = None, css: str = "") -> str:
+    """``text`` (the notice's body by default) marked with its language."""
     words = WORDS[lang]
     note = ""
     if _primary(notice.locale) != lang:
         language = LANGUAGE_NAMES[lang].get(_primary(notice.locale), notice.locale)
         note = f'<p class="meta">{_e(words["only_in"].format(language=language))}</p>'
-    return f'{note}<div lang="{_e(notice.locale)}">{_paragraphs(notice.body)}</div>'
+    shown = _paragraphs(notice.body if text is None else text)
+    classes = f' class="{css}"' if css else ""
+    return f'{note}<div lang="{_e(notice.locale)}"{classes}>{shown}</div>'
+
+
+def _todo(shown: Sequence[NoticeText], lang: str) -> str:
+    """What the person should do: the newest "what you can do" item of the notices,
+    else the latest notice's whole text."""
+    words = WORDS[lang]
+    if not shown:
+        return f"<p>{_e(words['no_notice'])}</p>"
+    with_item = next((n for n in shown if n.what_you_can_do), None)
+    source = with_item or shown[0]
+    text = with_item.what_you_can_do if with_item is not None else None
+    when = (
+        f'<p class="meta">{_e(words["todo_from"]).format(when=format_time(source.at, lang))}</p>'
+        if source.at
+        else ""
+    )
+    return when + _text_block(source, lang, text, css="act" if text else "")
 
 
 def _timeline_entry(notice: NoticeText, lang: str) -> str:
@@ -293,7 +323,7 @@ def render_page(
     status_word, status_line = STATUS_WORDS[lang].get(status, (status, ""))
     other = next(x for x in LANGUAGES if x != lang)
 
-    status_meta = ""
+    status_meta = ""  # in the header with the status: on a phone, seen without scrolling
     if incident.get("discovered_at"):
         status_meta += (
             f'<p class="meta">{_e(words["discovered"])}: '
@@ -305,14 +335,8 @@ def render_page(
         )
 
     if shown:
-        latest = shown[0]
-        source = (
-            _e(words["todo_from"]).format(when=format_time(latest.at, lang)) if latest.at else ""
-        )
-        todo = (f'<p class="meta">{source}</p>' if source else "") + _text_block(latest, lang)
         timeline = f"<ol reversed>{''.join(_timeline_entry(n, lang) for n in shown)}</ol>"
     else:
-        todo = f"<p>{_e(words['no_notice'])}</p>"
         timeline = f"<p>{_e(words['no_notice'])}</p>"
 
     contact_section = (
@@ -330,14 +354,13 @@ def render_page(
         f'<header>\n<nav aria-label="{_e(words["language_nav"])}">'
         f'<a href="?lang={other}" hreflang="{other}" lang="{other}">{_e(ENDONYMS[other])}</a>'
         "</nav>\n"
-        f'<p class="kicker">{_e(words["kicker"])}</p>\n<h1>{_e(title)}</h1>\n</header>\n'
+        f'<p class="kicker">{_e(words["kicker"])}</p>\n<h1>{_e(title)}</h1>\n'
+        f'<div class="status"><p class="now">{_e(words["status"])}: '
+        f"<strong>{_e(status_word)}</strong></p>"
+        f"<p>{_e(status_line)} {_e(words['updates_here'])}</p>{status_meta}</div>\n</header>\n"
         "<main>\n"
-        f'<section class="status" aria-labelledby="status-h">'
-        f'<h2 id="status-h">{_e(words["status"])}</h2>'
-        f'<p class="now">{_e(status_word)}</p>'
-        f"<p>{_e(status_line)} {_e(words['updates_here'])}</p>{status_meta}</section>\n"
         f'<section class="todo" aria-labelledby="todo-h">'
-        f'<h2 id="todo-h">{_e(words["todo"])}</h2>{todo}</section>\n'
+        f'<h2 id="todo-h">{_e(words["todo"])}</h2>{_todo(shown, lang)}</section>\n'
         f"{contact_section}\n"
         f'<section aria-labelledby="timeline-h">'
         f'<h2 id="timeline-h">{_e(words["timeline"])}</h2>{timeline}</section>\n'

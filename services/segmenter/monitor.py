@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from prometheus_client import Gauge
 from alimi import compliance, states, topology
 from alimi.bus import Bus
 from alimi.store import Store
+from alimi_segmenter.progress import pause
 
 log = logging.getLogger("alimi.segmenter.monitor")
 
@@ -145,10 +147,12 @@ class Monitor:
 
 async def run(monitor: Monitor, interval_s: float) -> None:
     while True:
+        began = time.monotonic()
         try:
             await monitor.check()
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("monitor check failed; will retry")
-        await asyncio.sleep(interval_s)
+        # It counts receipts too: as long as a large notice makes that, wait longer.
+        await asyncio.sleep(pause(interval_s, time.monotonic() - began))

@@ -1,9 +1,15 @@
 """Audience specifications and their translation into a MongoDB query.
 
 Clients never send a MongoDB query: they send an :class:`AudienceSpec` made of
-explicit subject ids and/or a filter over tags and attributes. Keys are
-restricted to plain names and values to scalars, so no operator can be
-smuggled in; :func:`to_query` builds the query from those parts only.
+explicit subject ids, an uploaded list (its id) and/or a filter over tags and
+attributes. Keys are restricted to plain names and values to scalars, so no
+operator can be smuggled in; :func:`to_query` builds the query from those parts
+only.
+
+An uploaded list (``POST /v1/lists``) marks its members: each subject on it
+carries the list's id in its ``lists`` array, so a list audience is a filter
+on ``subjects`` like the others, and the segmenter streams it in phone-hash
+order from the ``lists`` index, however many millions it holds.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ SubjectId = Annotated[
 Tag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 AttributeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
 Scalar = Annotated[str, StringConstraints(max_length=256)] | int | bool
+ListId = Annotated[str, StringConstraints(pattern=r"^lst_[0-9a-f]{20}$")]
 MAX_EXPLICIT_IDS = 10_000
 
 
@@ -42,12 +49,14 @@ class AudienceSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     subject_ids: list[SubjectId] = Field(default_factory=list, max_length=MAX_EXPLICIT_IDS)
+    # An uploaded list of people (POST /v1/lists), e.g. those a forensic investigation named.
+    list_id: ListId | None = None
     filter: AudienceFilter | None = None
 
     @model_validator(mode="after")
     def _not_empty(self) -> AudienceSpec:
-        if not self.subject_ids and self.filter is None:
-            raise ValueError("an audience needs subject_ids and/or a filter")
+        if not self.subject_ids and self.list_id is None and self.filter is None:
+            raise ValueError("an audience needs subject_ids, a list_id and/or a filter")
         return self
 
 
@@ -64,10 +73,12 @@ def _filter_query(f: AudienceFilter) -> dict[str, Any]:
 
 
 def to_query(spec: AudienceSpec) -> dict[str, Any]:
-    """The subjects selected by ``spec``: the explicit ids, or the filter, or either."""
+    """The subjects selected by ``spec``: everyone any of its parts (ids, list, filter) names."""
     parts: list[dict[str, Any]] = []
     if spec.subject_ids:
         parts.append({"_id": {"$in": list(dict.fromkeys(spec.subject_ids))}})
+    if spec.list_id is not None:
+        parts.append({"lists": spec.list_id})
     if spec.filter is not None:
         parts.append(_filter_query(spec.filter))
     return parts[0] if len(parts) == 1 else {"$or": parts}

@@ -320,23 +320,29 @@ class Stack:
             raise StackError(f"{name} is still running; kill or stop it first")
         return self.restart(name)
 
-    def restart_mongo(self, *, kill: bool = False) -> None:
-        """Stop the SecantusDB this stack started and start it again on the same
-        port and storage path, so the services' URL stays valid.
+    def stop_mongo(self, *, kill: bool = False) -> int:
+        """Stop the SecantusDB this stack started (SIGTERM, or SIGKILL if ``kill``);
+        :meth:`restart_mongo` starts it again. Returns its exit code."""
+        if self.mongo_process is None:
+            raise StackError("this stack did not start SecantusDB (start_mongo())")
+        if kill:
+            return self.mongo_process.kill()
+        code = self.mongo_process.stop()
+        assert code is not None
+        return code
 
-        ``kill=True`` stops it with SIGKILL instead of SIGTERM.
-        """
+    def restart_mongo(self, *, kill: bool = False) -> None:
+        """Start the SecantusDB this stack started again, on the same port and storage
+        path, so the services' URL stays valid; stops it first if it is running."""
         old = self.mongo_process
         if old is None:
             raise StackError("this stack did not start SecantusDB (start_mongo())")
+        if old.running:
+            self.stop_mongo(kill=kill)
         args = old.popen.args
         assert isinstance(args, list)
         argv = [str(a) for a in args]
         port = int(argv[argv.index("--port") + 1])
-        if kill:
-            old.kill()
-        else:
-            old.stop()
         self.mongo_process = self._spawn("mongo", argv, env=os.environ.copy(), ops_url=None)
         if not wait_for_port("127.0.0.1", port, timeout_s=60):
             raise StackError(

@@ -8,16 +8,23 @@ it (:func:`unseal`), to put it in delivery batches.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
 from typing import Any
+
+import phonenumbers
 
 from alimi.crypto import Keyring
 
 # "+" and 8 to 15 digits: the E.164 shape, country code first.
 E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 _SEPARATORS = re.compile(r"[\s().-]")
+# What a written phone number may hold; letters (vanity numbers, "ext.") are refused.
+_PHONE_CHARACTERS = re.compile(r"^[\d\s+().\-/]+$")
+# National numbers (those without "+") are taken as Korean unless told otherwise.
+DEFAULT_REGION = "KR"
 
 # Anything in free text that looks like a phone number: international, or a
 # Korean mobile/landline number with or without separators.
@@ -35,23 +42,79 @@ class InvalidPhone(ValueError):
     pass
 
 
-def normalise(raw: str, default_country_code: str = "82") -> str:
+def normalise(raw: str, default_region: str = DEFAULT_REGION) -> str:
     """Return ``raw`` as E.164 (``+821012345678``) or raise :class:`InvalidPhone`.
 
-    Accepts international numbers with ``+`` and national numbers starting with
-    a trunk ``0`` (taken as ``default_country_code``).
+    Parsed and checked with ``phonenumbers`` (Google's libphonenumber data):
+    international numbers with ``+`` (or ``00``), and national numbers of
+    ``default_region`` (an ISO 3166 code, Korea unless told). Only numbers valid
+    for their region pass; the error says why one does not.
     """
-    compact = _SEPARATORS.sub("", raw.strip())
+    text = raw.strip()
+    if not text or not _PHONE_CHARACTERS.match(text):
+        raise InvalidPhone(_why("not a phone number (only digits, spaces, +, -, ., / and ( ))"))
+    compact = _SEPARATORS.sub("", text)
     if compact.startswith("00"):
-        compact = "+" + compact[2:]
-    elif compact.startswith("0"):
-        compact = f"+{default_country_code}{compact[1:]}"
-    trunk = f"+{default_country_code}0"
-    if compact.startswith(trunk):  # "+82 010-…": the national trunk 0 written after the code
-        compact = f"+{default_country_code}{compact[len(trunk) :]}"
-    if not E164.match(compact):
-        raise InvalidPhone("not a phone number: expected E.164 like +821012345678 or 010-1234-5678")
-    return compact
+        # "0082 10-…": 00 as the international prefix, as dialled from most countries
+        # (Korea's own, such as 001 or 00700, are tried first, as written).
+        with contextlib.suppress(InvalidPhone):
+            as_written = _parse(text, default_region)
+            if phonenumbers.is_valid_number(as_written):
+                return _e164(as_written)
+        text = "+" + compact[2:]
+    number = _parse(text, default_region)
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhone(_why(_invalid_reason(number)))
+    return _e164(number)
+
+
+def _e164(number: phonenumbers.PhoneNumber) -> str:
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _why(reason: str) -> str:
+    return f"{reason}: expected E.164 like +821012345678 or 010-1234-5678"
+
+
+def _parse(text: str, default_region: str) -> phonenumbers.PhoneNumber:
+    try:
+        return phonenumbers.parse(text, default_region)
+    except phonenumbers.NumberParseException as exc:
+        reason = _PARSE_ERRORS.get(exc.error_type, "not a phone number")
+        raise InvalidPhone(_why(reason)) from None
+
+
+def _invalid_reason(number: phonenumbers.PhoneNumber) -> str:
+    # An invalid number has no region of its own; its country code's main one stands in.
+    code = number.country_code or 0
+    region = phonenumbers.region_code_for_number(
+        number
+    ) or phonenumbers.region_code_for_country_code(code)
+    if region == phonenumbers.UNKNOWN_REGION:
+        return f"unknown country calling code +{code}"
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    # The region's own lengths count short codes and toll-free numbers too; the
+    # numbers people have (mobile, landline) say better what "too long" means.
+    digits = len(phonenumbers.national_significant_number(number))
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    descs = (metadata.mobile, metadata.fixed_line) if metadata is not None else ()
+    lengths = [n for desc in descs if desc is not None for n in desc.possible_length if n > 0]
+    if possible == phonenumbers.ValidationResult.TOO_SHORT or (lengths and digits < min(lengths)):
+        return f"too short for a phone number in {region}"
+    if possible == phonenumbers.ValidationResult.TOO_LONG or (lengths and digits > max(lengths)):
+        return f"too long for a phone number in {region}"
+    if possible == phonenumbers.ValidationResult.INVALID_LENGTH:
+        return f"wrong number of digits for a phone number in {region}"
+    return f"not a valid phone number in {region}"
+
+
+_PARSE_ERRORS = {
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "unknown country calling code",
+    phonenumbers.NumberParseException.NOT_A_NUMBER: "not a phone number",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "too short for a phone number",
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: "too short for a phone number",
+    phonenumbers.NumberParseException.TOO_LONG: "too long for a phone number",
+}
 
 
 def mask(number: str) -> str:

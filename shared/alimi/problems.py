@@ -74,7 +74,10 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return response(exc.status, exc.reason, exc.text or "")
+        problem = response(exc.status, exc.reason, exc.text or "")
+        if "Allow" in exc.headers:  # a 405 names the methods the resource takes (RFC 9110)
+            problem.headers["Allow"] = exc.headers["Allow"]
+        return problem
     except Exception:
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return response(500, "Internal Server Error", "the error was logged")

@@ -22,6 +22,11 @@ OUTBOX = "outbox"
 API_KEYS = "api_keys"
 AUDIT = "audit"
 IDEMPOTENCY = "idempotency"
+# Streamed subject imports: one summary per import, its rejected rows in pages.
+IMPORTS = "imports"
+IMPORT_ERRORS = "import_errors"
+# Uploaded lists of people (an audience); the members carry the list's id in ``lists``.
+LISTS = "lists"
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,8 @@ INDEXES: dict[str, tuple[Index, ...]] = {
         # the last hash published is a resumable checkpoint.
         Index((("phone_hash", ASCENDING), ("_id", ASCENDING)), "phone_hash"),
         Index((("tags", ASCENDING),), "tags"),
+        # An uploaded list as audience: its members, already in phone-hash order.
+        Index((("lists", ASCENDING), ("phone_hash", ASCENDING), ("_id", ASCENDING)), "lists"),
     ),
     INCIDENTS: (
         Index((("created_at", ASCENDING),), "created_at"),
@@ -112,6 +119,18 @@ class Store:
     @property
     def idempotency(self) -> AsyncCollection[dict[str, Any]]:
         return self.db[IDEMPOTENCY]
+
+    @property
+    def imports(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db[IMPORTS]
+
+    @property
+    def import_errors(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db[IMPORT_ERRORS]
+
+    @property
+    def lists(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db[LISTS]
 
     async def ensure_indexes(self, *collections: str) -> None:
         for name in collections:

@@ -12,8 +12,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
-from alimi import api_keys
+from alimi import api_keys, ids
 from alimi.store import Store
+from alimi_intake import views
 from alimi_intake.access import PUBLIC, access_of, check_routes
 from alimi_intake.app import init_app
 from alimi_intake.settings import IntakeSettings
@@ -202,3 +203,33 @@ async def test_the_openapi_document_is_public_and_covers_every_route(
     incident = doc["components"]["schemas"]["IncidentIn"]
     assert incident["additionalProperties"] is False  # the same model that validates requests
     assert "notice" in incident["required"]
+
+
+async def test_the_ids_the_api_hands_out_fit_the_documented_path_parameters(
+    client: TestClient[Any, Any], store: Store
+) -> None:
+    doc = await (await client.get("/openapi.json")).json()
+    patterns = {
+        parameter["name"]: parameter["schema"]["pattern"]
+        for operations in doc["paths"].values()
+        for operation in operations.values()
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "path"
+    }
+    _, key = await api_keys.create(store, name="t", scopes=["admin"])
+    handed_out = {
+        "incident_id": ids.new_id("inc"),
+        "notice_id": ids.new_id("ntc"),
+        "key_id": key.key_id,
+        "public_id": ids.public_id(),
+    }
+    for name, value in handed_out.items():
+        assert re.search(patterns[name], value), (name, value, patterns[name])
+
+
+async def test_the_documented_subject_media_types_are_those_the_view_reads(
+    client: TestClient[Any, Any],
+) -> None:
+    doc = await (await client.get("/openapi.json")).json()
+    content = doc["paths"]["/v1/subjects"]["post"]["requestBody"]["content"]
+    assert set(content) == {"application/json", *views.NDJSON_TYPES}

@@ -78,7 +78,29 @@ def test_when_attribute_values_are_bool_or_int__then_their_types_are_kept() -> N
 
 
 def test_when_the_spec_is_empty__then_it_is_rejected() -> None:
-    assert errors({}) == [((), "Value error, an audience needs subject_ids and/or a filter")]
+    assert errors({}) == [
+        ((), "Value error, an audience needs subject_ids, a list_id and/or a filter")
+    ]
+
+
+LIST_ID = "lst_0123456789abcdef0123"
+
+
+def test_when_only_a_list_is_given__then_the_query_selects_its_members() -> None:
+    assert query({"list_id": LIST_ID}) == {"lists": LIST_ID}
+
+
+def test_when_a_list_and_a_filter_are_given__then_either_selects_a_subject() -> None:
+    assert query({"list_id": LIST_ID, "filter": {"tags_any": ["vip"]}}) == {
+        "$or": [{"lists": LIST_ID}, {"tags": {"$in": ["vip"]}}]
+    }
+
+
+@pytest.mark.parametrize(
+    "list_id", [{"$ne": None}, "lst_", "lst_XYZ", "inc_0123456789abcdef0123", "", 1, ["lst_x"]]
+)
+def test_when_a_list_id_is_not_a_list_id__then_it_is_rejected(list_id: Any) -> None:
+    assert errors({"list_id": list_id})[0][0] == ("list_id",)
 
 
 def test_when_ids_are_empty_and_there_is_no_filter__then_it_is_rejected() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from alimi_intake.models import IncidentIn, NoticeIn, SubjectIn
+from alimi_intake.models import IncidentIn, KeyIn, NoticeIn, SubjectIn
 
 
 def problems(model: Any, data: dict[str, Any]) -> list[tuple[tuple[int | str, ...], str, str]]:
@@ -182,3 +182,40 @@ def test_when_a_notice_is_over_2000_euc_kr_bytes__then_it_is_refused() -> None:
     NoticeIn(body="가" * 1000)
     with pytest.raises(ValidationError, match="2002 bytes in EUC-KR"):
         NoticeIn(body="가" * 1001)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("severity", 1), ("jurisdictions", "KR-PIPA"), ("title", 5)],
+)
+def test_when_a_value_has_the_wrong_json_type__then_it_is_refused_not_converted(
+    field: str, value: Any
+) -> None:
+    assert problems(IncidentIn, incident(**{field: value}))[0][0] == (field,)
+
+
+def test_when_a_key_flag_is_a_number__then_it_is_refused_not_taken_as_a_boolean() -> None:
+    [(loc, _, _)] = problems(KeyIn, {"name": "k", "scopes": ["admin"], "allow_self_approval": 0})
+    assert loc == ("allow_self_approval",)
+
+
+@pytest.mark.parametrize(
+    "when", [1_764_288_000, "1764288000", "2026-11-28", "2026-11-28 09:00:00+09:00"]
+)
+def test_when_discovered_at_is_not_an_rfc_3339_string__then_it_is_refused(when: Any) -> None:
+    [(loc, _, message)] = problems(IncidentIn, incident(discovered_at=when))
+    assert loc == ("discovered_at",) and "RFC 3339" in message
+
+
+@pytest.mark.parametrize("field", ["title", "contact"])
+def test_when_the_incident_facts_carry_emoji__then_they_are_refused(field: str) -> None:
+    # They fill #{incident_title} and #{contact} in every SMS.
+    [(loc, _, message)] = problems(IncidentIn, incident(**{field: "유출 😀"}))
+    assert loc == (field,) and "(U+1F600)" in message
+
+
+def test_when_text_is_over_its_limit_only_by_spaces_around__then_it_is_still_refused() -> None:
+    assert IncidentIn.model_validate(incident(title=" 유출 ")).title == "유출"
+    [(loc, kind, _)] = problems(IncidentIn, incident(title="x" * 200 + " "))
+    assert (loc, kind) == (("title",), "string_too_long")
+    assert problems(IncidentIn, incident(title="   "))[0][0] == ("title",)

@@ -28,8 +28,8 @@ def test_when_a_korean_mobile_number_is_written_any_usual_way__then_it_becomes_e
     assert normalise(raw) == "+821012345678"
 
 
-def test_when_a_national_number_is_given_another_country_code__then_that_code_is_used() -> None:
-    assert normalise("0412 345 678", default_country_code="61") == "+61412345678"
+def test_when_a_national_number_is_given_another_region__then_that_regions_code_is_used() -> None:
+    assert normalise("0412 345 678", default_region="AU") == "+61412345678"
 
 
 def test_when_a_foreign_international_number_is_given__then_it_keeps_its_own_country_code() -> None:
@@ -37,12 +37,47 @@ def test_when_a_foreign_international_number_is_given__then_it_keeps_its_own_cou
 
 
 @pytest.mark.parametrize(
-    "raw",
-    ["12345", "hello", "", "+", "010-1234-567a", "+0101234567", "+8210", "+8210123456789012"],
+    ("raw", "expected"),
+    [
+        ("001-1-415-555-0123", "+14155550123"),  # 001: a Korean carrier's international prefix
+        ("00700 82 10 1234 5678", "+821012345678"),
+        ("0082 10 1234 5678", "+821012345678"),  # 00: the usual international prefix
+        ("02-123-4567", "+8221234567"),  # a Seoul landline
+        ("+44 20 7946 0958", "+442079460958"),
+    ],
 )
-def test_when_the_text_is_not_a_phone_number__then_invalid_phone_is_raised(raw: str) -> None:
-    with pytest.raises(InvalidPhone, match="not a phone number"):
+def test_when_a_number_is_dialled_with_a_prefix_or_is_a_landline__then_it_becomes_e164(
+    raw: str, expected: str
+) -> None:
+    assert normalise(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("hello", "not a phone number"),
+        ("", "not a phone number"),
+        ("+", "not a phone number"),
+        ("010-1234-567a", "not a phone number"),  # letters are refused, not dropped
+        ("010 1234 5678 ext. 12", "not a phone number"),
+        ("+8210", "too short for a phone number in KR"),
+        ("+1 415 555", "too short for a phone number in US"),
+        ("+8210123456789012", "too long for a phone number in KR"),
+        ("010-1234-5678-9012", "too long for a phone number in KR"),
+        ("12345", "not a valid phone number in KR"),
+        ("010-123", "not a valid phone number in KR"),
+        ("010-5970-0970", "not a valid phone number in KR"),  # 0105 97x is not allocated
+        ("+0101234567", "unknown country calling code"),
+        ("+999 1234567", "unknown country calling code"),
+    ],
+)
+def test_when_the_text_is_not_a_valid_phone_number__then_the_error_says_why(
+    raw: str, reason: str
+) -> None:
+    with pytest.raises(InvalidPhone) as caught:
         normalise(raw)
+    assert str(caught.value).startswith(reason)
+    assert str(caught.value).endswith("expected E.164 like +821012345678 or 010-1234-5678")
 
 
 def test_when_a_number_is_invalid__then_the_error_is_a_value_error() -> None:

@@ -215,12 +215,13 @@ async def test_when_no_route_matches__then_a_404_problem_comes_back(
     assert (await resp.json(content_type=None))["title"] == "Not Found"
 
 
-async def test_when_the_method_is_not_allowed__then_a_405_problem_comes_back(
+async def test_when_the_method_is_not_allowed__then_a_405_problem_names_the_allowed_ones(
     client: TestClient[web.Request, web.Application],
 ) -> None:
     resp = await client.delete("/ok")
     assert resp.status == 405
     assert resp.content_type == "application/problem+json"
+    assert "GET" in resp.headers["Allow"].split(",")  # RFC 9110: a 405 carries Allow
 
 
 async def test_when_a_handler_redirects__then_the_redirect_passes_through(

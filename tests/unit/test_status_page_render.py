@@ -210,3 +210,54 @@ def test_the_not_found_page_is_bilingual_and_names_nothing() -> None:
     assert "페이지를 찾을 수 없습니다" in page
     assert "Page not found" in page
     assert '<html lang="ko">' in page and '<section lang="en"' in page
+
+
+def with_what_to_do(n: dict[str, Any], **by_locale: str) -> dict[str, Any]:
+    """``n`` with the legal item "what you can do" in each given locale's disclosure."""
+    texts = {k: dict(v) for k, v in n["texts"].items()}
+    for locale, text in by_locale.items():
+        texts[locale]["disclosure"] = {"leaked_items": ["이름"], "what_you_can_do": text}
+    return n | {"texts": texts}
+
+
+def _todo(page: str) -> str:
+    return page.split('id="todo-h"')[1].split("</section>")[0]
+
+
+@pytest.mark.parametrize(
+    ("lang", "expected"), [("ko", "비밀번호를 바꿔 주세요."), ("en", "Change your password.")]
+)
+def test_the_legal_item_what_you_can_do_is_what_to_do_in_the_page_language(
+    lang: str, expected: str
+) -> None:
+    first = with_english(notice(1, "이름이 유출되었습니다."), "Names leaked.")
+    first = with_what_to_do(first, ko="비밀번호를 바꿔 주세요.", en="Change your password.")
+    page = render_page(incident(), [notice(2, "조치 중"), first], lang=lang, page_url=PAGE_URL)
+    todo = _todo(page)
+    assert f'<div lang="{lang}" class="act"><p>{expected}</p></div>' in todo
+    assert "조치 중" not in todo and "leaked" not in todo and "유출" not in todo
+    assert "2026" in todo  # names the notice it comes from, by its time
+
+
+def test_when_no_notice_says_what_you_can_do__then_the_latest_notice_is_what_to_do() -> None:
+    page = render_page(
+        incident(), [notice(2, "조치 중"), notice(1, "유출")], lang="ko", page_url=PAGE_URL
+    )
+    assert "<p>조치 중</p>" in _todo(page)
+
+
+def test_what_you_can_do_has_its_variables_filled_and_is_escaped() -> None:
+    first = with_what_to_do(notice(1, "본문"), ko=f"#{{contact}}로 연락 주세요 {HOSTILE}")
+    page = render_page(incident(), [first], lang="ko", page_url=PAGE_URL)
+    todo = _todo(page)
+    assert "고객센터 1599-0000로 연락 주세요" in todo
+    assert "<script" not in page and "&lt;script&gt;" in todo
+
+
+def test_the_status_is_in_the_header_and_what_to_do_comes_first_in_main() -> None:
+    page = render_page(incident(), [notice(1, "본문")], lang="ko", page_url=PAGE_URL)
+    header = page.split("<header>")[1].split("</header>")[0]
+    assert "현재 상태: <strong>조사 중</strong>" in header
+    main = page.split("<main>\n")[1]
+    assert main.startswith('<section class="todo" aria-labelledby="todo-h">')
+    assert main.index("todo-h") < main.index("contact-h") < main.index("timeline-h")

@@ -1,0 +1,418 @@
+"""The pipeline benchmark's figures: derived numbers, the table, the JSON, the chart, RESULT."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import platform
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sampling import MB, ReceiptsRead, Watcher, percentile
+
+ACCEPTED = ("sent", "delivered", "undelivered")  # the provider took the message
+REPORTED = ("delivered", "undelivered")
+RSS_LIMIT_MB = 250
+# The issue's targets for a 2-core machine.
+TIME_TARGETS = ((100_000, 60.0), (1_000_000, 600.0))
+VS_BROKER_TARGET = 1.0
+VS_NAIVE_TARGET = 20.0
+
+
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(
+                (
+                    line.split(":", 1)[1].strip()
+                    for line in cpuinfo
+                    if line.startswith("model name")
+                ),
+                "",
+            )
+    except OSError:
+        pass
+    mem_kb = 0
+    try:
+        with open("/proc/meminfo") as meminfo:
+            mem_kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model or platform.processor(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "loadavg_start": loadavg(),
+    }
+
+
+def _rate(count: float, seconds: float | None) -> float | None:
+    return round(count / seconds, 1) if seconds and seconds > 0 else None
+
+
+def pipeline_results(
+    *,
+    n: int,
+    incident_id: str,
+    notice: dict[str, Any],
+    approved_at: datetime,
+    approved_mono: float,
+    read: ReceiptsRead,
+    watcher: Watcher,
+    bin_s: float,
+) -> dict[str, Any]:
+    progress = notice.get("progress") or {}
+    accepted = len(read.latencies_s)
+    to_last_sent = max(read.last_sent_s.values(), default=None)
+    segmented_s = (
+        (notice["segmented_at"] - approved_at).total_seconds()
+        if notice.get("segmented_at")
+        else None
+    )
+    handled = sum(
+        n for channel, by in read.counts.items() if channel != "none" for n in by.values()
+    )
+    applied = sum(by.get(status, 0) for by in read.counts.values() for status in REPORTED)
+    channels = {}
+    for channel in sorted(read.sent_bins):
+        count = sum(read.counts[channel].get(s, 0) for s in ACCEPTED)
+        window = read.last_sent_s[channel] - read.first_sent_s[channel]
+        channels[channel] = {
+            "accepted": count,
+            "first_s": round(read.first_sent_s[channel], 2),
+            "last_s": round(read.last_sent_s[channel], 2),
+            "recipients_per_s": _rate(count, window),
+        }
+    reports_window = (
+        read.last_applied_s - read.first_applied_s
+        if read.last_applied_s is not None and read.first_applied_s is not None
+        else None
+    )
+    lat = read.latencies_s
+    return {
+        "incident_id": incident_id,
+        "notice_id": notice["_id"],
+        "state": notice.get("state"),
+        "people": n,
+        "recipients_published": progress.get("recipients_published", 0),
+        "deduplicated": progress.get("deduplicated", 0),
+        "skipped": progress.get("skipped_no_phone", 0) + progress.get("skipped_unreachable", 0),
+        "receipts": sum(sum(by.values()) for by in read.counts.values()),
+        "counts": read.counts,
+        "accepted_by_provider": accepted,
+        "e2e_s": round(read.last_write_s, 2),
+        "notice_completed_s": (
+            round((notice["completed_at"] - approved_at).total_seconds(), 2)
+            if notice.get("completed_at")
+            else None
+        ),
+        "to_last_acceptance_s": round(to_last_sent, 2) if to_last_sent is not None else None,
+        "deliveries_per_s": _rate(accepted, to_last_sent),
+        "stages": {
+            "segmenter": {
+                "recipients": progress.get("recipients_published", 0),
+                "seconds": round(segmented_s, 2) if segmented_s is not None else None,
+                "recipients_per_s": _rate(progress.get("recipients_published", 0), segmented_s),
+                "window": "approval to segmented_at (includes the outbox relay's hop)",
+            },
+            "delivery": channels,
+            "reports": {
+                "applied": applied,
+                "first_s": read.first_applied_s and round(read.first_applied_s, 2),
+                "last_s": read.last_applied_s and round(read.last_applied_s, 2),
+                "per_s": _rate(applied, reports_window),
+            },
+            "receipt_writes": {
+                "writes": 2 * handled + applied,
+                "per_s": _rate(2 * handled + applied, read.last_write_s),
+                "how": "delivery's claim and record per person plus receipts' report, "
+                "over approval to the last receipt write",
+            },
+        },
+        "latency_s": {
+            "what": "approval (notice.approved_at) to provider acceptance (receipt.sent_at)",
+            "p50": _round(percentile(lat, 50)),
+            "p95": _round(percentile(lat, 95)),
+            "p99": _round(percentile(lat, 99)),
+            "max": _round(lat[-1] if lat else None),
+        },
+        "peak_rss_mb": {name: round(b / MB, 1) for name, b in sorted(watcher.peaks().items())},
+        "cpu": _cpu(watcher.cpu_used(approved_mono - 1.0), accepted, read.last_write_s),
+        "reports_dropped_by_sandbox": int(watcher.latest().get("sandbox.reports.dropped", 0)),
+        "receipts_read_s": round(read.read_s, 1),
+        "series": _series(read, watcher, approved_mono, bin_s),
+    }
+
+
+def _cpu(used: dict[str, float], people: int, seconds: float) -> dict[str, Any]:
+    """CPU each process spent on the notice: seconds, share of a core, and per person.
+
+    ``people_per_cpu_s`` is how many people one replica could handle per second
+    with a whole core to itself and nothing else in its way: the per-replica
+    rate the scale-out estimate starts from.
+    """
+    out: dict[str, Any] = {}
+    for name, cpu_s in sorted(used.items()):
+        out[name] = {
+            "cpu_s": round(cpu_s, 1),
+            "cores": round(cpu_s / seconds, 2) if seconds > 0 else None,
+            "cpu_ms_per_person": round(1000 * cpu_s / people, 3) if people else None,
+            "people_per_cpu_s": round(people / cpu_s) if cpu_s > 0 else None,
+        }
+    return out
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
+def _series(
+    read: ReceiptsRead, watcher: Watcher, approved_mono: float, bin_s: float
+) -> dict[str, Any]:
+    """Throughput over time (seconds after approval) and memory over time."""
+    last_bin = max(
+        [max(b, default=0) for b in read.sent_bins.values()] + [max(read.applied_bins, default=0)]
+    )
+    bins = list(range(last_bin + 1))
+    samples = watcher.samples
+    segmenter = []
+    for before, after in itertools.pairwise(samples):
+        dt = after.t - before.t
+        delta = after.counters.get("segmenter.published", 0) - before.counters.get(
+            "segmenter.published", 0
+        )
+        segmenter.append([round(after.t - approved_mono, 2), round(delta / dt, 1) if dt else 0])
+    return {
+        "bin_s": bin_s,
+        "t": [round(b * bin_s, 2) for b in bins],
+        "accepted_per_s": {
+            channel: [counts.get(b, 0) / bin_s for b in bins]
+            for channel, counts in read.sent_bins.items()
+        },
+        "reports_applied_per_s": [read.applied_bins.get(b, 0) / bin_s for b in bins],
+        "segmenter_published_per_s": segmenter,
+        "rss_mb": {
+            "t": [round(s.t - approved_mono, 2) for s in samples],
+            **{
+                name: [round(s.rss.get(name, 0) / MB, 1) for s in samples]
+                for name in (samples[0].rss if samples else {})
+            },
+        },
+    }
+
+
+def summarise(results: dict[str, Any]) -> dict[str, Any]:
+    """Ratios and targets; stored in ``results['summary']`` too."""
+    p = results["pipeline"]
+    c = results["ceilings"]
+    rate = p["deliveries_per_s"] or 0.0
+    broker = c["broker"]["msgs_per_s"] or 0.0
+    store = c["store"]["writes_per_s"] or 0.0
+    naive = c["naive"]["recipients_per_s"] or 0.0
+    rss = p["peak_rss_mb"]
+    delivery_rss = max((v for k, v in rss.items() if k.startswith("delivery-")), default=0.0)
+    summary: dict[str, Any] = {
+        "deliveries_per_s": rate,
+        "vs_broker_per_msg": round(rate / broker, 3) if broker else None,
+        "vs_store": round(rate / store, 3) if store else None,
+        "vs_naive": round(rate / naive, 2) if naive else None,
+        "segmenter_peak_rss_mb": rss.get("segmenter"),
+        "delivery_peak_rss_mb": delivery_rss,
+    }
+    n = p["people"]
+    targets = []
+    for target_n, limit_s in TIME_TARGETS:
+        measured = p["e2e_s"] * target_n / n
+        targets.append(
+            {
+                "target": f"{target_n:,} people in < {limit_s:g} s",
+                "measured": round(measured, 1),
+                "how": "measured" if n == target_n else f"projected linearly from N={n:,}",
+                "met": measured < limit_s,
+            }
+        )
+    targets.append(
+        {
+            "target": f"deliveries/s >= {VS_BROKER_TARGET:g} x raw broker rate",
+            "measured": summary["vs_broker_per_msg"],
+            "met": (summary["vs_broker_per_msg"] or 0) >= VS_BROKER_TARGET,
+        }
+    )
+    targets.append(
+        {
+            "target": f"deliveries/s >= {VS_NAIVE_TARGET:g} x naive baseline",
+            "measured": summary["vs_naive"],
+            "met": (summary["vs_naive"] or 0) >= VS_NAIVE_TARGET,
+        }
+    )
+    for name, value in (
+        ("segmenter", summary["segmenter_peak_rss_mb"]),
+        ("delivery", delivery_rss),
+    ):
+        targets.append(
+            {
+                "target": f"{name} peak RSS < {RSS_LIMIT_MB} MB",
+                "measured": value,
+                "how": f"at N={n:,}",
+                "met": value is not None and value < RSS_LIMIT_MB,
+            }
+        )
+    summary["targets"] = targets
+    results["summary"] = summary
+    return summary
+
+
+def result_line(summary: dict[str, Any]) -> str:
+    def fmt(x: Any) -> str:
+        return "nan" if x is None else str(x)
+
+    return (
+        f"RESULT deliveries_per_s={fmt(summary['deliveries_per_s'])} "
+        f"vs_broker_per_msg={fmt(summary['vs_broker_per_msg'])} "
+        f"vs_store={fmt(summary['vs_store'])} "
+        f"vs_naive={fmt(summary['vs_naive'])} "
+        f"segmenter_peak_rss_mb={fmt(summary['segmenter_peak_rss_mb'])}"
+    )
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def _num(x: float | None, digits: int = 0) -> str:
+    return "-" if x is None else f"{x:,.{digits}f}"
+
+
+def table(results: dict[str, Any]) -> str:
+    m, cfg, seed = results["machine"], results["config"], results["seed"]
+    p, c, s = results["pipeline"], results["ceilings"], results["summary"]
+    st = p["stages"]
+    lat = p["latency_s"]
+    rate = p["deliveries_per_s"]
+    lines = [
+        "",
+        f"Alimi pipeline benchmark: N={cfg['n']:,}, sandbox {cfg['sandbox_latency_ms']:g} ms "
+        "per call, no rate limit",
+        f"machine: {m['nproc']} x {m['cpu_model']}, {m['memory_gib']} GiB; load average "
+        f"{m['loadavg_start'][0]} at start, {m.get('loadavg_end', ['?'])[0]} at end",
+        f"seeded {seed['subjects']:,} people in {seed['seconds']} s ({seed['how']})",
+        "",
+        f"{'end to end: approval -> last receipt write':<48}{_num(p['e2e_s'], 1):>12} s",
+        f"{'approval -> last provider acceptance':<48}{_num(p['to_last_acceptance_s'], 1):>12} s",
+        f"{'deliveries/s (accepted / that time)':<48}{_num(rate):>12}",
+        f"{'approval -> notice marked completed':<48}{_num(p['notice_completed_s'], 1):>12} s",
+        f"{'receipts':<48}{p['receipts']:>12,}  {json.dumps(p['counts'])}",
+        "",
+        f"{'stage':<48}{'per s':>12}",
+        f"{'  segmenter: recipients published':<48}{_num(st['segmenter']['recipients_per_s']):>12}",
+    ]
+    for channel, d in st["delivery"].items():
+        lines.append(
+            f"{'  delivery ' + channel + ': recipients accepted':<48}"
+            f"{_num(d['recipients_per_s']):>12}"
+        )
+    lines += [
+        f"{'  receipts: delivery reports applied':<48}{_num(st['reports']['per_s']):>12}",
+        f"{'  receipt writes, all services':<48}{_num(st['receipt_writes']['per_s']):>12}",
+        "",
+        f"{'approval -> acceptance p50 / p95 / p99':<48}"
+        f"{_num(lat['p50'], 2)} / {_num(lat['p95'], 2)} / {_num(lat['p99'], 2)} s",
+        "peak RSS MB: " + ", ".join(f"{k} {v:g}" for k, v in p["peak_rss_mb"].items()),
+        "CPU ms per person: "
+        + ", ".join(
+            f"{k} {v['cpu_ms_per_person']:g}"
+            for k, v in p["cpu"].items()
+            if v["cpu_ms_per_person"] is not None
+        ),
+        "",
+        f"{'ceiling':<48}{'per s':>12}{'Alimi x':>10}",
+        f"{'  broker: 1 persistent msg per recipient':<48}"
+        f"{_num(c['broker']['msgs_per_s']):>12}{_num(s['vs_broker_per_msg'], 2):>10}",
+        f"{'  store: bulk receipt upserts':<48}"
+        f"{_num(c['store']['writes_per_s']):>12}{_num(s['vs_store'], 2):>10}",
+        f"{'  naive: one call + one insert per person':<48}"
+        f"{_num(c['naive']['recipients_per_s'], 1):>12}{_num(s['vs_naive'], 1):>10}",
+        "",
+        "targets",
+    ]
+    for t in s["targets"]:
+        how = f" ({t['how']})" if t.get("how") else ""
+        lines.append(
+            f"  [{'met' if t['met'] else 'NOT met':>7}] {t['target']}: {t['measured']}{how}"
+        )
+    return "\n".join(lines)
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p = results["pipeline"]
+    series = p["series"]
+    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(10, 12))
+    cfg, m = results["config"], results["machine"]
+    fig.suptitle(
+        f"Alimi: one notice to {cfg['n']:,} people ({m['nproc']} x {m['cpu_model']}); "
+        f"{p['deliveries_per_s'] or 0:,.0f} deliveries/s"
+    )
+    t = series["t"]
+    for channel, values in series["accepted_per_s"].items():
+        ax1.plot(t, values, label=f"delivery {channel}: accepted by the provider")
+    ax1.plot(t, series["reports_applied_per_s"], label="receipts: delivery reports applied")
+    seg = series["segmenter_published_per_s"]
+    if seg:
+        ax1.plot([x for x, _ in seg], [y for _, y in seg], label="segmenter: published", alpha=0.7)
+    c = results["ceilings"]
+    if c["broker"]["msgs_per_s"]:
+        ax1.axhline(c["broker"]["msgs_per_s"], ls="--", c="grey", lw=1)
+        ax1.annotate("raw broker, 1 msg per recipient", (0, c["broker"]["msgs_per_s"]), fontsize=8)
+    if c["store"]["writes_per_s"]:
+        ax1.axhline(c["store"]["writes_per_s"], ls=":", c="grey", lw=1)
+        ax1.annotate("raw store, receipt upserts", (0, c["store"]["writes_per_s"]), fontsize=8)
+    ax1.set_xlabel("seconds after approval")
+    ax1.set_ylabel("people per second")
+    ax1.set_title("throughput over time")
+    ax1.set_xlim(left=0)
+    ax1.legend(fontsize=8, loc="upper right")
+
+    _latency_panel(ax2, results)
+
+    rss = series["rss_mb"]
+    for name, values in rss.items():
+        if name not in ("t", "mongo"):  # the database's own memory is in the JSON
+            ax3.plot(rss["t"], values, label=name)
+    ax3.axhline(RSS_LIMIT_MB, ls="--", c="red", lw=1)
+    ax3.set_xlabel("seconds after approval")
+    ax3.set_ylabel("RSS (MB)")
+    mongo = p["peak_rss_mb"].get("mongo")
+    ax3.set_title(
+        "resident memory per Alimi process"
+        + (f" (MongoDB-wire server's peak: {mongo:,.0f} MB)" if mongo else "")
+    )
+    ax3.legend(fontsize=8, ncol=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _latency_panel(ax: Any, results: dict[str, Any]) -> None:
+    lat = results["pipeline"]["latency_s"]
+    names = ["p50", "p95", "p99", "max"]
+    values = [lat[k] or 0 for k in names]
+    bars = ax.barh(names, values, color=["#4c72b0", "#dd8452", "#c44e52", "#8c8c8c"])
+    for bar, value in zip(bars, values, strict=True):
+        ax.annotate(f"{value:,.2f} s", (value, bar.get_y() + bar.get_height() / 2), va="center")
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds from approval to provider acceptance")
+    ax.set_title("latency per person, approval to acceptance")

@@ -1,0 +1,1 @@
+"""``alimi``: the operators' command-line tool for the intake API (see README.md here)."""

@@ -1,0 +1,5 @@
+import sys
+
+from alimi_cli.main import main
+
+sys.exit(main())
