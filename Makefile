@@ -44,6 +44,10 @@ run: install rabbitmq ## start the whole system locally (SecantusDB unless MONGO
 test: install rabbitmq prometheus chromium ## run the whole test suite (unit, integration, end-to-end)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+.PHONY: chaos
+chaos: install rabbitmq ## the chaos suite: kill -9, broker and MongoDB faults, provider faults
+	$(PY) -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
+
 .PHONY: bench-import
 bench-import: install rabbitmq ## import a generated CSV (ROWS=1000000) into a real intake: rows/s, peak RSS
 	$(PY) bench/import_subjects.py --rows $(ROWS)

@@ -147,7 +147,11 @@ def pipeline_results(
         },
         "peak_rss_mb": {name: round(b / MB, 1) for name, b in sorted(watcher.peaks().items())},
         "cpu": _cpu(watcher.cpu_used(approved_mono - 1.0), accepted, read.last_write_s),
-        "reports_dropped_by_sandbox": int(watcher.latest().get("sandbox.reports.dropped", 0)),
+        "reports": {
+            "ahead_of_their_receipt": int(watcher.latest().get("receipts.not_ready", 0)),
+            "retried_by_sandbox": int(watcher.latest().get("sandbox.reports.retried", 0)),
+            "dropped_by_sandbox": int(watcher.latest().get("sandbox.reports.dropped", 0)),
+        },
         "receipts_read_s": round(read.read_s, 1),
         "series": _series(read, watcher, approved_mono, bin_s),
     }

@@ -182,14 +182,17 @@ class Watcher:
                         found, "alimi_deliveries_total", outcome=outcome
                     )
         receipts = parse_metrics(
-            texts.get("receipts", ""), ("alimi_receipts_status_changes_total",)
+            texts.get("receipts", ""),
+            ("alimi_receipts_status_changes_total", "alimi_reports_total"),
         )
         counters["receipts.applied"] = total(receipts, "alimi_receipts_status_changes_total")
+        # reports that arrived before their receipt said sent: answered 503, sent again
+        counters["receipts.not_ready"] = total(receipts, "alimi_reports_total", outcome="not_ready")
         if self.report_stats_url:
             try:
                 async with http.get(self.report_stats_url) as resp:
                     stats = await resp.json()
-                for key in ("sent", "dropped", "failed", "pending", "in_flight_batches"):
+                for key in ("sent", "retried", "dropped", "failed", "pending", "in_flight_batches"):
                     counters[f"sandbox.reports.{key}"] = float(stats.get(key, 0))
             except (aiohttp.ClientError, TimeoutError, ValueError):
                 pass

@@ -8,10 +8,12 @@ claimed by a live worker or final the upsert collides on ``_id`` (duplicate
 key) and that person is not sent to again. One unordered bulk write per batch,
 and a second one, for the people who collided, that takes over stale claims.
 
-Every filter here is ``_id`` plus plain fields, never a top-level ``$or``: a
-query planner may serve ``{_id, $or}`` with a collection scan (SecantusDB,
-the MongoDB-wire server of development and tests, does, per operation), which
-made each batch cost a pass over every receipt.
+Every write filter here is ``_id`` plus plain fields, never a top-level
+``$or``, and every read asks for ``_id`` alone and sorts the answer here: a
+query planner may serve ``{_id, $or}``, or ``{_id: {$in}}`` beside another
+field, with a collection scan (SecantusDB, the MongoDB-wire server of
+development and tests, does), which made each batch cost a pass over every
+receipt of the notice.
 
 Before a stale claim or an attempt that ended in doubt (a timeout: the
 provider may have taken the message) is sent again, the provider is asked
@@ -53,8 +55,7 @@ async def in_doubt(store: Store, batch: DeliveryBatch, lease_s: float) -> list[s
     wanted = [ids.receipt_id(batch.notice_id, r.subject_id) for r in batch.recipients]
     cutoff = _now() - timedelta(seconds=lease_s)
     found = store.receipts.find(
-        {"_id": {"$in": wanted}, "status": {"$in": [RETRYING, states.CLAIMED]}},
-        {"status": 1, "in_doubt": 1, "claimed_at": 1},
+        {"_id": {"$in": wanted}}, {"status": 1, "in_doubt": 1, "claimed_at": 1}
     )
     return [
         doc["_id"]
@@ -188,8 +189,8 @@ async def held(store: Store, notice_id: str, subject_ids: Sequence[str]) -> set[
     if not subject_ids:
         return set()
     by_id = {ids.receipt_id(notice_id, s): s for s in subject_ids}
-    found = store.receipts.find({"_id": {"$in": list(by_id)}, "status": states.CLAIMED}, {"_id": 1})
-    return {by_id[doc["_id"]] async for doc in found}
+    found = store.receipts.find({"_id": {"$in": list(by_id)}}, {"status": 1})
+    return {by_id[doc["_id"]] async for doc in found if doc.get("status") == states.CLAIMED}
 
 
 async def handed_over(
@@ -204,11 +205,12 @@ async def handed_over(
     by_id = {ids.receipt_id(notice_id, r.subject_id): r for r in recipients}
     if not by_id:
         return []
-    found = store.receipts.find(
-        {"_id": {"$in": list(by_id)}, "status": states.FELL_BACK, "fallback_to": to_channel},
-        {"_id": 1},
-    )
-    return [by_id[doc["_id"]] async for doc in found]
+    found = store.receipts.find({"_id": {"$in": list(by_id)}}, {"status": 1, "fallback_to": 1})
+    return [
+        by_id[doc["_id"]]
+        async for doc in found
+        if doc.get("status") == states.FELL_BACK and doc.get("fallback_to") == to_channel
+    ]
 
 
 async def record(

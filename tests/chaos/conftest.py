@@ -1,0 +1,72 @@
+"""Fixtures of the chaos tests: a whole stack per test, started with the test's settings.
+
+Each test builds its stack with :func:`start_stack` (settings as environment
+variables, which every process gets), in the test's own namespace and
+database; the processes are stopped and the namespace's queues deleted
+afterwards, whatever the test did to them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import aiohttp
+import pytest
+from harness import BASE_ENV, StartStack, delete_namespace
+
+from alimi.devstack import Stack, StackError
+
+
+@pytest.fixture
+def start_stack(
+    tmp_path: Path, mongo_url: str, amqp_url: str, namespace: str
+) -> Iterator[StartStack]:
+    """``start_stack(env, own_mongo=False, mongo_app_name=None)`` -> a running Stack.
+
+    ``own_mongo``: the stack starts its own SecantusDB (it can then be
+    restarted). ``mongo_app_name``: the services connect with this
+    ``appName``, so a fail point can be aimed at them alone.
+    """
+    started: list[Stack] = []
+
+    def start(
+        env: dict[str, str] | None = None,
+        *,
+        own_mongo: bool = False,
+        mongo_app_name: str | None = None,
+    ) -> Stack:
+        stack = Stack(
+            workdir=tmp_path / "stack",
+            namespace=namespace,
+            amqp_url=amqp_url,
+            mongo_url=None if own_mongo else mongo_url,
+            mongo_db=namespace,
+            extra_env={**BASE_ENV, **(env or {})},
+        )
+        started.append(stack)
+        try:
+            stack.check_rabbitmq()
+            url = stack.start_mongo() if own_mongo else mongo_url
+            if mongo_app_name:
+                separator = "&" if "?" in url else "?"
+                stack.mongo_url = f"{url}{separator}appName={mongo_app_name}"
+            # start_all() runs its own event loop (to seed the API keys): off this one.
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(stack.start_all).result()
+        except StackError as exc:
+            pytest.fail(f"stack did not start: {exc}; logs in {stack.workdir}", pytrace=False)
+        return stack
+
+    yield start
+    for stack in started:
+        stack.stop_all()
+    asyncio.run(delete_namespace(amqp_url, namespace))
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
