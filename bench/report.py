@@ -234,13 +234,19 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     }
     n = p["people"]
     targets = []
+    complete = p.get("complete", True)
     for target_n, limit_s in TIME_TARGETS:
-        measured = p["e2e_s"] * target_n / n
+        if complete:
+            measured = p["e2e_s"] * target_n / n
+            how = "measured" if n == target_n else f"projected linearly from N={n:,}"
+        else:  # the run was cut short: at best its delivery rate
+            measured = target_n / rate if rate else float("inf")
+            how = f"projected from the deliveries/s of a run cut short at N={n:,}"
         targets.append(
             {
                 "target": f"{target_n:,} people in < {limit_s:g} s",
                 "measured": round(measured, 1),
-                "how": "measured" if n == target_n else f"projected linearly from N={n:,}",
+                "how": how,
                 "met": measured < limit_s,
             }
         )
@@ -309,6 +315,11 @@ def table(results: dict[str, Any]) -> str:
         f"machine: {m['nproc']} x {m['cpu_model']}, {m['memory_gib']} GiB; load average "
         f"{m['loadavg_start'][0]} at start, {m.get('loadavg_end', ['?'])[0]} at end",
         f"seeded {seed['subjects']:,} people in {seed['seconds']} s ({seed['how']})",
+        ""
+        if p.get("complete", True)
+        else f"INCOMPLETE: stopped after {p['timeout_s']:.0f} s with "
+        f"{p['accepted_by_provider']:,} of {p['people']:,} people accepted; "
+        "the figures below are for what was done",
         "",
         f"{'end to end: approval -> last receipt write':<48}{_num(p['e2e_s'], 1):>12} s",
         f"{'approval -> last provider acceptance':<48}{_num(p['to_last_acceptance_s'], 1):>12} s",
