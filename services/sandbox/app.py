@@ -38,6 +38,7 @@ def init_app(config: SandboxConfig) -> web.Application:
         secret=config.report_secret,
         delay_ms=config.report_delay_ms,
         retry_delays=config.report_retry_delays,
+        timeout=config.report_timeout_s,
     )
     app = web.Application()
     app[CONFIG] = config

@@ -57,6 +57,10 @@ class SandboxConfig:
     report_secret: str = "sandbox-report-secret"
     report_delay_ms: float = 200.0
     report_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+    # How long one report POST may take before it is sent again. Applying 1,000
+    # reports on a slow store takes seconds; too short a timeout makes the same
+    # reports arrive again while the first copy is still being applied.
+    report_timeout_s: float = 30.0
 
     @property
     def kakao_app_key_or_default(self) -> str:
@@ -114,6 +118,9 @@ class SandboxConfig:
             report_delay_ms=reader.get(
                 "SANDBOX_REPORT_DELAY_MS", _delay_ms, defaults.report_delay_ms
             ),
+            report_timeout_s=reader.get(
+                "SANDBOX_REPORT_TIMEOUT_S", _timeout_s, defaults.report_timeout_s
+            ),
         )
 
 
@@ -129,6 +136,13 @@ class _EnvReader:
             return parse(raw)
         except ValueError as error:
             raise ConfigError(f"{variable} {error} (got {raw!r})") from None
+
+
+def _timeout_s(raw: str) -> float:
+    value = _number(raw)
+    if not 0 < value <= 600:  # also rejects nan and inf
+        raise ValueError("must be a number of seconds above 0 and at most 600")
+    return value
 
 
 def _integer(raw: str) -> int:

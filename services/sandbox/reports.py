@@ -97,7 +97,7 @@ class Reporter:
         delay_ms: float,
         retry_delays: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 8.0),
         concurrency: int = 4,
-        timeout: float = 10.0,
+        timeout: float = 30.0,
     ) -> None:
         self._urls = {channel: url for channel, url in urls.items() if url}
         self._secret = secret

@@ -39,6 +39,6 @@ async def test_when_the_process_starts__then_it_indexes_receipts_and_reports_rea
             async with http.post(f"{api}/v1/reports/sms", data=b"{}") as resp:
                 assert resp.status == 401
         indexes = await store.receipts.index_information()
-        assert {"notice_status", "provider_message_id"} <= set(indexes)
+        assert {"notice_status"} <= set(indexes)
     finally:
         await process.stop()

@@ -107,6 +107,7 @@ def test_when_provider_variables_are_set__then_kakao_slack_and_reports_use_them(
             "SANDBOX_SMS_REPORT_URL": "http://127.0.0.1:8081/v1/reports/sms",
             "SANDBOX_REPORT_SECRET": "s",
             "SANDBOX_REPORT_DELAY_MS": "0",
+            "SANDBOX_REPORT_TIMEOUT_S": "2.5",
         }
     )
     assert config.kakao_sender_key == "key"
@@ -118,6 +119,7 @@ def test_when_provider_variables_are_set__then_kakao_slack_and_reports_use_them(
     assert config.sms_report_url == "http://127.0.0.1:8081/v1/reports/sms"
     assert config.kakao_report_url is None
     assert (config.report_secret, config.report_delay_ms) == ("s", 0)
+    assert config.report_timeout_s == 2.5
     assert config.kakao_app_key_or_default == config.app_key
 
 
@@ -132,6 +134,9 @@ def test_when_provider_variables_are_set__then_kakao_slack_and_reports_use_them(
         ("SANDBOX_KAKAO_REPORT_URL", "ftp://x/y"),
         ("SANDBOX_REPORT_DELAY_MS", "soon"),
         ("SANDBOX_REPORT_DELAY_MS", "-1"),
+        ("SANDBOX_REPORT_TIMEOUT_S", "0"),
+        ("SANDBOX_REPORT_TIMEOUT_S", "nan"),
+        ("SANDBOX_REPORT_TIMEOUT_S", "601"),
     ],
 )
 def test_when_a_provider_value_is_invalid__then_the_error_names_the_variable(
