@@ -1,14 +1,15 @@
 """Receipt writes of the delivery service: claim before send, record after, in bulk.
 
 A receipt's ``_id`` is ``{notice_id}:{subject_id}``. Claiming first inserts
-the receipts of the batch, already ``claimed`` (one unordered ``insert_many``:
-on a first attempt nobody has a receipt, and an insert costs the database a
-fifth of an upsert). Only the people whose insert collided on ``_id`` go on to
-the conditional upserts, whose filters match a ``retrying`` receipt, (for the
-channel a person falls back to) a ``fell_back`` one, or a ``claimed`` one
-whose claim is older than the lease (its worker died): for a receipt that is
-claimed by a live worker or final the upsert collides again (duplicate key)
-and that person is not sent to again.
+the receipts of the batch, already ``claimed`` (:func:`claim_new`, one
+unordered ``insert_many``: on a first attempt nobody has a receipt, and an
+insert costs the database a fifth of an upsert). Only the people whose insert
+collided on ``_id`` go on (:func:`claim_existing`) to the conditional upserts,
+whose filters match a ``retrying`` receipt, (for the channel a person falls
+back to) a ``fell_back`` one, or a ``claimed`` one whose claim is older than
+the lease (its worker died): for a receipt that is claimed by a live worker or
+final the upsert collides again (duplicate key) and that person is not sent
+to again. A first attempt costs one write per person and no read.
 
 Every write filter here is ``_id`` plus plain fields, never a top-level
 ``$or``, and every read asks for ``_id`` alone and sorts the answer here: a
@@ -18,10 +19,11 @@ development and tests, does), which made each batch cost a pass over every
 receipt of the notice.
 
 Before a stale claim or an attempt that ended in doubt (a timeout: the
-provider may have taken the message) is sent again, the provider is asked
-whether it has a message with the receipt's id (:func:`in_doubt`, then
-:func:`found_at_provider`): effectively once to the person, even when the
-broker delivers a batch twice and a worker dies at the worst moment.
+provider may have taken the message) is claimed again, the provider is asked
+whether it has a message with the receipt's id (:func:`in_doubt` over the
+people who already had a receipt, then :func:`found_at_provider`):
+effectively once to the person, even when the broker delivers a batch twice
+and a worker dies at the worst moment.
 """
 
 from __future__ import annotations
@@ -51,10 +53,14 @@ def _stale(now: datetime, lease_s: float) -> dict[str, Any]:
     return {"status": states.CLAIMED, "claimed_at": {"$lt": now - timedelta(seconds=lease_s)}}
 
 
-async def in_doubt(store: Store, batch: DeliveryBatch, lease_s: float) -> list[str]:
-    """Receipt ids of the batch whose last attempt may have reached the provider:
+async def in_doubt(
+    store: Store, notice_id: str, recipients: Iterable[Recipient], lease_s: float
+) -> list[str]:
+    """Receipt ids of ``recipients`` whose last attempt may have reached the provider:
     ``retrying`` with ``in_doubt``, or ``claimed`` longer ago than the lease."""
-    wanted = [ids.receipt_id(batch.notice_id, r.subject_id) for r in batch.recipients]
+    wanted = [ids.receipt_id(notice_id, r.subject_id) for r in recipients]
+    if not wanted:
+        return []
     cutoff = _now() - timedelta(seconds=lease_s)
     found = store.receipts.find(
         {"_id": {"$in": wanted}}, {"status": 1, "in_doubt": 1, "claimed_at": 1}
@@ -103,26 +109,36 @@ async def found_at_provider(
         await store.receipts.bulk_write(ops, ordered=False)
 
 
-async def claim(
-    store: Store, batch: DeliveryBatch, provider: str, *, lease_s: float
-) -> list[Recipient]:
-    """Claim every recipient not yet handled; return those this worker now owns.
+async def claim_new(store: Store, batch: DeliveryBatch, provider: str) -> list[Recipient]:
+    """Insert a claimed receipt for everyone in the batch; return those who already had
+    one (their insert collided on ``_id``): on a first attempt, nobody."""
+    people = list(batch.recipients)
+    collided = await _claim(store, batch, people, None, provider, _now())
+    return [people[i] for i in sorted(collided)]
 
-    First a claimed receipt is inserted for everyone (new people); then, only
-    for those that collided, the claimable receipts are taken (one upsert
-    each); then, only for those that collided again, the claims older than
-    the lease (taken over, the same upsert with the stale claim as its
-    filter). A receipt that matches none collides each time: someone else
-    holds it, or it is final.
+
+async def claim_existing(
+    store: Store,
+    batch: DeliveryBatch,
+    people: Sequence[Recipient],
+    provider: str,
+    *,
+    lease_s: float,
+) -> list[Recipient]:
+    """Of ``people``, who have a receipt, claim those whose receipt is claimable; return
+    those this worker now owns.
+
+    First the claimable receipts (one upsert each); then, only for those that
+    collided, the claims older than the lease (taken over, the same upsert
+    with the stale claim as its filter). A receipt that matches neither
+    collides each time: someone else holds it, or it is final.
     """
     now = _now()
     claimable = [RETRYING, states.HALTED]  # halted: the notice was resumed
     if batch.channel in FALLBACK_TARGETS:
         claimable.append(states.FELL_BACK)
-    people = list(batch.recipients)
     positions = list(range(len(people)))
-    # None: insert; then upserts whose filter is the receipt's _id and the condition
-    for condition in (None, {"status": {"$in": claimable}}, _stale(now, lease_s)):
+    for condition in ({"status": {"$in": claimable}}, _stale(now, lease_s)):
         if not positions:
             break
         still = await _claim(store, batch, [people[i] for i in positions], condition, provider, now)

@@ -149,8 +149,7 @@ class ChannelDelivery:
         notice = await self.messages.get(batch.notice_id)
         if notice is None:
             raise Unprocessable(f"notice {batch.notice_id} does not exist")
-        await self.settle_in_doubt(batch)
-        claimed = await receipts.claim(self.store, batch, self.provider, lease_s=self.claim_lease_s)
+        claimed = await self.claim(batch)
         if len(claimed) < len(batch.recipients):
             await self.already_handled(batch, claimed)
         if not claimed:
@@ -212,9 +211,26 @@ class ChannelDelivery:
         )
         return results
 
-    async def settle_in_doubt(self, batch: DeliveryBatch) -> None:
-        """Ask the provider about receipts whose last attempt may have reached it."""
-        doubtful = await receipts.in_doubt(self.store, batch, self.claim_lease_s)
+    async def claim(self, batch: DeliveryBatch) -> list[Recipient]:
+        """The people of the batch this worker now owns, in the batch's order.
+
+        The new ones are claimed with one insert; only for those who already
+        had a receipt is the provider asked about attempts in doubt, before
+        their receipts are claimed if they still may be.
+        """
+        existing = await receipts.claim_new(self.store, batch, self.provider)
+        if not existing:
+            return list(batch.recipients)
+        await self.settle_in_doubt(batch, existing)
+        taken = await receipts.claim_existing(
+            self.store, batch, existing, self.provider, lease_s=self.claim_lease_s
+        )
+        lost = {r.subject_id for r in existing} - {r.subject_id for r in taken}
+        return [r for r in batch.recipients if r.subject_id not in lost]
+
+    async def settle_in_doubt(self, batch: DeliveryBatch, people: Sequence[Recipient]) -> None:
+        """Ask the provider about ``people``'s receipts whose last attempt may have reached it."""
+        doubtful = await receipts.in_doubt(self.store, batch.notice_id, people, self.claim_lease_s)
         if not doubtful:
             return
         limit = asyncio.Semaphore(16)

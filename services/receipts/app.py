@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -33,7 +34,9 @@ def init_app(settings: ReceiptsSettings) -> web.Application:
         except BaseException:
             await store.close()
             raise
-        app[CONTEXT] = Context(settings=settings, store=store)
+        app[CONTEXT] = Context(
+            settings=settings, store=store, turns=asyncio.Semaphore(settings.apply_concurrency)
+        )
         yield
         await store.close()
 

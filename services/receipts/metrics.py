@@ -12,12 +12,13 @@ UNKNOWN = "unknown"
 NOT_READY = "not_ready"
 REJECTED_SIGNATURE = "rejected_signature"
 INVALID = "invalid"
-OUTCOMES = (ACCEPTED, DUPLICATE, UNKNOWN, NOT_READY, REJECTED_SIGNATURE, INVALID)
+BUSY = "busy"  # turned away (503) after waiting for a turn to be applied
+OUTCOMES = (ACCEPTED, DUPLICATE, UNKNOWN, NOT_READY, REJECTED_SIGNATURE, INVALID, BUSY)
 
 REPORTS = Counter(
     "alimi_reports_total",
     "Delivery reports received, by outcome (a refused request counts once: rejected_signature,"
-    " invalid)",
+    " invalid, busy)",
     ["channel", "outcome"],
 )
 STATUS_CHANGES = Counter(

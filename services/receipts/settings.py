@@ -18,3 +18,16 @@ class ReceiptsSettings(BaseSettings):
         300, ge=1, le=3600, description="how far a report's timestamp may be from our clock"
     )
     max_body_mb: int = Field(4, ge=1, le=64)
+    apply_concurrency: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="report requests applied at once; the others wait for a turn",
+    )
+    apply_wait_s: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="how long a report request waits for its turn before it is answered 503"
+        " with Retry-After (the provider sends it again later)",
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
@@ -45,16 +46,29 @@ async def receive_reports(request: web.Request) -> web.Response:
     except ValidationError as exc:
         metrics.REPORTS.labels(channel, metrics.INVALID).inc()
         raise problems.from_validation_error(exc) from None
-    outcomes = await service.apply_reports(ctx.store, channel=channel, reports=batch.reports)
+    try:
+        async with asyncio.timeout(ctx.settings.apply_wait_s):
+            await ctx.turns.acquire()
+    except TimeoutError:
+        metrics.REPORTS.labels(channel, metrics.BUSY).inc()
+        return _retry_later(
+            503,
+            "Busy",
+            f"{ctx.settings.apply_concurrency} report requests are being applied and this one"
+            f" waited {ctx.settings.apply_wait_s:g} s for its turn; nothing was applied;"
+            " send the request again later",
+        )
+    try:
+        outcomes = await service.apply_reports(ctx.store, channel=channel, reports=batch.reports)
+    finally:
+        ctx.turns.release()
     if outcomes.not_ready:
-        answer = problems.response(
+        return _retry_later(
             503,
             "Receipts not ready",
             f"{outcomes.not_ready} of {len(batch.reports)} reports are for receipts not yet"
             " recorded as sent; the others were applied; send the request again later",
         )
-        answer.headers["Retry-After"] = str(RETRY_AFTER_S)
-        return answer
     return web.json_response(
         {
             "accepted": outcomes.accepted,
@@ -62,3 +76,9 @@ async def receive_reports(request: web.Request) -> web.Response:
             "duplicates": outcomes.duplicates,
         }
     )
+
+
+def _retry_later(status: int, title: str, detail: str) -> web.Response:
+    answer = problems.response(status, title, detail)
+    answer.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return answer

@@ -56,7 +56,7 @@ class SandboxConfig:
     kakao_report_url: str | None = None
     report_secret: str = "sandbox-report-secret"
     report_delay_ms: float = 200.0
-    report_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+    report_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 60.0, 60.0)
     # How long one report POST may take before it is sent again. Applying 1,000
     # reports on a slow store takes seconds; too short a timeout makes the same
     # reports arrive again while the first copy is still being applied.

@@ -95,7 +95,7 @@ class Reporter:
         urls: Mapping[Channel, str | None],
         secret: str,
         delay_ms: float,
-        retry_delays: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 8.0),
+        retry_delays: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 60.0, 60.0),
         concurrency: int = 4,
         timeout: float = 30.0,
     ) -> None:

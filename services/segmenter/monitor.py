@@ -2,7 +2,8 @@
 
 * ``alimi_notices{state}``: notices per state.
 * Per active incident (its first notice segmenting or sending): seconds left
-  to its legal deadline, its audience, how many of them are final, and the
+  to its legal deadline, its audience, how many of them are final (as the
+  progress tracker last counted them: ``progress.final_receipts``), and the
   share. These are the one place a label carries an id: the series exist only
   while an incident is being notified and are removed after, so their number
   is bounded by the incidents in progress (a handful), not by history.
@@ -93,7 +94,7 @@ class Monitor:
 
     async def _incidents_in_progress(self, now: datetime) -> None:
         audience: dict[str, int] = {}
-        notice_ids: dict[str, list[str]] = {}
+        final: dict[str, int] = {}
         # The legal deadline is for the first notice; later updates have none.
         async for notice in self.store.notices.find(
             {"state": {"$in": list(ACTIVE)}, "seq": 1}, {"incident_id": 1, "progress": 1}
@@ -104,26 +105,22 @@ class Monitor:
                 for k in ("recipients_published", "skipped_no_phone", "skipped_unreachable")
             )
             audience[notice["incident_id"]] = audience.get(notice["incident_id"], 0) + size
-            notice_ids.setdefault(notice["incident_id"], []).append(notice["_id"])
-        for incident_id, notices in notice_ids.items():
+            final[notice["incident_id"]] = final.get(notice["incident_id"], 0) + progress.get(
+                "final_receipts", 0
+            )
+        for incident_id in audience:
             incident = await self.store.incidents.find_one(
                 {"_id": incident_id}, {"discovered_at": 1, "deadline": 1}
             )
             if incident is None:
                 continue
-            final = await self.store.receipts.count_documents(
-                {
-                    "notice_id": {"$in": notices},
-                    "status": {"$in": sorted(states.FINAL_RECEIPT_STATES)},
-                }
-            )
-            size = audience[incident_id]
+            size, done = audience[incident_id], final[incident_id]
             DEADLINE_LEFT.labels(incident_id).set((deadline(incident) - now).total_seconds())
             AUDIENCE.labels(incident_id).set(size)
-            NOTIFIED.labels(incident_id).set(final)
-            NOTIFIED_RATIO.labels(incident_id).set(final / size if size else 0.0)
-        self._forget(self._incidents - set(notice_ids))
-        self._incidents = set(notice_ids)
+            NOTIFIED.labels(incident_id).set(done)
+            NOTIFIED_RATIO.labels(incident_id).set(done / size if size else 0.0)
+        self._forget(self._incidents - set(audience))
+        self._incidents = set(audience)
 
     def _forget(self, incidents: Iterable[str]) -> None:
         for incident_id in incidents:
@@ -154,5 +151,4 @@ async def run(monitor: Monitor, interval_s: float) -> None:
             raise
         except Exception:
             log.exception("monitor check failed; will retry")
-        # It counts receipts too: as long as a large notice makes that, wait longer.
         await asyncio.sleep(pause(interval_s, time.monotonic() - began))

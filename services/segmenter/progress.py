@@ -4,7 +4,9 @@ The truth is in the receipts, not in counters that a crash could skew: for
 each notice in ``sending`` the tracker counts final receipts and compares
 them with what the segmenter resolved. Crossing 25, 50 or 75 percent is
 announced to staff once; so is completion, after which the notice is marked
-``completed``.
+``completed``. The count is kept on the notice (``progress.final_receipts``)
+for the system gauges (``monitor.py``), so receipts are counted once per
+check, not once per reader.
 """
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ async def check_progress(store: Store, bus: Bus) -> int:
             {"notice_id": notice["_id"], "status": {"$in": sorted(states.FINAL_RECEIPT_STATES)}}
         )
         ids = {"notice_id": notice["_id"], "incident_id": notice["incident_id"]}
+        if final != notice.get("progress", {}).get("final_receipts"):
+            await store.notices.update_one(
+                {"_id": notice["_id"]}, {"$set": {"progress.final_receipts": final}}
+            )
         if final < expected:
             announced = notice.get("progress", {}).get("milestones", [])
             milestone = crossed(final, expected, announced)

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from alimi.store import Store
 from alimi_receipts import signature
 from alimi_receipts.app import init_app
+from alimi_receipts.context import CONTEXT
 from alimi_receipts.settings import ReceiptsSettings
 
 PROBLEM = "application/problem+json"
@@ -300,6 +301,40 @@ async def test_when_a_receipt_is_still_claimed__then_503_and_the_other_reports_a
     assert await retried.json() == {"accepted": 2, "unknown": 0, "duplicates": 1}
     assert (await receipt(store, "ntc_a:c2"))["status"] == "delivered"
     assert (await receipt(store, "ntc_a:c3"))["status"] == "undelivered"
+
+
+async def test_when_every_turn_is_taken__then_503_busy_quickly_and_nothing_is_written(
+    mongo_url: str, namespace: str, store: Store
+) -> None:
+    settings = ReceiptsSettings(
+        namespace=namespace,
+        mongo_url=SecretStr(mongo_url),
+        mongo_db=namespace,
+        report_secret=SecretStr(SECRET),
+        apply_concurrency=1,
+        apply_wait_s=0.2,
+    )
+    await add_receipt(store, "ntc_b:c1", "sent", "req2-1")
+    body = {"reports": [report("ntc_b:c1", "req2-1")]}
+    busy = counted("busy")
+    async with TestClient(TestServer(init_app(settings))) as client:
+        turns = client.server.app[CONTEXT].turns
+        await turns.acquire()  # another request is being applied
+        try:
+            resp = await post(client, body)
+        finally:
+            turns.release()
+
+        assert resp.status == 503
+        assert resp.content_type == PROBLEM
+        assert resp.headers["Retry-After"] == "1"
+        assert "nothing was applied" in (await resp.json())["detail"]
+        assert (await receipt(store, "ntc_b:c1"))["status"] == "sent"
+        assert counted("busy") - busy == 1
+
+        retried = await post(client, body)  # the provider's retry, with a turn free
+        assert await retried.json() == {"accepted": 1, "unknown": 0, "duplicates": 0}
+        assert (await receipt(store, "ntc_b:c1"))["status"] == "delivered"
 
 
 async def test_when_a_report_misses_a_required_field__then_422_names_it_and_nothing_is_written(
