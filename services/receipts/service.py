@@ -50,6 +50,23 @@ class Outcomes:
     unknown: int = 0
     not_ready: int = 0
     changes: dict[str, int] = field(default_factory=dict)  # receipt status -> count
+    waiting: list[Report] = field(default_factory=list)  # the reports not ready
+
+    def then(self, again: Outcomes) -> Outcomes:
+        """These outcomes after ``again``, the outcomes of this request's waiting reports
+        applied once more: what is still not ready is what ``again`` found not ready."""
+        changes = dict(self.changes)
+        for status, n in again.changes.items():
+            changes[status] = changes.get(status, 0) + n
+        return Outcomes(
+            report_id=self.report_id,
+            accepted=self.accepted + again.accepted,
+            duplicates=self.duplicates + again.duplicates,
+            unknown=self.unknown + again.unknown,
+            not_ready=again.not_ready,
+            changes=changes,
+            waiting=again.waiting,
+        )
 
 
 def _now() -> datetime:
@@ -104,10 +121,19 @@ def classify(report: Report, receipt: dict[str, Any] | None, *, report_id: str) 
 
 
 async def apply_reports(
-    store: Store, *, channel: str, reports: Sequence[Report], now: datetime | None = None
+    store: Store,
+    *,
+    channel: str,
+    reports: Sequence[Report],
+    now: datetime | None = None,
+    report_id: str | None = None,
 ) -> Outcomes:
-    """Apply ``reports`` received on ``channel``'s endpoint; count and return the outcomes."""
-    outcomes = Outcomes(report_id=ids.new_id("rpt"))
+    """Apply ``reports`` received on ``channel``'s endpoint; count and return the outcomes.
+
+    ``report_id`` is the request's stamp, new unless the request's waiting
+    reports are applied again.
+    """
+    outcomes = Outcomes(report_id=report_id or ids.new_id("rpt"))
     unknown: list[dict[str, str | None]] = []
     unique: dict[tuple[str, str], Report] = {}
     for report in reports:
@@ -125,6 +151,7 @@ async def apply_reports(
             outcomes.duplicates += 1
         elif verdict == metrics.NOT_READY:
             outcomes.not_ready += 1
+            outcomes.waiting.append(report)
         else:
             unknown.append({"receipt_id": receipt_id, "message_id": message_id})
     outcomes.unknown = len(unknown)
@@ -141,7 +168,7 @@ async def apply_reports(
         )
     if outcomes.not_ready:
         log.info(
-            "delivery reports ahead of their receipts; asking the provider to retry",
+            "delivery reports ahead of their receipts (not yet recorded as sent)",
             extra={
                 "channel": channel,
                 "report_id": outcomes.report_id,

@@ -31,3 +31,11 @@ class ReceiptsSettings(BaseSettings):
         description="how long a report request waits for its turn before it is answered 503"
         " with Retry-After (the provider sends it again later)",
     )
+    not_ready_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="times the reports ahead of their receipts are applied again, after"
+        " waiting not_ready_wait_s each time, before the request is answered 503",
+    )
+    not_ready_wait_s: float = Field(0.5, gt=0, le=10)

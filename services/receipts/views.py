@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -11,8 +12,8 @@ from pydantic import ValidationError
 from alimi import problems
 from alimi.problems import ProblemError
 from alimi_receipts import metrics, service, signature
-from alimi_receipts.context import CONTEXT
-from alimi_receipts.models import CHANNELS, ReportBatch
+from alimi_receipts.context import CONTEXT, Context
+from alimi_receipts.models import CHANNELS, Report, ReportBatch
 
 log = logging.getLogger("alimi.receipts")
 
@@ -47,10 +48,8 @@ async def receive_reports(request: web.Request) -> web.Response:
         metrics.REPORTS.labels(channel, metrics.INVALID).inc()
         raise problems.from_validation_error(exc) from None
     try:
-        async with asyncio.timeout(ctx.settings.apply_wait_s):
-            await ctx.turns.acquire()
-    except TimeoutError:
-        metrics.REPORTS.labels(channel, metrics.BUSY).inc()
+        outcomes = await _apply_in_turn(ctx, channel, batch.reports)
+    except _Busy:
         return _retry_later(
             503,
             "Busy",
@@ -58,10 +57,20 @@ async def receive_reports(request: web.Request) -> web.Response:
             f" waited {ctx.settings.apply_wait_s:g} s for its turn; nothing was applied;"
             " send the request again later",
         )
-    try:
-        outcomes = await service.apply_reports(ctx.store, channel=channel, reports=batch.reports)
-    finally:
-        ctx.turns.release()
+    # Reports ahead of their receipts: delivery records `sent` right after the
+    # provider's answer, so a short wait (its turn given up meanwhile) usually
+    # applies them here rather than having the provider send the whole request again.
+    for _ in range(ctx.settings.not_ready_retries):
+        if not outcomes.not_ready:
+            break
+        await asyncio.sleep(ctx.settings.not_ready_wait_s)
+        try:
+            again = await _apply_in_turn(
+                ctx, channel, outcomes.waiting, report_id=outcomes.report_id
+            )
+        except _Busy:
+            break
+        outcomes = outcomes.then(again)
     if outcomes.not_ready:
         return _retry_later(
             503,
@@ -76,6 +85,28 @@ async def receive_reports(request: web.Request) -> web.Response:
             "duplicates": outcomes.duplicates,
         }
     )
+
+
+class _Busy(Exception):
+    """Every turn stayed taken for as long as a request may wait."""
+
+
+async def _apply_in_turn(
+    ctx: Context, channel: str, reports: Sequence[Report], *, report_id: str | None = None
+) -> service.Outcomes:
+    """Apply ``reports`` once a turn is free; :class:`_Busy` after ``apply_wait_s``."""
+    try:
+        async with asyncio.timeout(ctx.settings.apply_wait_s):
+            await ctx.turns.acquire()
+    except TimeoutError:
+        metrics.REPORTS.labels(channel, metrics.BUSY).inc()
+        raise _Busy from None
+    try:
+        return await service.apply_reports(
+            ctx.store, channel=channel, reports=reports, report_id=report_id
+        )
+    finally:
+        ctx.turns.release()
 
 
 def _retry_later(status: int, title: str, detail: str) -> web.Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import time
@@ -25,17 +26,21 @@ SECRET = "integration-report-secret"
 SENT_AT = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-async def client(
-    mongo_url: str, namespace: str, store: Store
-) -> AsyncIterator[TestClient[Any, Any]]:
-    settings = ReceiptsSettings(
+def settings_for(mongo_url: str, namespace: str, **changes: Any) -> ReceiptsSettings:
+    return ReceiptsSettings(
         namespace=namespace,
         mongo_url=SecretStr(mongo_url),
         mongo_db=namespace,
         report_secret=SecretStr(SECRET),
+        **changes,
     )
-    async with TestClient(TestServer(init_app(settings))) as c:
+
+
+@pytest.fixture
+async def client(
+    mongo_url: str, namespace: str, store: Store
+) -> AsyncIterator[TestClient[Any, Any]]:
+    async with TestClient(TestServer(init_app(settings_for(mongo_url, namespace)))) as c:
         yield c
 
 
@@ -265,9 +270,15 @@ async def test_when_a_report_names_no_sent_message__then_200_and_it_is_counted_u
     assert counted("unknown") - unknown == 3
 
 
-async def test_when_a_receipt_is_still_claimed__then_503_and_the_other_reports_are_applied(
-    client: TestClient[Any, Any], store: Store
+async def test_when_a_receipt_is_still_claimed_after_the_waits__then_503_and_the_others_applied(
+    mongo_url: str, namespace: str, store: Store
 ) -> None:
+    settings = settings_for(mongo_url, namespace, not_ready_retries=1, not_ready_wait_s=0.05)
+    async with TestClient(TestServer(init_app(settings))) as client:
+        await _still_claimed(client, store)
+
+
+async def _still_claimed(client: TestClient[Any, Any], store: Store) -> None:
     await add_receipt(store, "ntc_a:c1", "sent", "req1-1")
     await add_receipt(store, "ntc_a:c2", "claimed", None)
     await add_receipt(store, "ntc_a:c3", "retrying", None)
@@ -288,7 +299,7 @@ async def test_when_a_receipt_is_still_claimed__then_503_and_the_other_reports_a
     assert (await receipt(store, "ntc_a:c1"))["status"] == "delivered"
     assert (await receipt(store, "ntc_a:c2"))["status"] == "claimed"
     assert (await receipt(store, "ntc_a:c3"))["status"] == "retrying"
-    assert counted("not_ready") - not_ready == 2
+    assert counted("not_ready") - not_ready == 2 * 2  # found not ready, and again after a wait
 
     # delivery records the send; the provider's retry then completes the request
     await store.receipts.update_one(
@@ -303,17 +314,37 @@ async def test_when_a_receipt_is_still_claimed__then_503_and_the_other_reports_a
     assert (await receipt(store, "ntc_a:c3"))["status"] == "undelivered"
 
 
+async def test_when_a_receipt_is_marked_sent_during_the_wait__then_the_request_succeeds(
+    mongo_url: str, namespace: str, store: Store
+) -> None:
+    settings = settings_for(mongo_url, namespace, not_ready_retries=2, not_ready_wait_s=0.3)
+    await add_receipt(store, "ntc_w:c1", "sent", "req3-1")
+    await add_receipt(store, "ntc_w:c2", "claimed", None)
+    body = {"reports": [report("ntc_w:c1", "req3-1"), report("ntc_w:c2", "req3-2")]}
+
+    async def delivery_records_the_send() -> None:
+        await asyncio.sleep(0.1)  # after the first look, before the first wait is over
+        await store.receipts.update_one(
+            {"_id": "ntc_w:c2"}, {"$set": {"status": "sent", "provider_message_id": "req3-2"}}
+        )
+
+    async with TestClient(TestServer(init_app(settings))) as client:
+        recording = asyncio.create_task(delivery_records_the_send())
+        resp = await post(client, body)
+        answer = await resp.json()
+        await recording
+
+    assert resp.status == 200
+    assert answer == {"accepted": 2, "unknown": 0, "duplicates": 0}
+    first, second = await receipt(store, "ntc_w:c1"), await receipt(store, "ntc_w:c2")
+    assert first["status"] == second["status"] == "delivered"
+    assert first["report_id"] == second["report_id"]  # one request, one stamp
+
+
 async def test_when_every_turn_is_taken__then_503_busy_quickly_and_nothing_is_written(
     mongo_url: str, namespace: str, store: Store
 ) -> None:
-    settings = ReceiptsSettings(
-        namespace=namespace,
-        mongo_url=SecretStr(mongo_url),
-        mongo_db=namespace,
-        report_secret=SecretStr(SECRET),
-        apply_concurrency=1,
-        apply_wait_s=0.2,
-    )
+    settings = settings_for(mongo_url, namespace, apply_concurrency=1, apply_wait_s=0.2)
     await add_receipt(store, "ntc_b:c1", "sent", "req2-1")
     body = {"reports": [report("ntc_b:c1", "req2-1")]}
     busy = counted("busy")
