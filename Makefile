@@ -41,11 +41,11 @@ run: install rabbitmq ## start the whole system locally (SecantusDB unless MONGO
 	$(PY) -m alimi.devstack
 
 .PHONY: test
-test: install rabbitmq prometheus chromium ## run the whole test suite (unit, integration, end-to-end)
+test: install rabbitmq prometheus chromium ## run the whole test suite (unit, integration, end-to-end, chaos)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: chaos
-chaos: install rabbitmq ## the chaos suite: kill -9, broker and MongoDB faults, provider faults
+chaos: install rabbitmq ## only the chaos tests (part of make test): kill -9, broker and MongoDB faults, provider faults
 	$(PY) -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
 .PHONY: bench-import
