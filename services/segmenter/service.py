@@ -51,6 +51,21 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def in_phone_order(query: dict[str, Any], after: str) -> dict[str, Any]:
+    """The audience ``query`` past ``after`` in phone-hash order, written so that the
+    index the order needs comes first.
+
+    The same people on any server. MongoDB's planner weighs every index; a planner
+    that takes the first indexed field (SecantusDB, the development server) would
+    otherwise read the whole audience through its tag index and sort it in memory
+    before the first batch (20 s at 100,000 people) instead of streaming it in
+    ``phone_hash`` order. A list audience has its own index in that order.
+    """
+    if set(query) == {"lists"}:
+        return {"lists": query["lists"], "phone_hash": {"$gt": after}}
+    return {"phone_hash": {"$gt": after}, **query}
+
+
 async def _stream(
     store: Store, query: dict[str, Any], after: str, keyring: Keyring, notice_id: str
 ) -> AsyncIterator[dict[str, Any]]:
@@ -60,7 +75,7 @@ async def _stream(
     without the number and given as ``phone`` None: batching skips that person.
     """
     cursor = (
-        store.subjects.find({"$and": [query, {"phone_hash": {"$gt": after}}]}, SUBJECT_FIELDS)
+        store.subjects.find(in_phone_order(query, after), SUBJECT_FIELDS)
         .sort([("phone_hash", 1), ("_id", 1)])
         .batch_size(1000)
     )

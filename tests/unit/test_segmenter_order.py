@@ -1,0 +1,34 @@
+"""The filter the segmenter streams an audience with, in phone-hash order."""
+
+from __future__ import annotations
+
+from alimi.audience import AudienceFilter, AudienceSpec, to_query
+from alimi_segmenter.service import in_phone_order
+
+LIST = "lst_0123456789abcdef0123"
+
+
+def test_when_the_audience_is_a_list__then_its_own_index_field_comes_first() -> None:
+    query = to_query(AudienceSpec(list_id=LIST))
+
+    found = in_phone_order(query, "h1")
+
+    assert list(found) == ["lists", "phone_hash"]
+    assert found == {"lists": LIST, "phone_hash": {"$gt": "h1"}}
+
+
+def test_when_the_audience_is_a_filter__then_phone_hash_comes_first_beside_it() -> None:
+    query = to_query(AudienceSpec(filter=AudienceFilter(tags_any=["a"], tags_all=["b"])))
+
+    found = in_phone_order(query, "")
+
+    assert next(iter(found)) == "phone_hash"
+    assert found == {"phone_hash": {"$gt": ""}, **query}
+
+
+def test_when_the_audience_has_several_parts__then_they_stay_one_or_beside_phone_hash() -> None:
+    query = to_query(AudienceSpec(subject_ids=["s1"], list_id=LIST))
+
+    found = in_phone_order(query, "h9")
+
+    assert found == {"phone_hash": {"$gt": "h9"}, "$or": query["$or"]}
