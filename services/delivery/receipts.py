@@ -49,19 +49,30 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _stale(now: datetime, lease_s: float) -> dict[str, Any]:
-    return {"status": states.CLAIMED, "claimed_at": {"$lt": now - timedelta(seconds=lease_s)}}
+def _stale(stale: datetime) -> dict[str, Any]:
+    return {"status": states.CLAIMED, "claimed_at": {"$lt": stale}}
+
+
+def stale_before(lease_s: float) -> datetime:
+    """Claims made before this moment are past their lease (their worker died).
+
+    One moment for a batch: the same one decides which claims the provider is
+    asked about (:func:`in_doubt`) and which may be taken over
+    (:func:`claim_existing`), so no claim turns stale between the two and is
+    taken over without the provider having been asked.
+    """
+    return _now() - timedelta(seconds=lease_s)
 
 
 async def in_doubt(
-    store: Store, notice_id: str, recipients: Iterable[Recipient], lease_s: float
+    store: Store, notice_id: str, recipients: Iterable[Recipient], stale: datetime
 ) -> list[str]:
     """Receipt ids of ``recipients`` whose last attempt may have reached the provider:
-    ``retrying`` with ``in_doubt``, or ``claimed`` longer ago than the lease."""
+    ``retrying`` with ``in_doubt``, or ``claimed`` before ``stale``."""
     wanted = [ids.receipt_id(notice_id, r.subject_id) for r in recipients]
     if not wanted:
         return []
-    cutoff = _now() - timedelta(seconds=lease_s)
+    cutoff = stale
     found = store.receipts.find(
         {"_id": {"$in": wanted}}, {"status": 1, "in_doubt": 1, "claimed_at": 1}
     )
@@ -123,22 +134,23 @@ async def claim_existing(
     people: Sequence[Recipient],
     provider: str,
     *,
-    lease_s: float,
+    stale: datetime,
 ) -> list[Recipient]:
     """Of ``people``, who have a receipt, claim those whose receipt is claimable; return
     those this worker now owns.
 
     First the claimable receipts (one upsert each); then, only for those that
-    collided, the claims older than the lease (taken over, the same upsert
-    with the stale claim as its filter). A receipt that matches neither
-    collides each time: someone else holds it, or it is final.
+    collided, the claims made before ``stale`` (taken over, the same upsert
+    with the stale claim as its filter; the provider was asked about them
+    first, with the same ``stale``). A receipt that matches neither collides
+    each time: someone else holds it, or it is final.
     """
     now = _now()
     claimable = [RETRYING, states.HALTED]  # halted: the notice was resumed
     if batch.channel in FALLBACK_TARGETS:
         claimable.append(states.FELL_BACK)
     positions = list(range(len(people)))
-    for condition in ({"status": {"$in": claimable}}, _stale(now, lease_s)):
+    for condition in ({"status": {"$in": claimable}}, _stale(stale)):
         if not positions:
             break
         still = await _claim(store, batch, [people[i] for i in positions], condition, provider, now)

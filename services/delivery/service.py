@@ -221,16 +221,20 @@ class ChannelDelivery:
         existing = await receipts.claim_new(self.store, batch, self.provider)
         if not existing:
             return list(batch.recipients)
-        await self.settle_in_doubt(batch, existing)
+        stale = receipts.stale_before(self.claim_lease_s)
+        await self.settle_in_doubt(batch, existing, stale)
         taken = await receipts.claim_existing(
-            self.store, batch, existing, self.provider, lease_s=self.claim_lease_s
+            self.store, batch, existing, self.provider, stale=stale
         )
         lost = {r.subject_id for r in existing} - {r.subject_id for r in taken}
         return [r for r in batch.recipients if r.subject_id not in lost]
 
-    async def settle_in_doubt(self, batch: DeliveryBatch, people: Sequence[Recipient]) -> None:
-        """Ask the provider about ``people``'s receipts whose last attempt may have reached it."""
-        doubtful = await receipts.in_doubt(self.store, batch.notice_id, people, self.claim_lease_s)
+    async def settle_in_doubt(
+        self, batch: DeliveryBatch, people: Sequence[Recipient], stale: datetime
+    ) -> None:
+        """Ask the provider about ``people``'s receipts whose last attempt may have reached
+        it, claims made before ``stale`` among them."""
+        doubtful = await receipts.in_doubt(self.store, batch.notice_id, people, stale)
         if not doubtful:
             return
         limit = asyncio.Semaphore(16)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -42,8 +43,40 @@ class StackError(RuntimeError):
     pass
 
 
+_GIVEN_PORTS: set[int] = set()
+
+
+def _ephemeral_start() -> int:
+    """The first port the kernel hands to outgoing connections (Linux: 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port free to listen on, below the range outgoing connections are given.
+
+    A port the kernel picks with ``bind(0)`` comes from that range: between
+    this check and the service binding it, any outgoing connection (the
+    tests open thousands) could take it, and the service would fail to start
+    with "address already in use". None of this process's earlier answers is
+    given twice.
+    """
+    low, high = 20000, min(_ephemeral_start(), 65536)
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(low, high)
+        if port in _GIVEN_PORTS:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN_PORTS.add(port)
+        return port
+    with socket.socket() as s:  # that range is full: let the kernel choose
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 

@@ -168,6 +168,17 @@ class Run:
             {"notice_id": notice.notice_id, "status": status}
         )
 
+    async def settled_count(self, notice: Notice, status: str, *, every_s: float = 0.5) -> int:
+        """:meth:`count` once it holds still: a bulk write a killed worker had sent is
+        applied by the server one statement at a time, and may still be landing."""
+        last = await self.count(notice, status)
+        while True:
+            await asyncio.sleep(every_s)
+            now = await self.count(notice, status)
+            if now == last:
+                return now
+            last = now
+
     async def state(self, notice: Notice) -> str:
         found = await self.store.notices.find_one({"_id": notice.notice_id}, {"state": 1})
         assert found is not None

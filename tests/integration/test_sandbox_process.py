@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,18 +10,14 @@ import urllib.request
 
 import pytest
 
+from alimi.devstack import free_port
+
 
 def sandbox_env(**variables: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_")}
     # The package may be importable only through this interpreter's sys.path.
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     return env | variables
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_when_a_variable_is_invalid__then_start_up_fails_naming_it_without_traceback() -> None:
