@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 
 from alimi import ids, messages, render, states, templates
 from alimi.api_keys import ApiKey
@@ -68,33 +69,45 @@ async def _transition(
     unset: dict[str, str] | None = None,
     announce: bool = False,
 ) -> dict[str, Any]:
-    """Move ``notice`` out of ``from_states`` with ``changes``, audited, atomically."""
+    """Move ``notice`` out of ``from_states`` with ``changes``, audited, atomically.
+
+    The state it moves from is read inside the transaction, so the audit
+    entry names the state the change really left, even when a write conflict
+    with the segmenter's progress updates made the transaction run again.
+    """
     now = changes.get("updated_at") or _now()
     update: dict[str, Any] = {"$set": {**changes, "updated_at": now}}
     if unset:
         update["$unset"] = unset
-    async with store.client.start_session() as session:
-        async with await session.start_transaction():
-            after = await store.notices.find_one_and_update(
-                {"_id": notice["_id"], "state": {"$in": list(from_states)}},
-                update,
-                return_document=ReturnDocument.AFTER,
-                session=session,
+
+    async def work(session: AsyncClientSession) -> dict[str, Any]:
+        before = await store.notices.find_one_and_update(
+            {"_id": notice["_id"], "state": {"$in": list(from_states)}},
+            update,
+            return_document=ReturnDocument.BEFORE,
+            session=session,
+        )
+        if before is None:
+            current = await store.notices.find_one(
+                {"_id": notice["_id"]}, {"state": 1}, session=session
             )
-            if after is None:
-                raise ProblemError(
-                    409,
-                    "Conflict",
-                    f"the notice is {notice['state']}; this needs it to be "
-                    + " or ".join(from_states),
-                )
-            if announce:
-                await store.outbox.insert_one(_outbox(after, now), session=session)
-            await store.audit.insert_one(
-                audit.entry(key, action, notice["_id"], {"from": notice["state"]}),
-                session=session,
+            raise ProblemError(
+                409,
+                "Conflict",
+                f"the notice is {(current or notice)['state']}; this needs it to be "
+                + " or ".join(from_states),
             )
-    return after
+        after = await store.notices.find_one({"_id": notice["_id"]}, session=session)
+        assert after is not None  # updated in this very transaction
+        if announce:
+            await store.outbox.insert_one(_outbox(after, now), session=session)
+        await store.audit.insert_one(
+            audit.entry(key, action, notice["_id"], {"from": before["state"]}),
+            session=session,
+        )
+        return after
+
+    return await store.in_transaction(work)
 
 
 async def approve(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from alimi.store import Store
@@ -120,11 +121,13 @@ async def insert_incident_with_notice(
     store: Store, incident: dict[str, Any], notice: dict[str, Any], audit_entry: dict[str, Any]
 ) -> None:
     """Incident, first notice and the audit entry: all three or none."""
-    async with store.client.start_session() as session:
-        async with await session.start_transaction():
-            await store.incidents.insert_one(incident, session=session)
-            await store.notices.insert_one(notice, session=session)
-            await store.audit.insert_one(audit_entry, session=session)
+
+    async def work(session: AsyncClientSession) -> None:
+        await store.incidents.insert_one(incident, session=session)
+        await store.notices.insert_one(notice, session=session)
+        await store.audit.insert_one(audit_entry, session=session)
+
+    await store.in_transaction(work)
 
 
 async def find_incident(store: Store, incident_id: str) -> dict[str, Any] | None:
@@ -148,17 +151,19 @@ async def insert_update(
             {"incident_id": notice["incident_id"]}, {"seq": 1}, sort=[("seq", -1)]
         )
         seq = (last or {}).get("seq", 0) + 1
+
+        async def work(session: AsyncClientSession, seq: int = seq) -> None:
+            await store.notices.insert_one({**notice, "seq": seq}, session=session)
+            if status is not None:
+                await store.incidents.update_one(
+                    {"_id": notice["incident_id"]},
+                    {"$set": {"status": status, "status_changed_at": notice["created_at"]}},
+                    session=session,
+                )
+            await store.audit.insert_one(audit_entry, session=session)
+
         try:
-            async with store.client.start_session() as session:
-                async with await session.start_transaction():
-                    await store.notices.insert_one({**notice, "seq": seq}, session=session)
-                    if status is not None:
-                        await store.incidents.update_one(
-                            {"_id": notice["incident_id"]},
-                            {"$set": {"status": status, "status_changed_at": notice["created_at"]}},
-                            session=session,
-                        )
-                    await store.audit.insert_one(audit_entry, session=session)
+            await store.in_transaction(work)
             return seq
         except DuplicateKeyError:
             continue

@@ -7,10 +7,12 @@ that owns the collection (:meth:`Store.ensure_indexes`).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -22,6 +24,8 @@ OUTBOX = "outbox"
 API_KEYS = "api_keys"
 AUDIT = "audit"
 IDEMPOTENCY = "idempotency"
+T = TypeVar("T")
+
 # Streamed subject imports: one summary per import, its rejected rows in pages.
 IMPORTS = "imports"
 IMPORT_ERRORS = "import_errors"
@@ -131,6 +135,19 @@ class Store:
     @property
     def lists(self) -> AsyncCollection[dict[str, Any]]:
         return self.db[LISTS]
+
+    async def in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+        """Run ``work(session)`` in one transaction, all of it or none.
+
+        A write conflict with another writer (say, the progress tracker
+        touching the same notice) aborts the transaction with the
+        ``TransientTransactionError`` label; PyMongo's ``with_transaction``
+        then runs ``work`` again from the start, so ``work`` must read what it
+        decides on inside the transaction. Any other error aborts and is
+        raised.
+        """
+        async with self.client.start_session() as session:
+            return await session.with_transaction(work)
 
     async def ensure_indexes(self, *collections: str) -> None:
         for name in collections:
