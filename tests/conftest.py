@@ -81,7 +81,15 @@ async def delete_namespace(amqp_url: str, namespace: str) -> None:
 
 
 @pytest.fixture
-def stack(tmp_path: Path, mongo_url: str, amqp_url: str, namespace: str) -> Iterator[Stack]:
+def stack_env() -> dict[str, str]:
+    """Settings (environment variables) a test module gives every process of its stack."""
+    return {}
+
+
+@pytest.fixture
+def stack(
+    tmp_path: Path, mongo_url: str, amqp_url: str, namespace: str, stack_env: dict[str, str]
+) -> Iterator[Stack]:
     """Every service as a real process, in this test's namespace; logs under tmp_path."""
     s = Stack(
         workdir=tmp_path / "stack",
@@ -89,7 +97,7 @@ def stack(tmp_path: Path, mongo_url: str, amqp_url: str, namespace: str) -> Iter
         amqp_url=amqp_url,
         mongo_url=mongo_url,
         mongo_db=namespace,
-        extra_env={"SANDBOX_LATENCY_MS": "5", "ALIMI_LOG_LEVEL": "INFO"},
+        extra_env={"SANDBOX_LATENCY_MS": "5", "ALIMI_LOG_LEVEL": "INFO", **stack_env},
     )
     try:
         s.start_all()

@@ -23,6 +23,16 @@ N = 1000
 TAG = "halt-test"
 
 
+@pytest.fixture
+def stack_env() -> dict[str, str]:
+    """Batches of ten, one at a time: sending takes seconds, so a halt lands mid-notice.
+
+    With the defaults (100 per batch, 8 in flight) all 1,000 could be in
+    flight before the halt, and the test would prove nothing.
+    """
+    return {"ALIMI_BATCH_SIZE": "10", "ALIMI_PREFETCH": "1"}
+
+
 async def _sms_count(http: aiohttp.ClientSession, stack: Stack) -> int:
     async with http.get(f"{stack.sandbox_url}/_sandbox/sms/messages?limit=1") as resp:
         count: int = (await resp.json())["count"]
@@ -81,6 +91,8 @@ async def test_when_a_sending_notice_is_halted__then_sending_stops_and_resume_fi
         halted_receipts = await store.receipts.count_documents({"status": "halted"})
         assert halted_receipts > 0
 
+        async with http.put(f"{stack.sandbox_url}/_sandbox/config", json={"latency_ms": 5}) as resp:
+            assert resp.status == 200
         resumed = await _post(http, f"{notice_url}/resume", headers=approver)
         assert resumed["state"] == "approved"
 
