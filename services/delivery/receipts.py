@@ -72,7 +72,6 @@ async def in_doubt(
     wanted = [ids.receipt_id(notice_id, r.subject_id) for r in recipients]
     if not wanted:
         return []
-    cutoff = stale
     found = store.receipts.find(
         {"_id": {"$in": wanted}}, {"status": 1, "in_doubt": 1, "claimed_at": 1}
     )
@@ -80,7 +79,7 @@ async def in_doubt(
         doc["_id"]
         async for doc in found
         if (doc["status"] == RETRYING and doc.get("in_doubt") is True)
-        or (doc["status"] == states.CLAIMED and _before(doc.get("claimed_at"), cutoff))
+        or (doc["status"] == states.CLAIMED and _before(doc.get("claimed_at"), stale))
     ]
 
 

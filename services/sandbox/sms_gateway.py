@@ -214,6 +214,10 @@ async def read_payload(request: web.Request) -> object:
         return json.loads(await request.read())
     except ValueError:
         raise malformed("not valid JSON") from None
+    except ConnectionResetError:
+        # A client killed or timed out mid-upload: nobody is left to answer.
+        log.info("a client went away before its request body arrived")
+        raise malformed("the connection closed before the body arrived") from None
 
 
 def rejection_response(rejection: Rejection) -> web.Response:

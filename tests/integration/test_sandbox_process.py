@@ -3,6 +3,8 @@
 import json
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -107,3 +109,37 @@ def wait_until_healthy(port: int, timeout: float = 15) -> object:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def test_when_a_client_dies_mid_body__then_the_sandbox_logs_it_without_a_traceback() -> None:
+    port = free_port()
+    with subprocess.Popen(
+        [sys.executable, "-m", "alimi_sandbox"],
+        env=sandbox_env(SANDBOX_PORT=str(port), SANDBOX_LATENCY_MS="0"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        try:
+            wait_until_healthy(port)
+            with socket.create_connection(("127.0.0.1", port)) as client:
+                client.sendall(
+                    b"POST /sms/v3.0/appKeys/sandbox-app-key/sender/sms HTTP/1.1\r\n"
+                    b"Host: sandbox\r\nX-Secret-Key: sandbox-secret\r\n"
+                    b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                    b'{"body": '
+                )
+                time.sleep(0.2)  # the handler is reading the body
+                # Close as a killed process's kernel does with data in flight: a reset.
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            assert wait_until_healthy(port) == {"status": "ok"}  # still serving
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=15)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+    assert "a client went away before its request body arrived" in stderr
+    assert "Traceback" not in stderr
+    assert '"level": "error"' not in stderr
