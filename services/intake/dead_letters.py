@@ -1,4 +1,5 @@
-"""Replay of a notice's dead letters: people given up on after the last retry.
+"""Replay of a notice's dead letters (people given up on after the last retry), and
+their discard when the people's contact data is purged.
 
 Their batches wait in ``dead.delivery.<channel>`` and their receipts are
 ``failed`` with ``dead_lettered``. Replaying takes the notice's batches off
@@ -7,12 +8,18 @@ publishes each batch to its channel as a first attempt; the delivery claim
 keeps anyone from being told twice. The order (receipts, publish, ack) means a
 crash part-way loses nothing: an unacked batch stays in the dead-letter queue
 and a second replay finishes the job.
+
+A dead-lettered batch carries its people's numbers in clear, so purging an
+incident's contact data (``privacy.purge_contact_data``) discards its
+notices' dead letters too: acked without a send, the receipts keep their
+``failed`` status and last error and record the discard.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,22 +45,90 @@ class Replayed:
     channels: dict[str, int] = field(default_factory=dict)
     more_remain: bool = False
 
+    def count(self, channel: str, batch: DeliveryBatch) -> None:
+        self.batches += 1
+        self.recipients += len(batch.recipients)
+        self.channels[channel] = self.channels.get(channel, 0) + len(batch.recipients)
+
+
+# What is done with a batch taken off a dead-letter queue, before it is acked.
+BatchAction = Callable[[str, DeliveryBatch], Awaitable[None]]
+
 
 async def replay(store: Store, bus: Bus, notice_id: str) -> Replayed:
-    result = Replayed()
-    for channel in topology.RETRIED_CHANNELS:
-        await _replay_channel(store, bus, notice_id, channel, result)
+    async def send_again(channel: str, batch: DeliveryBatch) -> None:
+        await _reset_receipts(store, batch)
+        again = batch.model_copy(
+            update={
+                "batch_id": f"{ATTEMPT_SUFFIX.sub('', batch.batch_id)}:replay",
+                "attempt": 1,
+            }
+        )
+        await bus.publish(topology.DELIVERY, channel, again.to_bytes(), message_id=again.batch_id)
+
+    result = await _take(bus, {notice_id}, send_again)
     if result.batches:
         # A notice that completed with failures is sending again until they are final.
         await store.notices.update_one(
             {"_id": notice_id, "state": states.NOTICE_COMPLETED},
             {"$set": {"state": states.NOTICE_SENDING}, "$unset": {"completed_at": ""}},
         )
+    for channel, count in result.channels.items():
+        log.info(
+            "dead letters replayed",
+            extra={"notice_id": notice_id, "channel": channel, "count": count},
+        )
     return result
 
 
-async def _replay_channel(
-    store: Store, bus: Bus, notice_id: str, channel: str, result: Replayed
+async def discard(store: Store, bus: Bus, notice_ids: Iterable[str]) -> Replayed:
+    """Drop the notices' dead letters for good: their bodies hold phone numbers in clear.
+
+    Run when the people's contact data is purged; the receipts stay ``failed``
+    with their last error, no longer ``dead_lettered`` (nothing is left to
+    replay), and say when and why the batch was dropped.
+    """
+
+    async def drop(channel: str, batch: DeliveryBatch) -> None:
+        now = datetime.now(UTC)
+        receipt_ids = [ids.receipt_id(batch.notice_id, r.subject_id) for r in batch.recipients]
+        event = {"at": now, "status": states.FAILED, "detail": DISCARDED_DETAIL}
+        await store.receipts.update_many(
+            {"_id": {"$in": receipt_ids}, "dead_lettered": True},
+            {
+                "$set": {"dead_letter_discarded_at": now, "updated_at": now},
+                "$unset": {"dead_lettered": ""},
+                "$push": {"events": event},
+            },
+        )
+
+    wanted = set(notice_ids)
+    result = await _take(bus, wanted, drop)
+    if result.batches:
+        log.info(
+            "dead letters discarded",
+            extra={"notice_ids": sorted(wanted), "count": result.recipients},
+        )
+    return result
+
+
+DISCARDED_DETAIL = "dead letter discarded with the people's contact data"
+
+
+async def _take(bus: Bus, notice_ids: set[str], action: BatchAction) -> Replayed:
+    """Take the batches of ``notice_ids`` off every dead-letter queue, each after ``action``.
+
+    The order (action, then ack) means a crash part-way loses nothing: an
+    unacked batch stays in its queue and the next call handles it.
+    """
+    result = Replayed()
+    for channel in topology.RETRIED_CHANNELS:
+        await _take_channel(bus, notice_ids, channel, action, result)
+    return result
+
+
+async def _take_channel(
+    bus: Bus, notice_ids: set[str], channel: str, action: BatchAction, result: Replayed
 ) -> None:
     amqp = await bus.channel(prefetch=0)
     others: list[AbstractIncomingMessage] = []
@@ -68,34 +143,18 @@ async def _replay_channel(
                 break
             scanned += 1
             batch = _batch_of(message)
-            if batch is None or batch.notice_id != notice_id:
+            if batch is None or batch.notice_id not in notice_ids:
                 others.append(message)
                 continue
-            await _reset_receipts(store, batch)
-            again = batch.model_copy(
-                update={
-                    "batch_id": f"{ATTEMPT_SUFFIX.sub('', batch.batch_id)}:replay",
-                    "attempt": 1,
-                }
-            )
-            await bus.publish(
-                topology.DELIVERY, channel, again.to_bytes(), message_id=again.batch_id
-            )
+            await action(channel, batch)
             await message.ack()
-            result.batches += 1
-            result.recipients += len(batch.recipients)
-            result.channels[channel] = result.channels.get(channel, 0) + len(batch.recipients)
+            result.count(channel, batch)
         else:
             result.more_remain = True
     finally:
-        for message in others:  # not this notice's: back where they were
+        for message in others:  # not these notices': back where they were
             await message.nack(requeue=True)
         await amqp.close()
-    if result.channels.get(channel):
-        log.info(
-            "dead letters replayed",
-            extra={"notice_id": notice_id, "channel": channel, "count": result.channels[channel]},
-        )
 
 
 def _batch_of(message: AbstractIncomingMessage) -> DeliveryBatch | None:

@@ -13,7 +13,9 @@ were addressed to (the subjects of its receipts), once the incident is
 ``resolved`` or its retention period since it was opened has passed. Receipts
 and counts stay as they are: they are the proof that people were told.
 People whom another incident still open (and within its retention) addresses
-keep their contact data; its id is in the answer.
+keep their contact data; its id is in the answer. The notices' dead letters
+(batches given up on, numbers in clear) are discarded first
+(``dead_letters.discard``), so a purge leaves no number of theirs in the broker.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from pymongo import UpdateOne
 from alimi import phone as phones
 from alimi import states
 from alimi.audience import AudienceSpec, to_query
+from alimi.bus import Bus
 from alimi.crypto import Keyring, Unreadable
 from alimi.store import Store
+from alimi_intake import dead_letters
 from alimi_intake.repository import LEGACY_CLEAR_PHONE
 
 log = logging.getLogger("alimi.intake.privacy")
@@ -138,6 +142,8 @@ class Purged:
     purged_at: datetime
     subjects_purged: int = 0
     kept_for_open_incidents: set[str] = field(default_factory=set)
+    dead_letters_discarded: int = 0  # people in discarded dead-letter batches
+    dead_letters_remain: bool = False  # a queue was too long to scan in one call
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -145,6 +151,8 @@ class Purged:
             "purged_at": self.purged_at.isoformat(),
             "subjects_purged": self.subjects_purged,
             "kept_for_open_incidents": sorted(self.kept_for_open_incidents),
+            "dead_letters_discarded": self.dead_letters_discarded,
+            "dead_letters_remain": self.dead_letters_remain,
         }
 
 
@@ -197,7 +205,12 @@ async def _addressed(store: Store, notice_ids: list[str]) -> AsyncIterator[list[
 
 
 async def purge_contact_data(
-    store: Store, incident_id: str, *, retention_days: int, now: datetime | None = None
+    store: Store,
+    bus: Bus,
+    incident_id: str,
+    *,
+    retention_days: int,
+    now: datetime | None = None,
 ) -> Purged:
     """Remove the contact data of the people the incident's notices addressed.
 
@@ -225,8 +238,11 @@ async def purge_contact_data(
             "completed, halted or failed"
         )
 
-    open_audiences = await _open_audiences(store, incident_id, retention=retention, now=now)
     result = Purged(incident_id=incident_id, purged_at=now)
+    discarded = await dead_letters.discard(store, bus, [n["_id"] for n in notices])
+    result.dead_letters_discarded = discarded.recipients
+    result.dead_letters_remain = discarded.more_remain
+    open_audiences = await _open_audiences(store, incident_id, retention=retention, now=now)
     update = {
         "$unset": dict.fromkeys(CONTACT_FIELDS, ""),
         "$set": {"contact_purged_at": now, "contact_purged_for": incident_id},
@@ -259,6 +275,7 @@ async def purge_contact_data(
             "incident_id": incident_id,
             "subjects": result.subjects_purged,
             "kept_for_open_incidents": sorted(result.kept_for_open_incidents),
+            "dead_letters_discarded": result.dead_letters_discarded,
         },
     )
     return result

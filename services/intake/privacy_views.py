@@ -19,7 +19,7 @@ async def purge_contact_data(request: web.Request) -> web.Response:
     incident_id = request.match_info["incident_id"]
     try:
         purged = await privacy.purge_contact_data(
-            ctx.store, incident_id, retention_days=ctx.settings.contact_retention_days
+            ctx.store, ctx.bus, incident_id, retention_days=ctx.settings.contact_retention_days
         )
     except privacy.IncidentNotFound:
         raise ProblemError(404, "Not Found", "no incident with that id") from None

@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from alimi import api_keys, phone, topology
 from alimi.bus import Bus
 from alimi.crypto import Keyring
+from alimi.messages import DeliveryBatch, Recipient, parse
 from alimi.store import Store
 from alimi_intake.app import init_app
 from alimi_intake.privacy import rekey_subjects
@@ -426,3 +427,68 @@ async def test_when_the_key_is_not_an_admin__then_purge_is_forbidden(
     )
     resp = await client.post(PURGE, headers={"Authorization": f"Bearer {operator}"})
     assert resp.status == 403 and resp.content_type == PROBLEM
+
+
+def _dead_letter(notice_id: str, subject_id: str, number: str) -> DeliveryBatch:
+    return DeliveryBatch(
+        batch_id=f"{notice_id}:sms:00000001:a4",
+        notice_id=notice_id,
+        incident_id=notice_id.removeprefix("ntc_"),
+        channel="sms",
+        attempt=4,
+        recipients=(Recipient(subject_id=subject_id, phone=number),),
+    )
+
+
+async def test_when_purged__then_the_incidents_dead_letters_with_clear_numbers_are_discarded(
+    client: TestClient[Any, Any], store: Store, bus: Bus
+) -> None:
+    await _import(client)
+    notice = await _breach(store, status="resolved")
+    # c4 was given up on after the last retry: failed, and its batch (with the
+    # number in clear) waits in the dead-letter queue, next to another notice's.
+    await store.receipts.update_one(
+        {"_id": f"{notice}:c4"},
+        {"$set": {"dead_lettered": True, "error": "http_500 provider down"}},
+    )
+    mine = _dead_letter(notice, "c4", PEOPLE["c4"][1])
+    other = _dead_letter("ntc_inc_open", "c6", PEOPLE["c6"][1])
+    for batch in (mine, other):
+        await bus.publish(
+            topology.DEAD,
+            topology.delivery_queue("sms"),
+            batch.to_bytes(),
+            message_id=batch.batch_id,
+        )
+
+    resp = await client.post(PURGE)
+
+    assert resp.status == 200, await resp.text()
+    answer = await resp.json()
+    assert (answer["dead_letters_discarded"], answer["dead_letters_remain"]) == (1, False)
+    left = await _drain(bus, topology.dead_queue(topology.delivery_queue("sms")))
+    assert left == [other.batch_id]  # the other notice's dead letter is still there
+    receipt = await store.receipts.find_one({"_id": f"{notice}:c4"})
+    assert receipt is not None
+    assert receipt["status"] == "failed" and receipt["error"] == "http_500 provider down"
+    assert "dead_lettered" not in receipt and receipt["dead_letter_discarded_at"]
+    assert receipt["events"][-1]["detail"].startswith("dead letter discarded")
+    pending = await (await client.get(f"/v1/notices/{notice}/dead-letters")).json()
+    assert pending["total"] == 0  # nothing left to replay
+
+    again = await (await client.post(PURGE)).json()
+    assert again["dead_letters_discarded"] == 0
+
+
+async def _drain(bus: Bus, queue_name: str) -> list[str]:
+    """Batch ids left in ``queue_name``, taken off it."""
+    channel = await bus.channel(prefetch=0)
+    try:
+        queue = await channel.get_queue(bus.names(queue_name))
+        found = []
+        while (message := await queue.get(fail=False)) is not None:
+            found.append(parse(message.body, DeliveryBatch).batch_id)
+            await message.ack()
+        return found
+    finally:
+        await channel.close()
