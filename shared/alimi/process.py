@@ -17,6 +17,7 @@ from typing import Protocol, TypeVar
 
 from alimi import logging as alimi_logging
 from alimi.settings import BaseSettings, SettingsError, load
+from alimi.topology import TopologyMismatch
 
 log = logging.getLogger("alimi.process")
 
@@ -84,6 +85,8 @@ async def retry_until(
         try:
             await attempt()
             return
+        except TopologyMismatch as exc:  # waiting will not make it right
+            raise StartupFailed(f"{what}: {exc}") from exc
         except Exception as exc:
             if asyncio.get_running_loop().time() + delay > deadline:
                 raise StartupFailed(f"{what} not reachable: {exc!r}") from exc

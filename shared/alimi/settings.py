@@ -49,6 +49,11 @@ class BaseSettings(BaseModel):
     ops_host: str = "0.0.0.0"
     ops_port: int = Field(9100, ge=0, le=65535, description="/metrics, /healthz, /readyz")
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    quorum_queues: bool = Field(
+        False,
+        description="declare replicated quorum queues, not classic ones; every service of a "
+        "namespace must agree, and an existing namespace keeps the type it was created with",
+    )
     phone_hash_key: SecretStr = Field(
         SecretStr("alimi-development-only-phone-hash-key"),
         min_length=16,

@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import aiormq
+
 from alimi.messages import CHANNELS
 
 ExchangeKind = Literal["direct", "topic", "fanout"]
@@ -105,6 +107,10 @@ RETRY_QUEUES: tuple[Queue, ...] = tuple(
 ALL_QUEUES: tuple[Queue, ...] = (*DEAD_QUEUES, *WORK_QUEUES, *RETRY_QUEUES)
 
 
+class TopologyMismatch(Exception):
+    """A queue exists with other arguments (say, its type): retrying cannot fix it."""
+
+
 @dataclass(frozen=True)
 class Names:
     """Turns logical names into the namespaced names on the broker."""
@@ -137,9 +143,20 @@ async def declare(channel: Any, names: Names, *, quorum: bool = False) -> None:
     for ex in EXCHANGES:
         exchanges[ex.name] = await channel.declare_exchange(names(ex.name), ex.kind, durable=True)
     for queue in ALL_QUEUES:
-        declared = await channel.declare_queue(
-            names(queue.name), durable=True, arguments=queue_arguments(queue, names, quorum=quorum)
-        )
+        try:
+            declared = await channel.declare_queue(
+                names(queue.name),
+                durable=True,
+                arguments=queue_arguments(queue, names, quorum=quorum),
+            )
+        except aiormq.exceptions.ChannelPreconditionFailed as exc:
+            wanted = "quorum" if quorum else "classic"
+            raise TopologyMismatch(
+                f"queue {names(queue.name)} exists with other arguments than a {wanted} queue's "
+                f"(the broker said: {exc}); RabbitMQ cannot change a queue's type, so "
+                "ALIMI_QUORUM_QUEUES must match what the namespace was created with: "
+                "drain and delete its queues, or use a new ALIMI_NAMESPACE"
+            ) from exc
         for exchange, key in queue.bindings:
             await declared.bind(exchanges[exchange], routing_key=key)
 

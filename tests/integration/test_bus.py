@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 
 import aio_pika
+import pytest
 
 from alimi import topology
 from alimi.bus import ERROR_HEADER, Bus, Consumer, RetryLater, Unprocessable
@@ -34,6 +35,17 @@ async def _get_all(
         got.append(message)
     await channel.close()
     return got
+
+
+async def _publish_for_retry(bus: Bus, *, step: int, message_id: str) -> None:
+    """A message to an SMS retry queue that expires there at once (0.2 s)."""
+    await bus.publish(
+        topology.RETRY,
+        topology.retry_key("sms", step),
+        b'{"x": 1}',
+        message_id=message_id,
+        expiration_s=0.2,
+    )
 
 
 async def test_when_topology_is_declared_twice__then_nothing_changes(bus: Bus) -> None:
@@ -157,13 +169,7 @@ async def test_when_stopping__then_in_flight_messages_finish_within_the_grace_pe
 async def test_when_a_message_expires_in_a_retry_queue__then_it_returns_to_its_channel(
     bus: Bus,
 ) -> None:
-    await bus.publish(
-        topology.RETRY,
-        topology.retry_key("sms", 2),
-        b'{"x": 1}',
-        message_id="m-retry",
-        expiration_s=0.2,
-    )
+    await _publish_for_retry(bus, step=2, message_id="m-retry")
     channel = await bus.channel(prefetch=1)
     queue = await channel.get_queue(bus.names(topology.delivery_queue("sms")))
     deadline = asyncio.get_running_loop().time() + 10
@@ -175,3 +181,40 @@ async def test_when_a_message_expires_in_a_retry_queue__then_it_returns_to_its_c
     assert message is not None and message.message_id == "m-retry"
     await message.ack()
     await channel.close()
+
+
+async def test_when_quorum_queues_are_asked_for__then_every_queue_is_one_and_retries_still_expire(
+    amqp_url: str, namespace: str
+) -> None:
+    quorum = Bus(amqp_url, namespace, quorum_queues=True)
+    await quorum.connect()
+    try:
+        channel = await quorum.channel(prefetch=1)
+        for queue in topology.ALL_QUEUES:
+            # Declaring it again as a quorum queue fails unless it is one.
+            await channel.declare_queue(
+                quorum.names(queue.name),
+                durable=True,
+                arguments=topology.queue_arguments(queue, quorum.names, quorum=True),
+            )
+        await channel.close()
+        # Per-message expiration in a quorum retry queue sends the message back to its channel.
+        await _publish_for_retry(quorum, step=1, message_id="m-quorum")
+        [message] = await _get_all(quorum, topology.delivery_queue("sms"), within_s=10)
+        assert message.message_id == "m-quorum"
+        assert message.headers.get("x-death") or message.headers.get("x-first-death-reason")
+    finally:
+        cleanup = await quorum.channel(prefetch=1)
+        await topology.delete(cleanup, quorum.names)
+        await quorum.close()
+
+
+async def test_when_a_namespace_has_classic_queues__then_a_quorum_bus_refuses_naming_the_queue(
+    bus: Bus, amqp_url: str
+) -> None:
+    quorum = Bus(amqp_url, bus.names.namespace, quorum_queues=True)
+    with pytest.raises(topology.TopologyMismatch, match="ALIMI_QUORUM_QUEUES") as refused:
+        await quorum.connect()
+    assert bus.names(topology.ALL_QUEUES[0].name) in str(refused.value)
+    await quorum.close()
+    assert bus.is_connected  # the namespace's own queues are untouched

@@ -20,6 +20,7 @@ def test_when_nothing_is_set__then_every_default_is_valid(model: type[BaseSettin
     settings = load(model, {})
     assert settings.namespace == "alimi"
     assert settings.log_level == "INFO"
+    assert settings.quorum_queues is False
 
 
 @pytest.mark.parametrize(
@@ -49,6 +50,7 @@ def test_when_shared_variables_are_set__then_they_are_read_and_converted() -> No
             "ALIMI_OPS_PORT": "0",
             "ALIMI_LOG_LEVEL": "DEBUG",
             "ALIMI_PHONE_HASH_KEY": "k" * 32,
+            "ALIMI_QUORUM_QUEUES": "true",
         },
     )
     assert settings.namespace == "test_1"
@@ -58,6 +60,7 @@ def test_when_shared_variables_are_set__then_they_are_read_and_converted() -> No
     assert (settings.ops_host, settings.ops_port) == ("127.0.0.1", 0)
     assert settings.log_level == "DEBUG"
     assert settings.phone_hash_key.get_secret_value() == "k" * 32
+    assert settings.quorum_queues is True
 
 
 def test_when_intake_variables_are_set__then_they_are_read_and_converted() -> None:
