@@ -21,10 +21,7 @@ def dead() -> None:
 @common
 def list_(notice_id: str) -> None:
     """Show a notice's dead letters: people per channel, and the last errors."""
-    s = session()
-    with s.api() as api:
-        found = api.get(f"/v1/notices/{notice_id}/dead-letters")
-    s.out.result(found, lambda console: _list(console, found))
+    session().show(f"/v1/notices/{notice_id}/dead-letters", _list)
 
 
 def _list(console: Console, found: dict[str, Any]) -> None:

@@ -59,10 +59,7 @@ def create(path: str) -> None:
 @common
 def show(incident_id: str) -> None:
     """Show an incident: its deadline, notices and their receipts by channel."""
-    s = session()
-    with s.api() as api:
-        found = api.get(f"/v1/incidents/{incident_id}")
-    s.out.result(found, lambda console: render(console, found))
+    session().show(f"/v1/incidents/{incident_id}", render)
 
 
 def render(console: Console, found: dict[str, Any]) -> None:

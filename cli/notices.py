@@ -63,10 +63,7 @@ def post(incident_id: str, path: str) -> None:
 @common
 def preview(notice_id: str) -> None:
     """Show who would get what: people per channel, the skipped, each language's message."""
-    s = session()
-    with s.api() as api:
-        found = api.get(f"/v1/notices/{notice_id}/preview")
-    s.out.result(found, lambda console: _preview(console, found))
+    session().show(f"/v1/notices/{notice_id}/preview", _preview)
 
 
 def _preview(console: Console, found: dict[str, Any]) -> None:

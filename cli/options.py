@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
+from rich.console import Console
 
 from alimi_cli.client import Api
 from alimi_cli.config import Settings, resolve
@@ -90,6 +91,12 @@ class Session:
 
     def api(self) -> Api:
         return Api(self.settings)
+
+    def show(self, path: str, render: Callable[[Console, dict[str, Any]], None]) -> None:
+        """GET ``path`` and print the answer: through ``render`` for people."""
+        with self.api() as api:
+            found = api.get(path)
+        self.out.result(found, lambda console: render(console, found))
 
 
 def session() -> Session:
