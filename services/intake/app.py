@@ -63,11 +63,7 @@ def init_app(settings: IntakeSettings) -> web.Application:
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         store = Store(settings.mongo_url.get_secret_value(), settings.mongo_db)
-        bus = Bus(
-            settings.amqp_url.get_secret_value(),
-            settings.namespace,
-            quorum_queues=settings.quorum_queues,
-        )
+        bus = Bus.from_settings(settings)
         await retry_until("mongodb", lambda: store.ensure_indexes(*OWNED_COLLECTIONS))
         await retry_until("rabbitmq", bus.connect)
         relay = OutboxRelay(store, bus, poll_s=settings.outbox_poll_s)

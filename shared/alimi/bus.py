@@ -31,6 +31,7 @@ from prometheus_client import Counter
 
 from alimi import topology
 from alimi.messages import InvalidMessage, parse
+from alimi.settings import BaseSettings
 
 log = logging.getLogger("alimi.bus")
 
@@ -66,6 +67,15 @@ class Bus:
         self.connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> Bus:
+        """The bus a service's settings describe: broker, namespace and queue type."""
+        return cls(
+            settings.amqp_url.get_secret_value(),
+            settings.namespace,
+            quorum_queues=settings.quorum_queues,
+        )
 
     async def connect(self) -> None:
         self.connection = await aio_pika.connect_robust(

@@ -16,6 +16,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+T = TypeVar("T")  # what a transaction's work returns
+
 INCIDENTS = "incidents"
 NOTICES = "notices"
 SUBJECTS = "subjects"
@@ -24,8 +26,6 @@ OUTBOX = "outbox"
 API_KEYS = "api_keys"
 AUDIT = "audit"
 IDEMPOTENCY = "idempotency"
-T = TypeVar("T")
-
 # Streamed subject imports: one summary per import, its rejected rows in pages.
 IMPORTS = "imports"
 IMPORT_ERRORS = "import_errors"

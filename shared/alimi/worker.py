@@ -30,11 +30,7 @@ class WorkerRuntime:
         self.owned_collections = owned_collections
         self.grace_s = grace_s
         self.store = Store(settings.mongo_url.get_secret_value(), settings.mongo_db)
-        self.bus = Bus(
-            settings.amqp_url.get_secret_value(),
-            settings.namespace,
-            quorum_queues=settings.quorum_queues,
-        )
+        self.bus = Bus.from_settings(settings)
         self.ops = OpsServer(
             settings.ops_host,
             settings.ops_port,

@@ -3,6 +3,7 @@
 import pytest
 from pydantic import SecretStr
 
+from alimi.bus import Bus
 from alimi.settings import BaseSettings, PhoneKeySettings, SettingsError, env_name, load
 from alimi_delivery.settings import DeliverySettings
 from alimi_intake.settings import IntakeSettings
@@ -285,3 +286,20 @@ def test_when_the_contact_retention_is_set__then_it_is_read_in_days() -> None:
     assert load(IntakeSettings, {"ALIMI_CONTACT_RETENTION_DAYS": "30"}).contact_retention_days == 30
     with pytest.raises(SettingsError, match="ALIMI_CONTACT_RETENTION_DAYS"):
         load(IntakeSettings, {"ALIMI_CONTACT_RETENTION_DAYS": "0"})
+
+
+def test_when_a_service_builds_its_bus__then_settings_choose_broker_namespace_and_type() -> None:
+    settings = load(
+        BaseSettings,
+        {
+            "ALIMI_AMQP_URL": "amqp://u:p@rabbit:5672/",
+            "ALIMI_NAMESPACE": "prod",
+            "ALIMI_QUORUM_QUEUES": "true",
+        },
+    )
+    bus = Bus.from_settings(settings)
+    assert (bus.url, bus.names.namespace, bus.quorum_queues) == (
+        "amqp://u:p@rabbit:5672/",
+        "prod",
+        True,
+    )
