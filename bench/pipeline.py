@@ -37,6 +37,7 @@ from typing import Any
 
 import aiohttp
 import ceilings
+import profiling
 import report
 import sampling
 import seeding
@@ -63,6 +64,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout-s", type=float, help="give up waiting (default: from N)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory and logs")
     parser.add_argument("--no-chart", action="store_true", help="skip the PNG")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record every process (the database's too) with py-spy while the notice goes out,"
+        " into this folder: one raw profile per process and a summary of the hottest frames",
+    )
     parser.add_argument(
         "--no-reports",
         action="store_true",
@@ -135,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         results["ceilings"] = asyncio.run(_ceilings(stack, args.ceiling_s))
         print(f"sending one notice to {args.n:,} people ...", flush=True)
         timeout = args.timeout_s or max(600.0, args.n / 20)
-        results["pipeline"] = asyncio.run(_pipeline(stack, args.n, timeout))
+        results["pipeline"] = asyncio.run(_pipeline(stack, args.n, timeout, args.profile))
         ok = True
     except StackError as exc:
         print(f"cannot start the stack: {exc}; logs in {stack.workdir}", file=sys.stderr)
@@ -197,12 +204,19 @@ async def _ceilings(stack: Stack, seconds: float) -> dict[str, Any]:
     )
     print(f"  broker: {found['broker']['msgs_per_s']:,} msgs/s", flush=True)
     scratch = f"{stack.mongo_db}_ceiling"[:60]
-    found["store"] = await ceilings.store(stack.mongo_url, scratch, seconds=seconds)
+    server_pid = stack.mongo_process.popen.pid if stack.mongo_process is not None else None
+    found["store"] = await ceilings.store(
+        stack.mongo_url, scratch, seconds=seconds, server_pid=server_pid
+    )
     print(
         f"  store: {found['store']['people_per_s']:,} people/s "
-        f"({found['store']['writes_per_s']:,} receipt writes/s)",
+        f"(database CPU {found['store']['server_cpu_ms_per_person']} ms per person)",
         flush=True,
     )
+    found["concurrent"] = await ceilings.concurrent(
+        stack.sandbox_url, stack.mongo_url, scratch, seconds=seconds
+    )
+    print(f"  concurrent: {found['concurrent']['recipients_per_s']:,} recipients/s", flush=True)
     found["naive"] = await ceilings.naive(
         stack.sandbox_url, stack.mongo_url, scratch, seconds=seconds
     )
@@ -244,7 +258,9 @@ async def _post_and_approve(stack: Stack) -> tuple[str, str]:
     return created["incident_id"], notice_id
 
 
-async def _pipeline(stack: Stack, n: int, timeout_s: float) -> dict[str, Any]:
+async def _pipeline(
+    stack: Stack, n: int, timeout_s: float, profile_dir: Path | None = None
+) -> dict[str, Any]:
     assert stack.mongo_url is not None
     pids = {name: proc.popen.pid for name, proc in stack.processes.items()}
     if stack.mongo_process is not None:
@@ -262,8 +278,12 @@ async def _pipeline(stack: Stack, n: int, timeout_s: float) -> dict[str, Any]:
         report_stats_url=f"{stack.sandbox_url}/_sandbox/reports/stats",
     )
     watcher.start()
+    recorders: list[profiling.Recorder] = []
     try:
         await asyncio.sleep(2 * SAMPLE_S)  # memory at rest, before the notice
+        if profile_dir is not None:
+            recorders = profiling.start(pids, profile_dir)
+        ops_before = await _opcounters(store)
         incident_id, notice_id = await _post_and_approve(stack)
         approved_mono = time.monotonic() - watcher.started
         notice = await store.notices.find_one({"_id": notice_id}, {"approved_at": 1})
@@ -274,6 +294,12 @@ async def _pipeline(stack: Stack, n: int, timeout_s: float) -> dict[str, Any]:
         await asyncio.sleep(SAMPLE_S)
     finally:
         await watcher.stop()
+        if recorders:
+            assert profile_dir is not None
+            profiling.stop(recorders)
+            print(f"profiles: {profile_dir}", flush=True)
+            print(profiling.summary(recorders), flush=True)
+    ops_after = await _opcounters(store)
     read = await sampling.read_receipts(store, notice_id, approved_at, BIN_S)
     await store.close()
     found = report.pipeline_results(
@@ -288,7 +314,16 @@ async def _pipeline(stack: Stack, n: int, timeout_s: float) -> dict[str, Any]:
     )
     found["complete"] = complete
     found["timeout_s"] = timeout_s
+    found["database_ops_per_person"] = {
+        op: round((ops_after.get(op, 0) - ops_before.get(op, 0)) / n, 3) for op in ops_after
+    }
     return found
+
+
+async def _opcounters(store: Store) -> dict[str, int]:
+    """The database's operation counters (inserts, queries, updates, ... so far)."""
+    status = await store.client.admin.command("serverStatus")
+    return {k: int(v) for k, v in (status.get("opcounters") or {}).items()}
 
 
 async def _wait(
@@ -320,10 +355,11 @@ async def _wait(
         if state in (states.NOTICE_HALTED, states.NOTICE_FAILED):
             raise RuntimeError(f"notice {notice_id} ended {state}")
         segmented = state in (states.NOTICE_SENDING, states.NOTICE_COMPLETED)
-        # Reports the sandbox gave up on (the receipts service too slow to answer) never come.
+        # Every report handed over by the sandbox, and applied (or given up) by receipts.
         reports_over = (
             counters.get("sandbox.reports.pending", 1) == 0
             and counters.get("sandbox.reports.in_flight_batches", 1) == 0
+            and counters.get("receipts.inbox", -1) == 0
         )
         if (
             all_in is None

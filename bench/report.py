@@ -15,10 +15,11 @@ from sampling import MB, ReceiptsRead, Watcher, percentile
 ACCEPTED = ("sent", "delivered", "undelivered")  # the provider took the message
 REPORTED = ("delivered", "undelivered")
 RSS_LIMIT_MB = 250
-# The issue's targets for a 2-core machine.
+# The targets for one 2-core machine with everything on it (bench/README.md).
 TIME_TARGETS = ((100_000, 60.0), (1_000_000, 600.0))
-VS_BROKER_TARGET = 1.0
-VS_NAIVE_TARGET = 20.0
+VS_CONCURRENT_TARGET = 1.5
+DATABASE_CPU_MS_TARGET = 0.5
+DATABASE = "mongo"  # the process name of the database server in the figures
 
 
 def loadavg() -> list[float]:
@@ -132,10 +133,10 @@ def pipeline_results(
                 "per_s": _rate(applied, reports_window),
             },
             "receipt_writes": {
-                "writes": 2 * handled + applied,
-                "per_s": _rate(2 * handled + applied, read.last_write_s),
-                "how": "delivery's claim and record per person plus receipts' report, "
-                "over approval to the last receipt write",
+                "writes": handled + applied,
+                "per_s": _rate(handled + applied, read.last_write_s),
+                "how": "one per person handled (delivery's claim) plus one per report applied,"
+                " over approval to the last write; attempts add one per batch",
             },
         },
         "latency_s": {
@@ -148,7 +149,8 @@ def pipeline_results(
         "peak_rss_mb": {name: round(b / MB, 1) for name, b in sorted(watcher.peaks().items())},
         "cpu": _cpu(watcher.cpu_used(approved_mono - 1.0), accepted, read.last_write_s),
         "reports": {
-            "ahead_of_their_receipt": int(watcher.latest().get("receipts.not_ready", 0)),
+            "received": int(watcher.latest().get("receipts.received", 0)),
+            "found_ahead_of_their_attempt": int(watcher.latest().get("receipts.waiting", 0)),
             "retried_by_sandbox": int(watcher.latest().get("sandbox.reports.retried", 0)),
             "dropped_by_sandbox": int(watcher.latest().get("sandbox.reports.dropped", 0)),
         },
@@ -221,16 +223,20 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     rate = p["deliveries_per_s"] or 0.0
     broker = c["broker"]["msgs_per_s"] or 0.0
     store = c["store"]["people_per_s"] or 0.0
+    concurrent = c["concurrent"]["recipients_per_s"] or 0.0
     naive = c["naive"]["recipients_per_s"] or 0.0
     rss = p["peak_rss_mb"]
-    delivery_rss = max((v for k, v in rss.items() if k.startswith("delivery-")), default=0.0)
+    alimi_rss = {k: v for k, v in rss.items() if k != DATABASE}
+    database_cpu = (p["cpu"].get(DATABASE) or {}).get("cpu_ms_per_person")
     summary: dict[str, Any] = {
         "deliveries_per_s": rate,
         "vs_broker_per_msg": round(rate / broker, 3) if broker else None,
         "vs_store": round(rate / store, 3) if store else None,
+        "vs_concurrent": round(rate / concurrent, 2) if concurrent else None,
         "vs_naive": round(rate / naive, 2) if naive else None,
+        "store_cpu_ms_per_person": database_cpu,
         "segmenter_peak_rss_mb": rss.get("segmenter"),
-        "delivery_peak_rss_mb": delivery_rss,
+        "largest_alimi_rss_mb": max(alimi_rss.values(), default=None),
     }
     n = p["people"]
     targets = []
@@ -244,7 +250,7 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
             how = f"projected from the deliveries/s of a run cut short at N={n:,}"
         targets.append(
             {
-                "target": f"{target_n:,} people in < {limit_s:g} s",
+                "target": f"{target_n:,} people end to end in < {limit_s:g} s",
                 "measured": round(measured, 1),
                 "how": how,
                 "met": measured < limit_s,
@@ -252,30 +258,28 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         )
     targets.append(
         {
-            "target": f"deliveries/s >= {VS_BROKER_TARGET:g} x raw broker rate",
-            "measured": summary["vs_broker_per_msg"],
-            "met": (summary["vs_broker_per_msg"] or 0) >= VS_BROKER_TARGET,
+            "target": f"deliveries/s >= {VS_CONCURRENT_TARGET:g} x the concurrent baseline",
+            "measured": summary["vs_concurrent"],
+            "met": (summary["vs_concurrent"] or 0) >= VS_CONCURRENT_TARGET,
         }
     )
     targets.append(
         {
-            "target": f"deliveries/s >= {VS_NAIVE_TARGET:g} x naive baseline",
-            "measured": summary["vs_naive"],
-            "met": (summary["vs_naive"] or 0) >= VS_NAIVE_TARGET,
+            "target": f"database CPU per person <= {DATABASE_CPU_MS_TARGET:g} ms",
+            "measured": database_cpu,
+            "how": f"at N={n:,}",
+            "met": database_cpu is not None and database_cpu <= DATABASE_CPU_MS_TARGET,
         }
     )
-    for name, value in (
-        ("segmenter", summary["segmenter_peak_rss_mb"]),
-        ("delivery", delivery_rss),
-    ):
-        targets.append(
-            {
-                "target": f"{name} peak RSS < {RSS_LIMIT_MB} MB",
-                "measured": value,
-                "how": f"at N={n:,}",
-                "met": value is not None and value < RSS_LIMIT_MB,
-            }
-        )
+    biggest = max(alimi_rss.items(), key=lambda kv: kv[1], default=("-", None))
+    targets.append(
+        {
+            "target": f"every Alimi process < {RSS_LIMIT_MB} MB RSS",
+            "measured": biggest[1],
+            "how": f"largest: {biggest[0]}, at N={n:,}",
+            "met": biggest[1] is not None and biggest[1] < RSS_LIMIT_MB,
+        }
+    )
     summary["targets"] = targets
     results["summary"] = summary
     return summary
@@ -289,7 +293,9 @@ def result_line(summary: dict[str, Any]) -> str:
         f"RESULT deliveries_per_s={fmt(summary['deliveries_per_s'])} "
         f"vs_broker_per_msg={fmt(summary['vs_broker_per_msg'])} "
         f"vs_store={fmt(summary['vs_store'])} "
+        f"vs_concurrent={fmt(summary['vs_concurrent'])} "
         f"vs_naive={fmt(summary['vs_naive'])} "
+        f"store_cpu_ms_per_person={fmt(summary['store_cpu_ms_per_person'])} "
         f"segmenter_peak_rss_mb={fmt(summary['segmenter_peak_rss_mb'])}"
     )
 
@@ -342,6 +348,8 @@ def table(results: dict[str, Any]) -> str:
         f"{'approval -> acceptance p50 / p95 / p99':<48}"
         f"{_num(lat['p50'], 2)} / {_num(lat['p95'], 2)} / {_num(lat['p99'], 2)} s",
         "peak RSS MB: " + ", ".join(f"{k} {v:g}" for k, v in p["peak_rss_mb"].items()),
+        "database operations per person: "
+        + ", ".join(f"{k} {v:g}" for k, v in p.get("database_ops_per_person", {}).items()),
         "CPU ms per person: "
         + ", ".join(
             f"{k} {v['cpu_ms_per_person']:g}"
@@ -352,10 +360,14 @@ def table(results: dict[str, Any]) -> str:
         f"{'ceiling':<48}{'per s':>12}{'Alimi x':>10}",
         f"{'  broker: 1 persistent msg per recipient':<48}"
         f"{_num(c['broker']['msgs_per_s']):>12}{_num(s['vs_broker_per_msg'], 2):>10}",
-        f"{'  store: 3 receipt writes per person, bulk':<48}"
+        f"{'  store: insert_many of 1 final receipt each':<48}"
         f"{_num(c['store']['people_per_s']):>12}{_num(s['vs_store'], 2):>10}",
+        f"{'  concurrent: 64 calls in flight, 1 insert each':<48}"
+        f"{_num(c['concurrent']['recipients_per_s']):>12}{_num(s['vs_concurrent'], 2):>10}",
         f"{'  naive: one call + one insert per person':<48}"
         f"{_num(c['naive']['recipients_per_s'], 1):>12}{_num(s['vs_naive'], 1):>10}",
+        f"database CPU per person: Alimi {_num(s['store_cpu_ms_per_person'], 3)} ms, "
+        f"the store ceiling {_num(c['store'].get('server_cpu_ms_per_person'), 3)} ms",
         "",
         "targets",
     ]
@@ -395,7 +407,14 @@ def chart(results: dict[str, Any], path: Path) -> None:
     if c["store"]["people_per_s"]:
         ax1.axhline(c["store"]["people_per_s"], ls=":", c="grey", lw=1)
         store = c["store"]["people_per_s"]
-        ax1.annotate("raw store, 3 receipt writes each", (0, store), fontsize=8)
+        ax1.annotate("raw store, 1 receipt insert each", (0, store), fontsize=8)
+    if c["concurrent"]["recipients_per_s"]:
+        ax1.axhline(c["concurrent"]["recipients_per_s"], ls="-.", c="grey", lw=1)
+        ax1.annotate(
+            "concurrent script, 64 calls in flight",
+            (0, c["concurrent"]["recipients_per_s"]),
+            fontsize=8,
+        )
     ax1.set_xlabel("seconds after approval")
     ax1.set_ylabel("people per second")
     ax1.set_title("throughput over time")

@@ -5,21 +5,25 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from alimi import attempts, counters, ids, receipt_view, states
 from alimi.bus import Bus
 from alimi.devstack import Stack
 from alimi.messages import DeliveryBatch, parse
 from alimi.store import Store
 from alimi_delivery.guard import ProviderGuard
-from alimi_delivery.kakao_gateway import PROVIDER as KAKAO_PROVIDER
-from alimi_delivery.kakao_gateway import KakaoGateway
-from alimi_delivery.service import KakaoDelivery, RetryPolicy, SmsDelivery
-from alimi_delivery.sms_gateway import PROVIDER as SMS_PROVIDER
-from alimi_delivery.sms_gateway import SmsGateway
+from alimi_delivery.kakao_client import PROVIDER as KAKAO_PROVIDER
+from alimi_delivery.kakao_client import KakaoClient
+from alimi_delivery.kakao_delivery import KakaoDelivery
+from alimi_delivery.retries import RetryPolicy
+from alimi_delivery.sms_client import PROVIDER as SMS_PROVIDER
+from alimi_delivery.sms_client import SmsClient
+from alimi_delivery.sms_delivery import SmsDelivery
 
 
 @dataclass
@@ -32,7 +36,7 @@ class Deliveries:
     sandbox: TestServer
 
     def sms(self, *, sender_no: str = "0215990000", **kw: Any) -> SmsDelivery:
-        gateway = SmsGateway(
+        gateway = SmsClient(
             self.http,
             base_url=str(self.sandbox.make_url("")),
             app_key="sandbox-app-key",
@@ -43,7 +47,7 @@ class Deliveries:
         return SmsDelivery(self.store, self.bus, gateway, **self._common(SMS_PROVIDER, kw))
 
     def kakao(self, **kw: Any) -> KakaoDelivery:
-        gateway = KakaoGateway(
+        gateway = KakaoClient(
             self.http,
             base_url=str(self.sandbox.make_url("")),
             app_key="sandbox-app-key",
@@ -65,8 +69,8 @@ class Deliveries:
             return messages
 
     async def receipts(self) -> dict[str, dict[str, Any]]:
-        """Every receipt, by subject id."""
-        return {r["subject_id"]: r for r in await self.store.receipts.find({}).to_list()}
+        """Every receipt as people read it, by subject id (see :func:`receipts_of`)."""
+        return await receipts_of(self.store)
 
     @staticmethod
     def _common(provider: str, kw: dict[str, Any]) -> dict[str, Any]:
@@ -83,6 +87,126 @@ class Deliveries:
             "claim_lease_s": kw.pop("claim_lease_s", 60.0),
             **kw,
         }
+
+
+async def receipts_of(store: Store, notice_id: str | None = None) -> dict[str, dict[str, Any]]:
+    """Every receipt (of ``notice_id``, or of every notice), by subject id, as one flat dict:
+    the receipt document, its current attempt's entry, ``status`` (the report's if applied),
+    ``channel``, ``provider_message_id``, ``attempts`` (provider attempts) and ``events``
+    (:func:`alimi.receipt_view.timeline`)."""
+    query = {} if notice_id is None else {"notice_id": notice_id}
+    docs = await store.receipts.find(query).sort("_id", 1).to_list()
+    found: dict[str, dict[str, Any]] = {}
+    views = await receipt_view.join(store, docs)
+    for doc, view, events in zip(
+        docs, views, await receipt_view.timelines(store, views), strict=True
+    ):
+        flat: dict[str, Any] = {**doc, **view.entry}
+        flat.update(
+            status=view.status,
+            channel=view.channel,
+            provider_message_id=view.message_id,
+            attempts=sum(1 for e in events if e.get("kind") in (attempts.SEND, attempts.HALT)),
+            events=events,
+            report=view.report,
+        )
+        found[view.subject_id] = flat
+    return found
+
+
+async def seed_receipts(
+    store: Store,
+    notice_id: str,
+    people: list[dict[str, Any]],
+    *,
+    incident_id: str = "inc_1",
+    at: datetime | None = None,
+) -> None:
+    """Receipts as the services leave them, for tests that start from a notice half-way:
+    each person a dict with ``subject_id``, ``status`` and optionally ``channel`` (None:
+    decided by the segmenter), ``also_subject_ids`` and attempt-entry fields (``error``,
+    ``dead_lettered``, ``reason``, ``fallback_from`` ...). One attempt per channel, the
+    delivery report of anyone ``delivered``/``undelivered``, and the counters."""
+    now = at or datetime.now(UTC)
+    by_channel: dict[str | None, list[dict[str, Any]]] = {}
+    for person in people:
+        by_channel.setdefault(person.get("channel"), []).append(person)
+    delta = counters.Delta()
+    for channel, group in by_channel.items():
+        attempt_id = ids.attempt_id(f"{notice_id}:{channel or 'segment'}:seed")
+        outcomes = []
+        for person in group:
+            status = person["status"]
+            reported = status in (states.DELIVERED, states.UNDELIVERED)
+            extra = {
+                k: v
+                for k, v in person.items()
+                if k not in ("subject_id", "status", "channel", "also_subject_ids", "error")
+            }
+            outcomes.append(
+                attempts.Outcome(
+                    person["subject_id"],
+                    states.SENT if reported else status,
+                    message_id=f"req-{notice_id}-{person['subject_id']}"
+                    if reported or status == states.SENT
+                    else None,
+                    error=person.get("error"),
+                    dead_lettered=bool(extra.pop("dead_lettered", False)),
+                    extra=extra,
+                )
+            )
+            delta.add(channel, status)
+            if person.get("fallback_from"):
+                delta.handed_over(person["fallback_from"])
+        doc = attempts.document(
+            attempt_id,
+            kind=attempts.SEND if channel else attempts.SEGMENT,
+            notice_id=notice_id,
+            incident_id=incident_id,
+            channel=channel,
+            at=now,
+            outcomes=outcomes,
+        )
+        await store.attempts.insert_one(doc)
+        await store.receipts.insert_many(
+            [
+                {
+                    "_id": ids.receipt_id(notice_id, p["subject_id"]),
+                    "notice_id": notice_id,
+                    "incident_id": incident_id,
+                    "subject_id": p["subject_id"],
+                    "also_subject_ids": list(p.get("also_subject_ids", ())),
+                    "channel": channel,
+                    "attempt": attempt_id,
+                    "claimed_at": now,
+                    "created_at": now,
+                    **({"fallback_from": p["fallback_from"]} if p.get("fallback_from") else {}),
+                }
+                for p in group
+            ]
+        )
+        reports = [
+            {
+                "_id": ids.receipt_id(notice_id, p["subject_id"]),
+                "notice_id": notice_id,
+                "channel": channel,
+                "message_id": f"req-{notice_id}-{p['subject_id']}",
+                "status": p["status"],
+                "code": "1000",
+                "delivered_at": now,
+                "applied_at": now,
+            }
+            for p in group
+            if p["status"] in (states.DELIVERED, states.UNDELIVERED)
+        ]
+        if reports:
+            await store.delivery_reports.insert_many(reports)
+    await counters.add(store, notice_id, delta, shard="seed")
+
+
+async def statuses_of(store: Store, notice_id: str | None = None) -> dict[str, str]:
+    """subject id -> status, for every receipt (of ``notice_id``)."""
+    return {s: r["status"] for s, r in (await receipts_of(store, notice_id)).items()}
 
 
 async def take_batches(bus: Bus, queue: str) -> list[DeliveryBatch]:

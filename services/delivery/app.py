@@ -8,17 +8,21 @@ import aiohttp
 from aio_pika.abc import AbstractIncomingMessage
 
 from alimi import topology
+from alimi.counters import Shards
 from alimi.messages import DeliveryBatch, StaffUpdate
-from alimi.store import RECEIPTS
+from alimi.store import ATTEMPTS, NOTICE_COUNTS, RECEIPTS
 from alimi.worker import WorkerRuntime
 from alimi_delivery.guard import ProviderGuard
-from alimi_delivery.kakao_gateway import PROVIDER as KAKAO_PROVIDER
-from alimi_delivery.kakao_gateway import KakaoGateway
-from alimi_delivery.service import ChannelDelivery, KakaoDelivery, RetryPolicy, SmsDelivery
+from alimi_delivery.kakao_client import PROVIDER as KAKAO_PROVIDER
+from alimi_delivery.kakao_client import KakaoClient
+from alimi_delivery.kakao_delivery import KakaoDelivery
+from alimi_delivery.retries import RetryPolicy
+from alimi_delivery.service import ChannelDelivery
 from alimi_delivery.settings import DeliverySettings
 from alimi_delivery.slack_staff import StaffNotifier, build_client
-from alimi_delivery.sms_gateway import PROVIDER as SMS_PROVIDER
-from alimi_delivery.sms_gateway import SmsGateway
+from alimi_delivery.sms_client import PROVIDER as SMS_PROVIDER
+from alimi_delivery.sms_client import SmsClient
+from alimi_delivery.sms_delivery import SmsDelivery
 
 SUPPORTED_CHANNELS = ("sms", "kakao", "slack")
 
@@ -32,10 +36,12 @@ class DeliveryProcess:
         self.settings = settings
         self.channel = channel
         self.runtime = WorkerRuntime(
-            settings, owned_collections=(RECEIPTS,), grace_s=settings.drain_grace_s
+            settings,
+            owned_collections=(RECEIPTS, ATTEMPTS, NOTICE_COUNTS),
+            grace_s=settings.drain_grace_s,
         )
         self.session: aiohttp.ClientSession | None = None
-        self.handler: ChannelDelivery | StaffNotifier | None = None
+        self.handler: ChannelDelivery[Any] | StaffNotifier | None = None
         self.runtime.consume(
             topology.delivery_queue(channel),
             StaffUpdate if channel == "slack" else DeliveryBatch,
@@ -67,14 +73,16 @@ class DeliveryProcess:
             self.handler = self._channel_delivery(self.session)
         await self.runtime.start()
 
-    def _channel_delivery(self, session: aiohttp.ClientSession) -> ChannelDelivery:
+    def _channel_delivery(self, session: aiohttp.ClientSession) -> ChannelDelivery[Any]:
         s = self.settings
         common: dict[str, Any] = {
             "retry": RetryPolicy(s.retry_delays, s.retry_jitter),
             "claim_lease_s": s.claim_lease_s,
+            # one counter shard per batch in flight: transactions never wait on each other
+            "shards": Shards.for_process(f"delivery-{self.channel}", slots=s.prefetch),
         }
         if self.channel == "kakao":
-            kakao = KakaoGateway(
+            kakao = KakaoClient(
                 session,
                 base_url=s.kakao_api_url,
                 app_key=s.kakao_app_key,
@@ -84,7 +92,7 @@ class DeliveryProcess:
             )
             guard = self._guard(KAKAO_PROVIDER, s.kakao_requests_per_s, s.kakao_recipients_per_s)
             return KakaoDelivery(self.runtime.store, self.runtime.bus, kakao, guard=guard, **common)
-        sms = SmsGateway(
+        sms = SmsClient(
             session,
             base_url=s.sms_api_url,
             app_key=s.sms_app_key,

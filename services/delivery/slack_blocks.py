@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alimi import states
-from alimi.receipt_counts import NO_CHANNEL, NoticeCounts
+from alimi.counters import NO_CHANNEL, NoticeCounts
 
 SUMMARY_EVENT = "alimi_notice_summary"
 HEADER_MAX = 150  # Slack's limit for a header's plain text

@@ -2,9 +2,9 @@
 
 ``started`` posts the parent message to the incident's channel, ``milestone``
 a threaded reply per percent, ``completed`` a threaded summary and a final
-edit of the parent. Counts are read from the receipts when a message is posted
-(:func:`alimi.receipt_counts.receipt_counts`), so a late or repeated update
-never shows stale numbers.
+edit of the parent. Counts are read from the notice's counters when a message is
+posted (:func:`alimi.counters.of_notice`), so a late or repeated update never
+shows stale numbers.
 
 Each Slack post happens once, even with redelivered messages and concurrent
 workers: before posting, a worker claims the post on the notice with a
@@ -46,12 +46,13 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from alimi import counters
 from alimi.bus import RetryLater, Unprocessable
+from alimi.counters import NoticeCounts
 from alimi.messages import StaffUpdate
-from alimi.receipt_counts import NoticeCounts, receipt_counts
 from alimi.store import Store
 from alimi_delivery import slack_blocks
-from alimi_delivery.service import PROVIDER_LATENCY
+from alimi_delivery.metrics import PROVIDER_LATENCY
 from alimi_delivery.slack_blocks import NoticeView, SlackMessage
 
 log = logging.getLogger("alimi.delivery.slack")
@@ -284,7 +285,7 @@ class StaffNotifier:
         return notice
 
     async def _counts(self, notice_id: str) -> NoticeCounts:
-        return (await receipt_counts(self.store, [notice_id])).get(notice_id, NoticeCounts())
+        return await counters.of_notice(self.store, notice_id)
 
     async def _call(self, stage: str, method: str, **kwargs: Any) -> AsyncSlackResponse:
         """One Slack call, timed and counted; errors mapped to retry or permanent."""

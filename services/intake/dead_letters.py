@@ -1,18 +1,20 @@
 """Replay of a notice's dead letters (people given up on after the last retry), and
 their discard when the people's contact data is purged.
 
-Their batches wait in ``dead.delivery.<channel>`` and their receipts are
-``failed`` with ``dead_lettered``. Replaying takes the notice's batches off
-those queues (others are put back), makes the receipts ``retrying`` again and
+Their batches wait in ``dead.delivery.<channel>`` and their receipts' current
+attempts say ``failed`` with ``dead_lettered``. Replaying takes the notice's
+batches off those queues (others are put back), records a ``replay`` attempt
+that makes those people ``retrying`` again (:func:`alimi.decisions.decide`:
+the receipts move to it, and the counts with them, in one transaction) and
 publishes each batch to its channel as a first attempt; the delivery claim
-keeps anyone from being told twice. The order (receipts, publish, ack) means a
+keeps anyone from being told twice. The order (decision, publish, ack) means a
 crash part-way loses nothing: an unacked batch stays in the dead-letter queue
 and a second replay finishes the job.
 
 A dead-lettered batch carries its people's numbers in clear, so purging an
 incident's contact data (``privacy.purge_contact_data``) discards its
-notices' dead letters too: acked without a send, the receipts keep their
-``failed`` status and last error and record the discard.
+notices' dead letters too: acked without a send, and a ``discard`` attempt
+keeps the people ``failed`` with their last error and records the discard.
 """
 
 from __future__ import annotations
@@ -26,13 +28,18 @@ from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from alimi import ids, states, topology
+from alimi import attempts, decisions, ids, receipt_view, states, topology
+from alimi.attempts import Outcome
 from alimi.bus import Bus
+from alimi.decisions import Where
 from alimi.messages import DeliveryBatch, InvalidMessage, parse
+from alimi.receipt_view import chunks
 from alimi.store import Store
 
 log = logging.getLogger("alimi.intake.dead_letters")
 
+# Intake's decisions are rare and one at a time per request: one counter shard does.
+SHARD = "intake"
 MAX_SCANNED = 10_000  # messages looked at per channel and call; the answer says if more remain
 RETRYING = states.RETRYING
 ATTEMPT_SUFFIX = re.compile(r":(a\d+|held|replay)$")
@@ -91,15 +98,18 @@ async def discard(store: Store, bus: Bus, notice_ids: Iterable[str]) -> Replayed
 
     async def drop(channel: str, batch: DeliveryBatch) -> None:
         now = datetime.now(UTC)
-        receipt_ids = [ids.receipt_id(batch.notice_id, r.subject_id) for r in batch.recipients]
-        event = {"at": now, "status": states.FAILED, "detail": DISCARDED_DETAIL}
-        await store.receipts.update_many(
-            {"_id": {"$in": receipt_ids}, "dead_lettered": True},
-            {
-                "$set": {"dead_letter_discarded_at": now, "updated_at": now},
-                "$unset": {"dead_lettered": ""},
-                "$push": {"events": event},
-            },
+        await _decide(
+            store,
+            batch,
+            attempts.DISCARD,
+            lambda entry: Outcome(
+                entry["subject_id"],
+                states.FAILED,
+                error_code=entry.get("error_code"),
+                error=entry.get("error"),
+                detail=DISCARDED_DETAIL,
+                extra={"dead_letter_discarded_at": now},
+            ),
         )
 
     wanted = set(notice_ids)
@@ -165,17 +175,51 @@ def _batch_of(message: AbstractIncomingMessage) -> DeliveryBatch | None:
 
 
 async def _reset_receipts(store: Store, batch: DeliveryBatch) -> None:
-    now = datetime.now(UTC)
-    receipt_ids = [ids.receipt_id(batch.notice_id, r.subject_id) for r in batch.recipients]
-    event = {"at": now, "status": RETRYING, "detail": "dead letter replayed"}
-    await store.receipts.update_many(
-        {"_id": {"$in": receipt_ids}, "status": states.FAILED, "dead_lettered": True},
-        {
-            "$set": {"status": RETRYING, "updated_at": now},
-            "$unset": {"dead_lettered": ""},
-            "$push": {"events": event},
-        },
+    await _decide(
+        store,
+        batch,
+        attempts.REPLAY,
+        lambda entry: Outcome(
+            entry["subject_id"],
+            RETRYING,
+            error_code=entry.get("error_code"),
+            error=entry.get("error"),
+            detail="dead letter replayed",
+        ),
     )
+
+
+async def _decide(
+    store: Store,
+    batch: DeliveryBatch,
+    kind: str,
+    outcome: Callable[[dict[str, Any]], Outcome],
+) -> None:
+    """Record ``kind`` for the batch's people still dead-lettered: ``outcome`` of each one's
+    dead-lettered entry, their receipts moved to it (once: a person replayed or discarded
+    before is left as is)."""
+    views = await receipt_view.read(
+        store,
+        [ids.receipt_id(batch.notice_id, r.subject_id) for r in batch.recipients],
+        with_reports=False,
+    )
+    waiting = [v for v in views.values() if v.entry.get("dead_lettered")]
+    if not waiting:
+        return
+    doc = attempts.document(
+        ids.attempt_id(f"{batch.batch_id}:{kind}"),
+        kind=kind,
+        notice_id=batch.notice_id,
+        incident_id=batch.incident_id,
+        channel=waiting[0].channel,
+        batch_id=batch.batch_id,
+        at=datetime.now(UTC),
+        outcomes=[outcome(dict(v.entry)) for v in waiting],
+    )
+    where = [
+        Where(v.receipt_id, v.subject_id, v.attempt_id or "", v.status, v.channel) for v in waiting
+    ]
+    await decisions.decide(store, doc, where, shard=SHARD)
 
 
 LAST_ERRORS = 10
@@ -184,37 +228,49 @@ LAST_ERRORS = 10
 async def pending(store: Store, notice_id: str) -> dict[str, Any]:
     """The notice's people waiting as dead letters: per channel, and the last errors.
 
-    Read from the receipts (``failed`` with ``dead_lettered``), which replay
-    resets, so it says what :func:`replay` would put back.
+    Read from the attempts that gave people up (``dead_lettered``) and the
+    receipts still naming them (replay and discard move receipts on), so it
+    says what :func:`replay` would put back.
     """
-    match = {"notice_id": notice_id, "status": states.FAILED, "dead_lettered": True}
     by_channel: dict[str, int] = {}
-    errors: list[dict[str, Any]] = []
-    pipeline: list[dict[str, Any]] = [
-        {"$match": match},
-        {
-            "$group": {
-                "_id": {"c": "$channel", "e": "$error"},
-                "count": {"$sum": 1},
-                "last_at": {"$max": "$updated_at"},
-            }
-        },
+    groups: dict[tuple[str, str | None], dict[str, Any]] = {}
+    async for doc in store.attempts.find({"notice_id": notice_id, "dead_lettered": True}):
+        gave_up = [e for e in doc["people"] if e.get("dead_lettered")]
+        still = await _still_naming(store, notice_id, doc["_id"], gave_up)
+        if not still:
+            continue
+        channel = doc.get("channel") or "none"
+        by_channel[channel] = by_channel.get(channel, 0) + len(still)
+        for entry in still:
+            group = groups.setdefault(
+                (channel, entry.get("error")),
+                {"channel": channel, "error": entry.get("error"), "count": 0, "last_at": None},
+            )
+            group["count"] += 1
+            at = doc.get("at")
+            if isinstance(at, datetime) and (group["last_at"] is None or at > group["last_at"]):
+                group["last_at"] = at
+    errors = [
+        {**g, "last_at": g["last_at"].isoformat() if g["last_at"] else None}
+        for g in groups.values()
     ]
-    async for row in await store.receipts.aggregate(pipeline):
-        channel = row["_id"].get("c") or "none"
-        by_channel[channel] = by_channel.get(channel, 0) + row["count"]
-        last_at = row.get("last_at")
-        errors.append(
-            {
-                "channel": channel,
-                "error": row["_id"].get("e"),
-                "count": row["count"],
-                "last_at": last_at.isoformat() if isinstance(last_at, datetime) else None,
-            }
-        )
     errors.sort(key=lambda e: (e["last_at"] or "", e["count"]), reverse=True)
     return {
         "total": sum(by_channel.values()),
         "by_channel": by_channel,
         "last_errors": errors[:LAST_ERRORS],
     }
+
+
+async def _still_naming(
+    store: Store, notice_id: str, attempt_id: str, entries: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Those of ``entries`` whose receipt still names ``attempt_id``."""
+    by_id = {ids.receipt_id(notice_id, e["subject_id"]): e for e in entries}
+    still: list[dict[str, Any]] = []
+    for part in chunks(list(by_id)):
+        async for doc in store.receipts.find(
+            {"_id": {"$in": part}, "attempt": attempt_id}, {"_id": 1}
+        ):
+            still.append(by_id[doc["_id"]])
+    return still

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from alimi import compliance, ids, states
+from alimi import compliance, counters, ids, states
 from alimi import phone as phones
 from alimi.api_keys import ApiKey
+from alimi.counters import NoticeCounts
 from alimi.crypto import Keyring
-from alimi.receipt_counts import NoticeCounts, receipt_counts
 from alimi.store import Store
 from alimi_intake import audit, repository
 from alimi_intake.models import IncidentIn, NoticeIn, SubjectIn, UpdateIn
@@ -202,7 +202,7 @@ async def get_incident(store: Store, *, incident_id: str) -> dict[str, Any] | No
     if incident is None:
         return None
     notices = await repository.find_notices(store, incident_id)
-    counts = await receipt_counts(store, [n["_id"] for n in notices])
+    counts = await counters.totals(store, [n["_id"] for n in notices])
     return {
         **_legal_view(incident, notices, counts),
         "incident_id": incident["_id"],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -15,10 +14,6 @@ from alimi_receipts.settings import ReceiptsSettings
 class Context:
     settings: ReceiptsSettings
     store: Store
-    # Turns to apply reports: the store applies one request's bulk write at a
-    # time anyway, and requests queued without bound each hold a connection and
-    # time out at the provider, which sends them again (load that feeds itself).
-    turns: asyncio.Semaphore
 
 
 CONTEXT = web.AppKey("context", Context)

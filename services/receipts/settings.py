@@ -18,24 +18,24 @@ class ReceiptsSettings(BaseSettings):
         300, ge=1, le=3600, description="how far a report's timestamp may be from our clock"
     )
     max_body_mb: int = Field(4, ge=1, le=64)
-    apply_concurrency: int = Field(
-        2,
-        ge=1,
-        le=64,
-        description="report requests applied at once; the others wait for a turn",
+    apply_workers: int = Field(
+        2, ge=1, le=32, description="inbox documents applied at once by this process"
     )
-    apply_wait_s: float = Field(
-        5.0,
-        gt=0,
-        le=60,
-        description="how long a report request waits for its turn before it is answered 503"
-        " with Retry-After (the provider sends it again later)",
-    )
-    not_ready_retries: int = Field(
-        2,
+    apply_after_s: float = Field(
+        0.2,
         ge=0,
-        le=10,
-        description="times the reports ahead of their receipts are applied again, after"
-        " waiting not_ready_wait_s each time, before the request is answered 503",
+        le=60,
+        description="a report is first applied this long after it arrives: delivery records"
+        " its attempt right after the provider's answer, which may report first",
     )
-    not_ready_wait_s: float = Field(0.5, gt=0, le=10)
+    apply_lease_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="how long an applier owns an inbox document before another may take it",
+    )
+    report_max_wait_s: float = Field(
+        86400.0,
+        gt=0,
+        description="how long a report waits for its receipt to catch up before it is given up",
+    )

@@ -1,19 +1,18 @@
-"""HTTP views of the receipts service: verify, validate, call the service, answer."""
+"""HTTP views of the receipts service: verify, validate, keep the reports, answer 202."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Sequence
 
 from aiohttp import web
 from pydantic import ValidationError
+from pymongo.errors import PyMongoError
 
 from alimi import problems
 from alimi.problems import ProblemError
-from alimi_receipts import metrics, service, signature
-from alimi_receipts.context import CONTEXT, Context
-from alimi_receipts.models import CHANNELS, Report, ReportBatch
+from alimi_receipts import inbox, metrics, signature
+from alimi_receipts.context import CONTEXT
+from alimi_receipts.models import CHANNELS, ReportBatch
 
 log = logging.getLogger("alimi.receipts")
 
@@ -48,68 +47,22 @@ async def receive_reports(request: web.Request) -> web.Response:
         metrics.REPORTS.labels(channel, metrics.INVALID).inc()
         raise problems.from_validation_error(exc) from None
     try:
-        outcomes = await _apply_in_turn(ctx, channel, batch.reports)
-    except _Busy:
-        return _retry_later(
+        inbox_id = await inbox.take_in(
+            ctx.store, channel, batch.reports, apply_after_s=ctx.settings.apply_after_s
+        )
+    except PyMongoError as exc:
+        metrics.REPORTS.labels(channel, metrics.UNAVAILABLE).inc()
+        log.error(
+            "delivery reports could not be stored",
+            extra={"channel": channel, "count": len(batch.reports), "error": type(exc).__name__},
+        )
+        answer = problems.response(
             503,
-            "Busy",
-            f"{ctx.settings.apply_concurrency} report requests are being applied and this one"
-            f" waited {ctx.settings.apply_wait_s:g} s for its turn; nothing was applied;"
+            "Service Unavailable",
+            "the reports could not be stored (the database did not answer); nothing was kept;"
             " send the request again later",
         )
-    # Reports ahead of their receipts: delivery records `sent` right after the
-    # provider's answer, so a short wait (its turn given up meanwhile) usually
-    # applies them here rather than having the provider send the whole request again.
-    for _ in range(ctx.settings.not_ready_retries):
-        if not outcomes.not_ready:
-            break
-        await asyncio.sleep(ctx.settings.not_ready_wait_s)
-        try:
-            again = await _apply_in_turn(
-                ctx, channel, outcomes.waiting, report_id=outcomes.report_id
-            )
-        except _Busy:
-            break
-        outcomes = outcomes.then(again)
-    if outcomes.not_ready:
-        return _retry_later(
-            503,
-            "Receipts not ready",
-            f"{outcomes.not_ready} of {len(batch.reports)} reports are for receipts not yet"
-            " recorded as sent; the others were applied; send the request again later",
-        )
-    return web.json_response(
-        {
-            "accepted": outcomes.accepted,
-            "unknown": outcomes.unknown,
-            "duplicates": outcomes.duplicates,
-        }
-    )
-
-
-class _Busy(Exception):
-    """Every turn stayed taken for as long as a request may wait."""
-
-
-async def _apply_in_turn(
-    ctx: Context, channel: str, reports: Sequence[Report], *, report_id: str | None = None
-) -> service.Outcomes:
-    """Apply ``reports`` once a turn is free; :class:`_Busy` after ``apply_wait_s``."""
-    try:
-        async with asyncio.timeout(ctx.settings.apply_wait_s):
-            await ctx.turns.acquire()
-    except TimeoutError:
-        metrics.REPORTS.labels(channel, metrics.BUSY).inc()
-        raise _Busy from None
-    try:
-        return await service.apply_reports(
-            ctx.store, channel=channel, reports=reports, report_id=report_id
-        )
-    finally:
-        ctx.turns.release()
-
-
-def _retry_later(status: int, title: str, detail: str) -> web.Response:
-    answer = problems.response(status, title, detail)
-    answer.headers["Retry-After"] = str(RETRY_AFTER_S)
-    return answer
+        answer.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return answer
+    metrics.REPORTS.labels(channel, metrics.RECEIVED).inc(len(batch.reports))
+    return web.json_response({"received": len(batch.reports), "inbox_id": inbox_id}, status=202)

@@ -1,12 +1,17 @@
 """Tracks each sending notice: milestones for staff, and ``completed`` at the end.
 
-The truth is in the receipts, not in counters that a crash could skew: for
-each notice in ``sending`` the tracker counts final receipts and compares
-them with what the segmenter resolved. Crossing 25, 50 or 75 percent is
-announced to staff once; so is completion, after which the notice is marked
-``completed``. The count is kept on the notice (``progress.final_receipts``)
-for the system gauges (``monitor.py``), so receipts are counted once per
-check, not once per reader.
+For each notice in ``sending`` the tracker compares the people whose receipt
+is final — from the notice's counters (:mod:`alimi.counters`), a handful of
+documents whatever the notice's size — with what the segmenter resolved.
+Crossing 25, 50 or 75 percent is announced to staff once; so is completion,
+after which the notice is marked ``completed``.
+
+The counters are written with the work they count, so they need no checking.
+Still, if a notice stops moving (no change for ``STALL_S``) before it is
+complete, the tracker recounts it from its documents (:func:`alimi.recount.repair`)
+— at most once every ``RECOUNT_EVERY_S`` per notice, because a recount reads
+every receipt — so that a counter that went wrong cannot leave a notice
+``sending`` for good.
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Counter
 
-from alimi import states
+from alimi import counters, recount, states
 from alimi.bus import Bus
 from alimi.store import Store
 from alimi_segmenter import staff
@@ -28,16 +34,8 @@ log = logging.getLogger("alimi.segmenter.progress")
 
 COMPLETED = Counter("alimi_notices_completed_total", "Notices whose every receipt is final")
 MILESTONES = (25, 50, 75)
-# A check counts a notice's receipts, which costs the database time in proportion to
-# the audience. Waiting this many times as long as the last check took keeps the
-# checks to at most 1 / (1 + BACKOFF) of the database's time, however large the
-# notice: a million-person notice is checked less often than every interval.
-BACKOFF = 4.0
-
-
-def pause(interval_s: float, took_s: float) -> float:
-    """How long to wait after a check that took ``took_s``: the interval, or more."""
-    return max(interval_s, BACKOFF * took_s)
+STALL_S = 60.0  # no change this long before completion: recount the notice
+RECOUNT_EVERY_S = 600.0
 
 
 def expected_receipts(notice: dict[str, Any]) -> int:
@@ -58,49 +56,90 @@ def crossed(final: int, expected: int, announced: list[int]) -> int | None:
     return max(reached) if reached else None
 
 
-async def check_progress(store: Store, bus: Bus) -> int:
-    """One pass over the sending notices; returns how many completed."""
-    completed = 0
-    async for notice in store.notices.find({"state": states.NOTICE_SENDING}):
+@dataclass
+class _Seen:
+    final: int
+    since: float  # when ``final`` was first seen (monotonic)
+    recounted: float = float("-inf")
+
+
+class Tracker:
+    def __init__(
+        self,
+        store: Store,
+        bus: Bus,
+        *,
+        stall_s: float = STALL_S,
+        recount_every_s: float = RECOUNT_EVERY_S,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.stall_s = stall_s
+        self.recount_every_s = recount_every_s
+        self.clock = clock
+        self._seen: dict[str, _Seen] = {}
+
+    async def check(self) -> int:
+        """One pass over the sending notices; returns how many completed."""
+        sending = await self.store.notices.find({"state": states.NOTICE_SENDING}).to_list()
+        totals = await counters.totals(self.store, [n["_id"] for n in sending])
+        completed = 0
+        for notice in sending:
+            counts = totals.get(notice["_id"], counters.NoticeCounts())
+            if await self._check(notice, counts.final()):
+                completed += 1
+        self._seen = {n["_id"]: self._seen[n["_id"]] for n in sending if n["_id"] in self._seen}
+        return completed
+
+    async def _check(self, notice: dict[str, Any], final: int) -> bool:
         expected = expected_receipts(notice)
-        final = await store.receipts.count_documents(
-            {"notice_id": notice["_id"], "status": {"$in": sorted(states.FINAL_RECEIPT_STATES)}}
-        )
         ids = {"notice_id": notice["_id"], "incident_id": notice["incident_id"]}
-        if final != notice.get("progress", {}).get("final_receipts"):
-            await store.notices.update_one(
-                {"_id": notice["_id"]}, {"$set": {"progress.final_receipts": final}}
-            )
         if final < expected:
             announced = notice.get("progress", {}).get("milestones", [])
             milestone = crossed(final, expected, announced)
             if milestone is not None:
-                await staff.announce(bus, **ids, stage="milestone", percent=milestone)
+                await staff.announce(self.bus, **ids, stage="milestone", percent=milestone)
                 lower = [m for m in MILESTONES if m <= milestone]
-                await store.notices.update_one(
+                await self.store.notices.update_one(
                     {"_id": notice["_id"]},
                     {"$addToSet": {"progress.milestones": {"$each": lower}}},
                 )
-            continue
-        await staff.announce(bus, **ids, stage="completed", percent=100)
-        result = await store.notices.update_one(
+            await self._watch_for_stall(notice["_id"], final)
+            return False
+        await staff.announce(self.bus, **ids, stage="completed", percent=100)
+        result = await self.store.notices.update_one(
             {"_id": notice["_id"], "state": states.NOTICE_SENDING},
             {"$set": {"state": states.NOTICE_COMPLETED, "completed_at": datetime.now(UTC)}},
         )
-        if result.modified_count:
-            completed += 1
-            COMPLETED.inc()
-            log.info("notice completed", extra={"notice_id": notice["_id"], "receipts": final})
-    return completed
+        if not result.modified_count:
+            return False
+        COMPLETED.inc()
+        log.info("notice completed", extra={"notice_id": notice["_id"], "receipts": final})
+        return True
+
+    async def _watch_for_stall(self, notice_id: str, final: int) -> None:
+        now = self.clock()
+        seen = self._seen.get(notice_id)
+        if seen is None or seen.final != final:
+            self._seen[notice_id] = _Seen(final, now, seen.recounted if seen else float("-inf"))
+            return
+        if now - seen.since < self.stall_s or now - seen.recounted < self.recount_every_s:
+            return
+        seen.recounted = now
+        found = await recount.repair(self.store, notice_id)
+        log.info(
+            "stalled notice recounted",
+            extra={"notice_id": notice_id, "result": found.result, "drift": found.drift},
+        )
 
 
-async def run(store: Store, bus: Bus, interval_s: float) -> None:
+async def run(tracker: Tracker, interval_s: float) -> None:
     while True:
-        began = time.monotonic()
         try:
-            await check_progress(store, bus)
+            await tracker.check()
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("progress check failed; will retry")
-        await asyncio.sleep(pause(interval_s, time.monotonic() - began))
+        await asyncio.sleep(interval_s)

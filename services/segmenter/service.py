@@ -7,22 +7,28 @@ broker is inside the trust boundary: the provider needs the number).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Counter
-from pymongo import InsertOne, ReturnDocument
-from pymongo.errors import BulkWriteError
+from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from alimi import ids, states, topology
+from alimi import attempts, counters, ids, states, topology
 from alimi import phone as phones
+from alimi.attempts import Outcome
 from alimi.audience import AudienceSpec, to_query
 from alimi.bus import Bus
 from alimi.channel_choice import DEFAULT_PREFERENCE
+from alimi.counters import Delta, Shards
 from alimi.crypto import Keyring, Unreadable
 from alimi.messages import DeliveryBatch
+from alimi.receipt_view import chunks
 from alimi.store import Store
 from alimi_segmenter import staff
 from alimi_segmenter.batching import Batch, Skipped, batches
@@ -97,46 +103,101 @@ async def _stream(
         yield doc
 
 
-def _skipped_receipt(notice: dict[str, Any], skipped: Skipped, now: datetime) -> dict[str, Any]:
-    return {
-        "_id": ids.receipt_id(notice["_id"], skipped.subject_id),
-        "notice_id": notice["_id"],
-        "incident_id": notice["incident_id"],
-        "subject_id": skipped.subject_id,
-        "also_subject_ids": list(skipped.also_subject_ids),
-        "channel": None,
-        "status": states.SKIPPED,
-        "reason": skipped.reason,
-        "attempts": 0,
-        "created_at": now,
-        "updated_at": now,
-        "events": [
-            {
-                "at": now,
-                "status": states.SKIPPED,
-                "detail": f"no reachable channel: {skipped.detail}",
-            }
-        ],
-    }
+@dataclass(frozen=True)
+class Decided:
+    """A person the segmenter decides about itself: skipped, or not reached (halted)."""
+
+    subject_id: str
+    also_subject_ids: tuple[str, ...]
+    status: str
+    reason: str | None = None
+    detail: str | None = None
 
 
-async def _write_skipped(store: Store, notice: dict[str, Any], skipped: list[Skipped]) -> None:
-    """Insert ``skipped`` receipts; those already there (an interrupted run) stay as they are."""
-    if not skipped:
-        return
+def _skipped(s: Skipped) -> Decided:
+    return Decided(
+        s.subject_id,
+        s.also_subject_ids,
+        states.SKIPPED,
+        reason=s.reason,
+        detail=f"no reachable channel: {s.detail}",
+    )
+
+
+async def _existing(store: Store, notice_id: str, subject_ids: list[str]) -> set[str]:
+    """Those of ``subject_ids`` who already have a receipt of the notice."""
+    found: set[str] = set()
+    for part in chunks([ids.receipt_id(notice_id, s) for s in subject_ids]):
+        async for doc in store.receipts.find({"_id": {"$in": part}}, {"subject_id": 1}):
+            found.add(doc["subject_id"])
+    return found
+
+
+async def _write_decided(
+    store: Store, notice: dict[str, Any], people: list[Decided], *, shard: str
+) -> int:
+    """Receipts for ``people`` who have none yet, with their attempt and counts, in one
+    transaction; how many were written. People who already have a receipt (an earlier,
+    interrupted run, or told before a resume) keep it as it is.
+    """
+    if not people:
+        return 0
+    notice_id = notice["_id"]
+    have = await _existing(store, notice_id, [p.subject_id for p in people])
+    new = [p for p in people if p.subject_id not in have]
+    if not new:
+        return 0
     now = _now()
-    await _insert_new(store, [InsertOne(_skipped_receipt(notice, s, now)) for s in skipped])
+    # The same people decided the same way get the same attempt id: a step run again
+    # after a crash finds its attempt already written and adds nothing.
+    digest = hashlib.sha256("\0".join(p.subject_id for p in new).encode()).hexdigest()[:16]
+    attempt_id = f"{notice_id}:segment:{new[0].status}:{digest}"
+    doc = attempts.document(
+        attempt_id,
+        kind=attempts.SEGMENT,
+        notice_id=notice_id,
+        incident_id=notice["incident_id"],
+        channel=None,
+        at=now,
+        outcomes=[Outcome(p.subject_id, p.status, reason=p.reason, detail=p.detail) for p in new],
+    )
+    receipts = [
+        {
+            "_id": ids.receipt_id(notice_id, p.subject_id),
+            "notice_id": notice_id,
+            "incident_id": notice["incident_id"],
+            "subject_id": p.subject_id,
+            "also_subject_ids": list(p.also_subject_ids),
+            "channel": None,
+            "attempt": attempt_id,
+            "created_at": now,
+        }
+        for p in new
+    ]
+    delta = Delta()
+    for p in new:
+        delta.add(None, p.status)
 
+    async def work(session: AsyncClientSession) -> None:
+        await store.attempts.insert_one(doc, session=session)
+        await store.receipts.insert_many(receipts, ordered=False, session=session)
+        await counters.add(store, notice_id, delta, shard=shard, session=session)
 
-async def _insert_new(store: Store, ops: list[InsertOne[dict[str, Any]]]) -> None:
-    """Insert receipts; those already there (an earlier, interrupted run) stay as they are."""
-    if not ops:
-        return
     try:
-        await store.receipts.bulk_write(ops, ordered=False)
-    except BulkWriteError as exc:
-        if any(e["code"] != DUPLICATE_KEY for e in exc.details["writeErrors"]):
+        await store.in_transaction(work)
+    except (DuplicateKeyError, BulkWriteError) as exc:
+        if not _duplicates_only(exc):
             raise
+        # Written by an earlier run of this step, or a receipt created meanwhile: the
+        # transaction wrote nothing; what is there stays.
+        return 0
+    return len(new)
+
+
+def _duplicates_only(exc: DuplicateKeyError | BulkWriteError) -> bool:
+    if isinstance(exc, DuplicateKeyError):
+        return True
+    return all(e["code"] == DUPLICATE_KEY for e in exc.details["writeErrors"])
 
 
 async def _is_halted(store: Store, notice_id: str) -> bool:
@@ -144,34 +205,22 @@ async def _is_halted(store: Store, notice_id: str) -> bool:
     return found is None or found.get("state") == states.NOTICE_HALTED
 
 
-async def _write_halted(store: Store, notice: dict[str, Any], step: Batch) -> None:
-    """Halted receipts for everyone of ``step`` who has no receipt yet."""
-    now = _now()
-    people = [(r.subject_id, r.also_subject_ids) for r in step.recipients]
-    people += [(s.subject_id, s.also_subject_ids) for s in step.skipped]
-    ops = [
-        InsertOne(
-            {
-                "_id": ids.receipt_id(notice["_id"], subject_id),
-                "notice_id": notice["_id"],
-                "incident_id": notice["incident_id"],
-                "subject_id": subject_id,
-                "also_subject_ids": list(also),
-                "channel": None,
-                "status": states.HALTED,
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-                "events": [{"at": now, "status": states.HALTED, "detail": "the notice was halted"}],
-            }
-        )
-        for subject_id, also in people
+def _not_reached(step: Batch) -> list[Decided]:
+    """Everyone of ``step``, not published because the notice was halted."""
+    halted = "the notice was halted"
+    people = [
+        Decided(r.subject_id, r.also_subject_ids, states.HALTED, detail=halted)
+        for r in step.recipients
     ]
-    await _insert_new(store, ops)
+    people += [
+        Decided(s.subject_id, s.also_subject_ids, states.HALTED, detail=halted)
+        for s in step.skipped
+    ]
+    return people
 
 
 async def _skip_people_without_phone(
-    store: Store, notice: dict[str, Any], query: dict[str, Any]
+    store: Store, notice: dict[str, Any], query: dict[str, Any], *, shard: str
 ) -> int:
     """Give everyone in the audience with no phone number a ``skipped`` receipt."""
     total = 0
@@ -181,18 +230,25 @@ async def _skip_people_without_phone(
     # the people without a number (SecantusDB: 0.01 s instead of 3.3 s at 100,000).
     async for doc in store.subjects.find({"phone_hash": None, **query}, {"_id": 1}):
         total += 1
-        chunk.append(Skipped(doc["_id"], (), NO_PHONE, "no phone number"))
+        chunk.append(_skipped(Skipped(doc["_id"], (), NO_PHONE, "no phone number")))
         if len(chunk) >= 1000:
-            await _write_skipped(store, notice, chunk)
+            await _write_decided(store, notice, chunk, shard=shard)
             chunk = []
-    await _write_skipped(store, notice, chunk)
+    await _write_decided(store, notice, chunk, shard=shard)
     RESOLVED.labels("skipped_no_phone").inc(total)
     return total
 
 
 async def segment_notice(
-    store: Store, bus: Bus, *, notice_id: str, batch_size: int, keyring: Keyring
+    store: Store,
+    bus: Bus,
+    *,
+    notice_id: str,
+    batch_size: int,
+    keyring: Keyring,
+    shards: Shards | None = None,
 ) -> None:
+    shards = shards or Shards.for_process("segmenter", slots=1)
     notice = await store.notices.find_one_and_update(
         {"_id": notice_id, "state": {"$in": [states.NOTICE_APPROVED, states.NOTICE_SEGMENTING]}},
         {"$set": {"state": states.NOTICE_SEGMENTING, "updated_at": _now()}},
@@ -206,8 +262,23 @@ async def segment_notice(
     if checkpoint:
         log.info("resuming from checkpoint", extra={"notice_id": notice_id, **checkpoint})
 
+    async with shards.take() as shard:
+        await _segment(store, bus, notice, query, checkpoint, batch_size, keyring, shard)
+
+
+async def _segment(
+    store: Store,
+    bus: Bus,
+    notice: dict[str, Any],
+    query: dict[str, Any],
+    checkpoint: dict[str, Any],
+    batch_size: int,
+    keyring: Keyring,
+    shard: str,
+) -> None:
+    notice_id = notice["_id"]
     if not checkpoint.get("no_phone_done"):
-        skipped = await _skip_people_without_phone(store, notice, query)
+        skipped = await _skip_people_without_phone(store, notice, query, shard=shard)
         await store.notices.update_one(
             {"_id": notice_id},
             {"$set": {"segmenter.no_phone_done": True, "progress.skipped_no_phone": skipped}},
@@ -223,9 +294,9 @@ async def segment_notice(
         if halted or await _is_halted(store, notice_id):
             # Everyone not yet published is told nothing and gets a halted receipt.
             halted = True
-            await _write_halted(store, notice, step)
+            await _write_decided(store, notice, _not_reached(step), shard=shard)
             continue
-        await _write_skipped(store, notice, step.skipped)
+        await _write_decided(store, notice, [_skipped(s) for s in step.skipped], shard=shard)
         for channel, people in step.by_channel.items():
             message = DeliveryBatch(
                 batch_id=ids.batch_id(notice_id, channel, step.seq),

@@ -221,7 +221,13 @@ class Stack:
             raise StackError(
                 f"SecantusDB did not start on port {port}; see {self.mongo_process.log_path}"
             )
-        self.mongo_url = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+        # Retryable writes off for this development server only: SecantusDB keeps a
+        # record of every retryable write for 30 minutes and, past 10,000 of them,
+        # sorts them all on each write (a fifth of its CPU at 100,000 people; see
+        # bench/README.md). Alimi's writes are idempotent or transactional, so a
+        # write that fails is retried with its message; production's MONGO_URL keeps
+        # MongoDB's default (retryable writes on).
+        self.mongo_url = f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
         return self.mongo_url
 
     def check_rabbitmq(self) -> None:

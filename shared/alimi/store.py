@@ -31,6 +31,15 @@ IMPORTS = "imports"
 IMPORT_ERRORS = "import_errors"
 # Uploaded lists of people (an audience); the members carry the list's id in ``lists``.
 LISTS = "lists"
+# What happened to each person of a handled batch (alimi.attempts): receipts point here.
+ATTEMPTS = "attempts"
+# Delivery reports, one per receipt; the requests they came in, until applied (each
+# request's reports, and a small inbox entry saying when it is due and who applies it).
+DELIVERY_REPORTS = "delivery_reports"
+REPORT_REQUESTS = "report_requests"
+REPORT_INBOX = "report_inbox"
+# A notice's counts of people by channel and status, one document per writer (alimi.counters).
+NOTICE_COUNTS = "notice_counts"
 
 
 @dataclass(frozen=True)
@@ -75,10 +84,25 @@ INDEXES: dict[str, tuple[Index, ...]] = {
     ),
     # Idempotency records expire by themselves at their expires_at.
     IDEMPOTENCY: (Index((("expires_at", ASCENDING),), "ttl", expire_after_s=0),),
-    # Reports find their receipt by _id (the grouping key), so no index on the
-    # provider's message id: every write that sets it would pay for one (a fifth
-    # of an update's cost on the development store) and no query would use it.
-    RECEIPTS: (Index((("notice_id", ASCENDING), ("status", ASCENDING)), "notice_status"),),
+    # A receipt is inserted once and updated only when a person is handled again,
+    # so its one index (a notice's people: purges, recounts) costs at insert only.
+    # Nothing on a hot path filters receipts by status: counts are counters.
+    RECEIPTS: (Index((("notice_id", ASCENDING),), "notice"),),
+    ATTEMPTS: (
+        Index((("notice_id", ASCENDING), ("at", ASCENDING)), "notice_at"),
+        # Delivery reports name the provider's request: the attempt that made it.
+        Index((("requests", ASCENDING),), "requests"),
+    ),
+    DELIVERY_REPORTS: (),  # by _id (the receipt id) only
+    REPORT_REQUESTS: (),  # by _id (the inbox entry's) only
+    REPORT_INBOX: (Index((("due_at", ASCENDING),), "due_at"),),
+    NOTICE_COUNTS: (Index((("notice_id", ASCENDING),), "notice_id"),),
+}
+
+# Indexes earlier versions created and nothing reads any more: every write would still
+# pay for them, so the owner drops them at start-up.
+RETIRED_INDEXES: dict[str, tuple[str, ...]] = {
+    RECEIPTS: ("notice_status", "provider_message_id"),
 }
 
 
@@ -136,6 +160,26 @@ class Store:
     def lists(self) -> AsyncCollection[dict[str, Any]]:
         return self.db[LISTS]
 
+    @property
+    def attempts(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db[ATTEMPTS]
+
+    @property
+    def delivery_reports(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db[DELIVERY_REPORTS]
+
+    @property
+    def report_requests(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db[REPORT_REQUESTS]
+
+    @property
+    def report_inbox(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db[REPORT_INBOX]
+
+    @property
+    def notice_counts(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db[NOTICE_COUNTS]
+
     async def in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
         """Run ``work(session)`` in one transaction, all of it or none.
 
@@ -150,8 +194,17 @@ class Store:
             return await session.with_transaction(work)
 
     async def ensure_indexes(self, *collections: str) -> None:
+        """Create each collection's indexes (idempotent) and drop its retired ones."""
         for name in collections:
-            await self.db[name].create_indexes([ix.model() for ix in INDEXES[name]])
+            wanted = [ix.model() for ix in INDEXES[name]]
+            if wanted:
+                await self.db[name].create_indexes(wanted)
+            retired = RETIRED_INDEXES.get(name, ())
+            if retired:
+                present = {ix["name"] async for ix in await self.db[name].list_indexes()}
+                for index in retired:
+                    if index in present:
+                        await self.db[name].drop_index(index)
 
     async def ping(self) -> bool:
         try:

@@ -12,11 +12,11 @@ from alimi import topology
 from alimi.bus import Unprocessable
 from alimi.messages import DeliveryBatch, Recipient
 from alimi.store import Store
-from support import Deliveries, take_batches
+from support import Deliveries, receipts_of, statuses_of, take_batches
 
 
 async def _seed_notice(store: Store, body: str = "#{name}님 안내: #{status_url}") -> None:
-    await store.ensure_indexes("receipts")
+    await store.ensure_indexes("receipts", "attempts", "notice_counts")
     await store.incidents.insert_one(
         {"_id": "inc_1", "title": "유출", "status_url": "https://a.kr/s/x", "contact": "02-1599"}
     )
@@ -57,7 +57,7 @@ async def test_when_a_batch_is_delivered_twice__then_each_person_gets_one_sms_an
     assert sorted(m["recipient_no"] for m in inbox) == ["01055550000", "01055550001", "01055550002"]
     assert {m["type"] for m in inbox} == {"SMS"}
     assert inbox[0]["body"].startswith("고객") and "https://a.kr/s/x" in inbox[0]["body"]
-    receipts = await store.receipts.find({}).sort("_id", 1).to_list()
+    receipts = list((await receipts_of(store)).values())
     assert [r["_id"] for r in receipts] == ["ntc_1:s0", "ntc_1:s1", "ntc_1:s2"]
     assert all(r["status"] == "sent" and r["attempts"] == 1 for r in receipts)
     assert {r["destination"] for r in receipts} == {
@@ -85,7 +85,7 @@ async def test_when_the_provider_fails__then_receipts_wait_for_a_retry_that_send
     delivery = deliveries.sms()
     await deliveries.configure(error_rate=1.0)
     await delivery.handle(_batch())
-    assert {r["status"] for r in await store.receipts.find({}).to_list()} == {"retrying"}
+    assert set((await statuses_of(store)).values()) == {"retrying"}
     assert await deliveries.inbox() == []
     # Only the people to retry wait in the first retry step, as attempt 2.
     [again] = await take_batches(delivery.bus, topology.retry_queue("sms", 1))
@@ -95,8 +95,8 @@ async def test_when_the_provider_fails__then_receipts_wait_for_a_retry_that_send
     await deliveries.configure(error_rate=0.0)
     await delivery.handle(again)
     await delivery.handle(again)  # redelivered: nothing more
-    receipts = await store.receipts.find({}).to_list()
-    assert {(r["status"], r["attempts"]) for r in receipts} == {("sent", 2)}
+    receipts = await receipts_of(store)
+    assert {(r["status"], r["attempts"]) for r in receipts.values()} == {("sent", 2)}
     assert len(await deliveries.inbox()) == 3
 
 
@@ -105,8 +105,8 @@ async def test_when_the_provider_refuses_the_sender__then_receipts_fail_with_its
 ) -> None:
     await _seed_notice(store)
     await deliveries.sms(sender_no="0200000000").handle(_batch())
-    receipts = await store.receipts.find({}).to_list()
-    assert {(r["status"], r["error_code"]) for r in receipts} == {("failed", "-2000")}
+    receipts = await receipts_of(store)
+    assert {(r["status"], r["error_code"]) for r in receipts.values()} == {("failed", "-2000")}
 
 
 async def test_when_the_notice_does_not_exist__then_the_batch_is_unprocessable(
@@ -132,7 +132,7 @@ async def test_when_a_number_is_international__then_its_receipt_counts_gsm_segme
         ),
     )
     await deliveries.sms().handle(abroad)
-    receipts = {r["subject_id"]: r for r in await store.receipts.find({}).to_list()}
+    receipts = await receipts_of(store)
     assert (receipts["uk"]["encoding"], receipts["uk"]["segments"]) == ("GSM-7", 2)
     assert "segments" not in receipts["kr"]
     [uk] = [m for m in await deliveries.inbox() if m["recipient_no"] == "447700900123"]

@@ -18,7 +18,7 @@ from support import Deliveries, take_batches
 
 
 async def _seed_notice(store: Store) -> None:
-    await store.ensure_indexes("receipts")
+    await store.ensure_indexes("receipts", "attempts", "notice_counts")
     await store.incidents.insert_one(
         {"_id": "inc_1", "title": "유출", "status_url": "https://a.kr/s/x", "contact": "02"}
     )
@@ -101,16 +101,12 @@ async def test_when_a_worker_died_after_the_provider_took_the_message__then_it_i
     await _seed_notice(store)
     delivery = deliveries.sms(claim_lease_s=10)
     await delivery.handle(_batch(2))
-    # As if the worker died after the provider answered, before the receipt was written:
-    # the receipt is still claimed, and the claim is older than the lease.
+    # As if the worker died after the provider answered, before its attempt was written:
+    # the receipts are claimed by an attempt with no document, older than the lease.
     long_ago = datetime.now(UTC) - timedelta(seconds=60)
-    await store.receipts.update_many(
-        {},
-        {
-            "$set": {"status": "claimed", "claimed_at": long_ago},
-            "$unset": {"provider_message_id": ""},
-        },
-    )
+    await store.attempts.delete_many({})
+    await store.notice_counts.delete_many({})
+    await store.receipts.update_many({}, {"$set": {"claimed_at": long_ago}})
     await delivery.handle(_batch(3))  # the batch comes back, with one person never sent
 
     inbox = await deliveries.inbox()
@@ -132,7 +128,7 @@ async def test_when_a_worker_died_before_sending__then_the_stale_claim_is_taken_
             "_id": "ntc_1:s0",
             "subject_id": "s0",
             "notice_id": "ntc_1",
-            "status": "claimed",
+            "attempt": "ntc_1:sms:00000001#dead0worker",  # never written: its worker died
             "claimed_at": long_ago,
         }
     )
@@ -152,8 +148,9 @@ async def test_when_a_fresh_claim_holds_someone__then_they_wait_out_the_lease_in
     await store.receipts.insert_one(
         {
             "_id": "ntc_1:s1",
+            "subject_id": "s1",
             "notice_id": "ntc_1",
-            "status": "claimed",
+            "attempt": "ntc_1:sms:00000001#liveworker",  # in flight in another worker
             "claimed_at": datetime.now(UTC),
         }
     )

@@ -31,7 +31,7 @@ async def kakao_ranges(sandbox: TestServer, http: aiohttp.ClientSession) -> None
 
 
 async def _seed_notice(store: Store, **notice: Any) -> None:
-    await store.ensure_indexes("receipts")
+    await store.ensure_indexes("receipts", "attempts", "notice_counts")
     await store.incidents.insert_one(
         {
             "_id": "inc_1",
@@ -125,13 +125,12 @@ async def test_when_some_people_are_not_on_kakao__then_they_and_only_they_get_an
     assert sms["type"] == "LMS" and sms["body"].startswith("[회원정보 유출]\n고객7001님")
     final = (await deliveries.receipts())["s7001"]
     assert (final["status"], final["channel"], final["fallback_from"]) == ("sent", "sms", "kakao")
+    # One event per attempt: Kakao's hand-over, then the SMS that reached them.
     assert [(e["status"], e["channel"]) for e in final["events"]] == [
-        ("claimed", "kakao"),
         ("fell_back", "kakao"),
-        ("claimed", "sms"),
         ("sent", "sms"),
     ]
-    assert "3018" in final["events"][1]["detail"]
+    assert "3018" in final["events"][0]["detail"]
 
 
 async def test_when_delivery_is_uncertain__then_no_sms_follows(
@@ -184,7 +183,7 @@ async def test_when_the_template_does_not_fit__then_kakao_fails_clearly_and_sms_
         assert resp.status == 200, await resp.text()
     await deliveries.kakao().handle(_batch(_person("1000")))
     receipt = (await deliveries.receipts())["s1000"]
-    assert (receipt["status"], receipt["fallback_reason"]) == ("fell_back", "kakao_rejected")
+    assert (receipt["status"], receipt["reason"]) == ("fell_back", "kakao_rejected")
     assert receipt["kakao_error_code"] == "-3011"
     assert "missing template parameters: other" in receipt["kakao_error"]
     assert [len(b.recipients) for b in await _handed_to_sms(bus)] == [1]

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from alimi import api_keys, phone, topology
+from alimi import api_keys, counters, phone, topology
 from alimi.bus import Bus
 from alimi.messages import DeliveryBatch, Recipient
 from alimi.store import Store
 from alimi_intake.app import init_app
 from alimi_intake.settings import IntakeSettings
-from support import take_batches
+from support import seed_receipts, statuses_of, take_batches
 
 PROBLEM = "application/problem+json"
 
@@ -267,8 +267,10 @@ async def test_when_a_notices_dead_letters_are_replayed__then_only_its_batches_g
         )
 
     await store.notices.insert_one({"_id": "ntc_x", "incident_id": "inc_1", "state": "completed"})
-    await store.receipts.insert_one(
-        {"_id": "ntc_x:s1", "notice_id": "ntc_x", "status": "failed", "dead_lettered": True}
+    await seed_receipts(
+        store,
+        "ntc_x",
+        [{"subject_id": "s1", "status": "failed", "channel": "sms", "dead_lettered": True}],
     )
     dead = topology.dead_queue(topology.delivery_queue("sms"))
     for b in (batch("ntc_x", "s1"), batch("ntc_other", "s2")):
@@ -284,8 +286,9 @@ async def test_when_a_notices_dead_letters_are_replayed__then_only_its_batches_g
 
     [replayed] = await take_batches(bus, topology.delivery_queue("sms"))
     assert (replayed.batch_id, replayed.attempt) == ("ntc_x:sms:00000001:replay", 1)
-    receipt = await store.receipts.find_one({"_id": "ntc_x:s1"})
-    assert receipt is not None and receipt["status"] == "retrying"
+    assert (await statuses_of(store, "ntc_x")) == {"s1": "retrying"}
+    counts = await counters.of_notice(store, "ntc_x")
+    assert counts.by_channel == {"sms": {"retrying": 1}}
     notice = await store.notices.find_one({"_id": "ntc_x"})
     assert notice is not None and notice["state"] == "sending"
     channel = await bus.channel(prefetch=10)

@@ -13,6 +13,7 @@ from alimi import api_keys
 from alimi.store import Store
 from alimi_intake.app import init_app
 from alimi_intake.settings import IntakeSettings
+from support import seed_receipts
 
 
 @pytest.fixture
@@ -26,41 +27,26 @@ async def client(
         yield c
 
 
-def _receipt(n: int, channel: str, status: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "_id": f"ntc_x:s{n}",
-        "notice_id": "ntc_x",
-        "subject_id": f"s{n}",
-        "channel": channel,
-        "status": status,
-        **fields,
-    }
-
-
 async def test_when_a_notice_has_dead_letters__then_they_are_counted_per_channel_with_the_last_errors(  # noqa: E501
     client: TestClient[Any, Any], store: Store
 ) -> None:
     then = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
     await store.notices.insert_one({"_id": "ntc_x", "incident_id": "inc_1", "state": "completed"})
-    await store.receipts.insert_many(
+    busy = {"status": "failed", "dead_lettered": True, "error": "E503 busy"}
+    await seed_receipts(
+        store,
+        "ntc_x",
         [
-            _receipt(1, "sms", "failed", dead_lettered=True, error="E503 busy", updated_at=then),
-            _receipt(
-                2,
-                "sms",
-                "failed",
-                dead_lettered=True,
-                error="E503 busy",
-                updated_at=then + timedelta(minutes=1),
-            ),
-            _receipt(3, "kakao", "failed", dead_lettered=True, error="timeout", updated_at=then),
-            _receipt(4, "sms", "failed", error="E400 bad number", updated_at=then),  # permanent
-            _receipt(5, "sms", "delivered", updated_at=then),
-        ]
+            {"subject_id": "s1", "channel": "sms", **busy},
+            {"subject_id": "s3", "channel": "kakao", **busy, "error": "timeout"},
+            {"subject_id": "s4", "channel": "sms", "status": "failed", "error": "E400 bad number"},
+            {"subject_id": "s5", "channel": "sms", "status": "delivered"},
+        ],
+        at=then,
     )
-    await store.receipts.insert_one(
-        {**_receipt(6, "sms", "failed", dead_lettered=True), "notice_id": "ntc_other"}
-    )
+    later = then + timedelta(minutes=1)
+    await seed_receipts(store, "ntc_x", [{"subject_id": "s2", "channel": "sms", **busy}], at=later)
+    await seed_receipts(store, "ntc_other", [{"subject_id": "s6", "channel": "sms", **busy}])
 
     resp = await client.get("/v1/notices/ntc_x/dead-letters")
 

@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bson import json_util
 from pydantic import SecretStr
 
-from alimi import api_keys, phone, topology
+from alimi import api_keys, counters, phone, topology
 from alimi.bus import Bus
 from alimi.crypto import Keyring
 from alimi.messages import DeliveryBatch, Recipient, parse
@@ -30,6 +30,7 @@ from alimi_intake.app import init_app
 from alimi_intake.privacy import rekey_subjects
 from alimi_intake.settings import IntakeSettings
 from alimi_segmenter.service import segment_notice
+from support import receipts_of, seed_receipts
 
 PROBLEM = "application/problem+json"
 K1, K2 = os.urandom(32), os.urandom(32)
@@ -295,21 +296,6 @@ async def _incident(
     return notice_id
 
 
-def _receipt(notice_id: str, incident_id: str, subject_id: str, status: str, **extra: Any) -> Any:
-    return {
-        "_id": f"{notice_id}:{subject_id}",
-        "notice_id": notice_id,
-        "incident_id": incident_id,
-        "subject_id": subject_id,
-        "also_subject_ids": [],
-        "channel": "sms",
-        "status": status,
-        "destination": "+82******5678",
-        "events": [{"at": datetime.now(UTC), "status": status}],
-        **extra,
-    }
-
-
 async def _breach(store: Store, *, status: str = "investigating", age_days: int = 1) -> str:
     """inc_old addressed c1 (and c2, same number), c3, c4 and c6; inc_open still needs c6."""
     notice = await _incident(
@@ -319,13 +305,27 @@ async def _breach(store: Store, *, status: str = "investigating", age_days: int 
         age_days=age_days,
         audience={"subject_ids": ["c1", "c2", "c3", "c4", "c6"]},
     )
-    await store.receipts.insert_many(
+    await seed_receipts(
+        store,
+        notice,
         [
-            _receipt(notice, "inc_old", "c1", "delivered", also_subject_ids=["c2"]),
-            _receipt(notice, "inc_old", "c3", "undelivered"),
-            _receipt(notice, "inc_old", "c4", "failed"),
-            _receipt(notice, "inc_old", "c6", "delivered"),
-        ]
+            {
+                "subject_id": "c1",
+                "status": "delivered",
+                "channel": "sms",
+                "also_subject_ids": ["c2"],
+            },
+            {"subject_id": "c3", "status": "undelivered", "channel": "sms"},
+            {
+                "subject_id": "c4",
+                "status": "failed",
+                "channel": "sms",
+                "error": "http_500 provider down",
+                "dead_lettered": True,
+            },
+            {"subject_id": "c6", "status": "delivered", "channel": "sms"},
+        ],
+        incident_id="inc_old",
     )
     await _incident(
         store, "inc_open", status="monitoring", age_days=2, audience={"subject_ids": ["c6"]}
@@ -447,10 +447,6 @@ async def test_when_purged__then_the_incidents_dead_letters_with_clear_numbers_a
     notice = await _breach(store, status="resolved")
     # c4 was given up on after the last retry: failed, and its batch (with the
     # number in clear) waits in the dead-letter queue, next to another notice's.
-    await store.receipts.update_one(
-        {"_id": f"{notice}:c4"},
-        {"$set": {"dead_lettered": True, "error": "http_500 provider down"}},
-    )
     mine = _dead_letter(notice, "c4", PEOPLE["c4"][1])
     other = _dead_letter("ntc_inc_open", "c6", PEOPLE["c6"][1])
     for batch in (mine, other):
@@ -468,11 +464,11 @@ async def test_when_purged__then_the_incidents_dead_letters_with_clear_numbers_a
     assert (answer["dead_letters_discarded"], answer["dead_letters_remain"]) == (1, False)
     left = await _drain(bus, topology.dead_queue(topology.delivery_queue("sms")))
     assert left == [other.batch_id]  # the other notice's dead letter is still there
-    receipt = await store.receipts.find_one({"_id": f"{notice}:c4"})
-    assert receipt is not None
+    receipt = (await receipts_of(store, notice))["c4"]
     assert receipt["status"] == "failed" and receipt["error"] == "http_500 provider down"
     assert "dead_lettered" not in receipt and receipt["dead_letter_discarded_at"]
     assert receipt["events"][-1]["detail"].startswith("dead letter discarded")
+    assert (await counters.of_notice(store, notice)).count("failed") == 1
     pending = await (await client.get(f"/v1/notices/{notice}/dead-letters")).json()
     assert pending["total"] == 0  # nothing left to replay
 

@@ -11,7 +11,7 @@ from alimi_receipts.app import ReceiptsProcess
 from alimi_receipts.settings import ReceiptsSettings
 
 
-async def test_when_the_process_starts__then_it_indexes_receipts_and_reports_ready(
+async def test_when_the_process_starts__then_it_indexes_its_collections_and_reports_ready(
     mongo_url: str, namespace: str, store: Store
 ) -> None:
     http_port, ops_port = free_port(), free_port()
@@ -35,10 +35,10 @@ async def test_when_the_process_starts__then_it_indexes_receipts_and_reports_rea
                 assert await resp.json() == {"ready": True, "checks": {"mongodb": True}}
             async with http.get(f"{ops}/metrics") as resp:
                 text = await resp.text()
-                assert 'alimi_reports_total{channel="kakao",outcome="not_ready"}' in text
+                assert 'alimi_reports_total{channel="kakao",outcome="waiting"}' in text
             async with http.post(f"{api}/v1/reports/sms", data=b"{}") as resp:
                 assert resp.status == 401
-        indexes = await store.receipts.index_information()
-        assert {"notice_status"} <= set(indexes)
+        assert "due_at" in await store.report_inbox.index_information()
+        assert "requests" in await store.attempts.index_information()
     finally:
         await process.stop()

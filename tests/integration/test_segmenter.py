@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 
-from alimi import phone, topology
+from alimi import counters, phone, topology
 from alimi.bus import Bus
+from alimi.counters import Shards
 from alimi.crypto import Keyring
 from alimi.store import Store
 from alimi_segmenter import progress
 from alimi_segmenter.service import segment_notice
+from support import receipts_of, seed_receipts
 
 KEY = b"test-key"
 KEYRING = Keyring.from_keys({"t1": os.urandom(32)})
@@ -34,7 +36,14 @@ def _person(sid: str, number: str | None, **extra: Any) -> dict[str, Any]:
 
 
 async def _segment(store: Store, bus: Bus, notice_id: str, batch_size: int = 100) -> None:
-    await segment_notice(store, bus, notice_id=notice_id, batch_size=batch_size, keyring=KEYRING)
+    await segment_notice(
+        store,
+        bus,
+        notice_id=notice_id,
+        batch_size=batch_size,
+        keyring=KEYRING,
+        shards=Shards("segmenter-test", slots=1),
+    )
 
 
 async def _seed(store: Store) -> None:
@@ -43,7 +52,7 @@ async def _seed(store: Store) -> None:
     docs.append(_person("nophone", None))
     docs.append(_person("other", "+821099999999", tags=["b"]))
     await store.subjects.insert_many(docs)
-    await store.ensure_indexes("subjects", "receipts", "notices")
+    await store.ensure_indexes("subjects", "receipts", "notices", "attempts", "notice_counts")
 
 
 async def _notice(store: Store, notice_id: str, **extra: Any) -> None:
@@ -97,10 +106,14 @@ async def test_when_a_notice_is_segmented__then_batches_cover_each_phone_once(
     assert notice["state"] == "sending"
     assert notice["progress"]["recipients_published"] == 249
     assert notice["progress"]["skipped_no_phone"] == 1
-    skipped = await store.receipts.find_one({"_id": "ntc_a:nophone"})
-    assert (
-        skipped is not None and skipped["status"] == "skipped" and skipped["reason"] == "no_phone"
+    skipped = (await receipts_of(store, "ntc_a"))["nophone"]
+    assert (skipped["status"], skipped["reason"], skipped["channel"]) == (
+        "skipped",
+        "no_phone",
+        "none",
     )
+    counts = await counters.of_notice(store, "ntc_a")
+    assert counts.by_channel == {"none": {"skipped": 1}}
 
 
 async def test_when_resumed_from_a_checkpoint__then_only_later_recipients_are_published(
@@ -143,11 +156,13 @@ async def test_when_every_receipt_is_final__then_the_notice_is_completed_and_sta
     await _notice(
         store, "ntc_p", state="sending", progress={"recipients_published": 2, "skipped_no_phone": 0}
     )
-    await store.receipts.insert_one({"_id": "ntc_p:1", "notice_id": "ntc_p", "status": "sent"})
-    await store.receipts.insert_one({"_id": "ntc_p:2", "notice_id": "ntc_p", "status": "claimed"})
-    assert await progress.check_progress(store, bus) == 0
-    await store.receipts.update_one({"_id": "ntc_p:2"}, {"$set": {"status": "failed"}})
-    assert await progress.check_progress(store, bus) == 1
+    tracker = progress.Tracker(store, bus)
+    await seed_receipts(store, "ntc_p", [{"subject_id": "1", "status": "sent", "channel": "sms"}])
+    assert await tracker.check() == 0
+    await seed_receipts(
+        store, "ntc_p", [{"subject_id": "2", "status": "failed", "channel": "kakao"}]
+    )
+    assert await tracker.check() == 1
     notice = await store.notices.find_one({"_id": "ntc_p"})
     assert notice is not None and notice["state"] == "completed"
     updates = await _published(bus, "slack")
@@ -158,12 +173,18 @@ async def test_when_a_milestone_is_crossed__then_staff_are_told_once(
     store: Store, bus: Bus
 ) -> None:
     await _notice(store, "ntc_m", state="sending", progress={"recipients_published": 4})
-    for i, status in enumerate(["sent", "delivered", "fell_back", "claimed"]):
-        await store.receipts.insert_one(
-            {"_id": f"ntc_m:{i}", "notice_id": "ntc_m", "status": status}
-        )
-    await progress.check_progress(store, bus)
-    await progress.check_progress(store, bus)
+    # The fourth person is still being sent to (claimed): not counted yet.
+    await seed_receipts(
+        store,
+        "ntc_m",
+        [
+            {"subject_id": str(i), "status": status, "channel": "kakao"}
+            for i, status in enumerate(["sent", "delivered", "fell_back"])
+        ],
+    )
+    tracker = progress.Tracker(store, bus)
+    await tracker.check()
+    await tracker.check()
     updates = await _published(bus, "slack")
     assert [(u["stage"], u["percent"]) for u in updates] == [("milestone", 50)]
     notice = await store.notices.find_one({"_id": "ntc_m"})
@@ -179,7 +200,7 @@ async def _seed_preferences(store: Store) -> None:
     docs += [person(i, channels=["sms"]) for i in range(14, 17)]  # prefer SMS only
     docs += [person(i, channels=["kakao"], kakao_reachable=False) for i in range(17, 19)]
     await store.subjects.insert_many(docs)
-    await store.ensure_indexes("subjects", "receipts", "notices")
+    await store.ensure_indexes("subjects", "receipts", "notices", "attempts", "notice_counts")
 
 
 async def test_when_people_prefer_channels__then_each_goes_to_their_first_reachable_one(
@@ -202,7 +223,7 @@ async def test_when_people_prefer_channels__then_each_goes_to_their_first_reacha
     assert seqs == list(range(1, len(seqs) + 1))
     assert all(len(b["recipients"]) <= 5 for b in kakao + sms)
 
-    skipped = await store.receipts.find({"notice_id": "ntc_c"}).sort("_id", 1).to_list()
+    skipped = (await receipts_of(store, "ntc_c")).values()
     assert [(r["subject_id"], r["status"], r["reason"]) for r in skipped] == [
         ("p017", "skipped", "not_on_kakao"),
         ("p018", "skipped", "not_on_kakao"),
@@ -224,7 +245,7 @@ async def test_when_a_notice_goes_by_sms_only__then_kakao_only_readers_are_skipp
     await _segment(store, bus, "ntc_s", 100)
     assert await _published(bus, "kakao") == []
     assert len([r for b in await _published(bus, "sms") for r in b["recipients"]]) == 17
-    reasons = {r["reason"] for r in await store.receipts.find({"notice_id": "ntc_s"}).to_list()}
+    reasons = {r["reason"] for r in (await receipts_of(store, "ntc_s")).values()}
     assert reasons == {"channel_not_allowed"}
 
 
@@ -257,7 +278,7 @@ async def test_when_a_number_cannot_be_decrypted__then_that_person_is_skipped_an
     }
     good = [_person("ok-1", "+821080000010"), _person("ok-2", "+821080000011")]
     await store.subjects.insert_many([unknown_key, tampered, moved, legacy, *good])
-    await store.ensure_indexes("subjects", "receipts", "notices")
+    await store.ensure_indexes("subjects", "receipts", "notices", "attempts", "notice_counts")
     await _notice(store, "ntc_u")
 
     with caplog.at_level(logging.ERROR, logger="alimi.segmenter"):
@@ -265,7 +286,7 @@ async def test_when_a_number_cannot_be_decrypted__then_that_person_is_skipped_an
 
     sent = {r["subject_id"]: r["phone"] for b in await _published(bus) for r in b["recipients"]}
     assert sent == {"ok-1": "+821080000010", "ok-2": "+821080000011"}
-    receipts = await store.receipts.find({"notice_id": "ntc_u"}).sort("_id", 1).to_list()
+    receipts = (await receipts_of(store, "ntc_u")).values()
     assert [(r["subject_id"], r["status"], r["reason"]) for r in receipts] == [
         ("u-moved", "skipped", "phone_unreadable"),
         ("u-no-ciphertext", "skipped", "phone_unreadable"),

@@ -13,14 +13,15 @@ import pytest
 from aiohttp.test_utils import TestServer
 from slack_sdk.web.async_client import AsyncWebClient
 
+from alimi import counters
 from alimi.bus import RetryLater, Unprocessable
 from alimi.messages import StaffStage, StaffUpdate
-from alimi.receipt_counts import receipt_counts
 from alimi.store import Store
 from alimi_delivery.slack_staff import StaffNotifier, build_client
 from alimi_sandbox.app import init_app
 from alimi_sandbox.behaviour import Behaviour
 from alimi_sandbox.config import SandboxConfig
+from support import seed_receipts
 
 TOKEN = "xoxb-sandbox-token"
 DEFAULT_CHANNEL = "#incident-response"
@@ -71,19 +72,20 @@ async def _seed(
 
 async def _receipts(store: Store, notice_id: str, rows: list[tuple[str, str, str | None]]) -> None:
     """(channel, status, fallback_from) per person."""
-    await store.receipts.insert_many(
+    taken = await store.receipts.count_documents({"notice_id": notice_id})
+    await seed_receipts(
+        store,
+        notice_id,
         [
             {
-                "_id": f"{notice_id}:subj{i}",
-                "notice_id": notice_id,
-                "incident_id": "inc_s1",
-                "subject_id": f"subj{i}",
-                "channel": channel,
+                "subject_id": f"subj{taken + i}",
+                "channel": None if channel == "none" else channel,
                 "status": status,
                 **({"fallback_from": fallback} if fallback else {}),
             }
             for i, (channel, status, fallback) in enumerate(rows)
-        ]
+        ],
+        incident_id="inc_s1",
     )
 
 
@@ -216,7 +218,7 @@ async def test_when_a_notice_completes__then_its_summary_matches_receipts_and_th
     await notifier.handle(_update("completed", 100))
     await notifier.handle(_update("completed", 100))
 
-    counts = (await receipt_counts(store, ["ntc_s1"]))["ntc_s1"]
+    counts = await counters.of_notice(store, "ntc_s1")
     parent, summary = await _messages(http, sandbox)
     assert summary["thread_ts"] == parent["ts"]
     assert summary["text"] == (

@@ -7,7 +7,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from alimi.receipt_counts import NoticeCounts
+from alimi.counters import NoticeCounts
 from alimi_delivery import slack_blocks
 from alimi_delivery.slack_blocks import NoticeView
 

@@ -23,13 +23,9 @@ from typing import Any, Literal, TypeAlias
 
 import aiohttp
 
+from alimi import ids
 from alimi import phone as phones
-from alimi_delivery.provider_result import (
-    ProviderResult,
-    all_failed,
-    retry_after,
-    transport_failure,
-)
+from alimi_delivery.provider_client import CallFailed, ProviderClient, ProviderResult
 
 log = logging.getLogger("alimi.delivery.kakao")
 
@@ -66,7 +62,9 @@ def outcome_of(code: int) -> Outcome:
     return "permanent"
 
 
-class KakaoGateway:
+class KakaoClient(ProviderClient[Outcome]):
+    what = "alimtalk"
+
     def __init__(
         self,
         session: aiohttp.ClientSession,
@@ -77,11 +75,16 @@ class KakaoGateway:
         sender_key: str,
         timeout_s: float,
     ) -> None:
-        self.session = session
+        super().__init__(session, secret_key=secret_key, timeout_s=timeout_s, log=log)
         self.url = f"{base_url.rstrip('/')}/alimtalk/v2.3/appkeys/{app_key}/messages"
-        self.secret_key = secret_key
         self.sender_key = sender_key
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    @property
+    def find_url(self) -> str:
+        return self.url
+
+    def found_messages(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        return list((data.get("messageSearchResultResponse") or {}).get("messages") or [])
 
     async def send(
         self, *, template_code: str, buttons: list[dict[str, Any]], messages: list[KakaoMessage]
@@ -103,98 +106,54 @@ class KakaoGateway:
             "templateCode": template_code,
             "recipientList": recipients,
         }
+        keys = [m.key for m in messages]
         try:
-            async with self.session.post(
-                self.url,
-                json=payload,
-                headers={"X-Secret-Key": self.secret_key},
-                timeout=self.timeout,
-            ) as resp:
-                status = resp.status
-                wait = retry_after(resp.headers)
-                data = await resp.json(content_type=None) if status < 500 else None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            code, in_doubt = transport_failure(exc)
-            return self._all(
-                messages, "retry", code, f"{type(exc).__name__}: {exc}", in_doubt=in_doubt
-            )
-        except ValueError as exc:  # a body that is not JSON
-            return self._all(messages, "retry", "bad_response", str(exc), in_doubt=True)
+            answer = await self.post(self.url, payload)
+        except CallFailed as failure:
+            return self.call_failed(keys, failure)
+        data = answer.data
         header = (data or {}).get("header", {})
-        if status == 429 or header.get("resultCode") in RETRY_CODES:
-            return self._all(
-                messages,
+        if answer.status == 429 or header.get("resultCode") in RETRY_CODES:
+            wait = answer.retry_after_s
+            return self.everyone(
+                keys,
                 "retry",
                 "volume_exceeded",
                 "provider volume exceeded",
                 retry_after_s=wait if wait is not None else 1.0,
             )
-        if status >= 500 or data is None:
-            return self._all(messages, "retry", f"http_{status}", "provider unavailable")
-        if status >= 400 or not header.get("isSuccessful"):
+        if answer.status >= 500 or data is None:
+            return self.everyone(keys, "retry", f"http_{answer.status}", "provider unavailable")
+        if answer.status >= 400 or not header.get("isSuccessful"):
             code = int(header.get("resultCode", -1))
             outcome: Outcome = (
-                "rejected" if code in REJECTED_CODES or status == 401 else "permanent"
+                "rejected" if code in REJECTED_CODES or answer.status == 401 else "permanent"
             )
-            return self._all(messages, outcome, str(code), header.get("resultMessage", "rejected"))
+            if outcome == "rejected":
+                log.error(
+                    "alimtalk refused the request",
+                    extra={"error_code": str(code), "error": header.get("resultMessage")},
+                )
+            return self.everyone(keys, outcome, str(code), header.get("resultMessage", "rejected"))
         message = data.get("message") or {}
-        request_id = message.get("requestId", "")
+        request_id = str(message.get("requestId", ""))
         by_key = {r.get("recipientGroupingKey"): r for r in message.get("sendResults") or []}
-        results = []
-        for m in messages:
-            r = by_key.get(m.key)
-            if r is None:
-                results.append(
-                    KakaoResult(m.key, "retry", error_code="missing_result", error="no result")
-                )
-                continue
-            code = int(r.get("resultCode", -1))
-            outcome = outcome_of(code)
-            results.append(
-                KakaoResult(
-                    m.key,
-                    outcome,
-                    message_id=f"{request_id}-{r['recipientSeq']}" if outcome == "sent" else None,
-                    error_code=None if code == 0 else str(code),
-                    error=None if code == 0 else str(r.get("resultMessage", "")),
-                )
-            )
-        return results
-
-    async def find(self, key: str) -> str | None:
-        """The message id the provider gave a message sent with ``key``, if it has one."""
-        async with self.session.get(
-            self.url,
-            params={"recipientGroupingKey": key},
-            headers={"X-Secret-Key": self.secret_key},
-            timeout=self.timeout,
-        ) as resp:
-            resp.raise_for_status()
-            data = await resp.json(content_type=None)
-        found = (data.get("messageSearchResultResponse") or {}).get("messages") or []
-        if not found:
-            return None
-        return f"{found[0]['requestId']}-{found[0]['recipientSeq']}"
+        return [self._result(m.key, by_key.get(m.key), request_id) for m in messages]
 
     @staticmethod
-    def _all(
-        messages: list[KakaoMessage],
-        outcome: Outcome,
-        code: str,
-        error: str,
-        *,
-        in_doubt: bool = False,
-        retry_after_s: float | None = None,
-    ) -> list[KakaoResult]:
-        if outcome == "rejected":
-            log.error("alimtalk refused the request", extra={"error_code": code, "error": error})
-        return all_failed(
-            (m.key for m in messages),
+    def _result(key: str, r: dict[str, Any] | None, request_id: str) -> KakaoResult:
+        if r is None:
+            return KakaoResult(key, "retry", error_code="missing_result", error="no result")
+        code = int(r.get("resultCode", -1))
+        outcome = outcome_of(code)
+        return KakaoResult(
+            key,
             outcome,
-            code,
-            error,
-            log=log,
-            what="alimtalk",
-            in_doubt=in_doubt,
-            retry_after_s=retry_after_s,
+            message_id=(
+                ids.provider_message_id(request_id, r["recipientSeq"])
+                if outcome == "sent"
+                else None
+            ),
+            error_code=None if code == 0 else str(code),
+            error=None if code == 0 else str(r.get("resultMessage", "")),
         )
