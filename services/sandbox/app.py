@@ -39,6 +39,7 @@ def init_app(config: SandboxConfig) -> web.Application:
         delay_ms=config.report_delay_ms,
         retry_delays=config.report_retry_delays,
         timeout=config.report_timeout_s,
+        max_in_memory=config.report_max_in_memory,
     )
     app = web.Application()
     app[CONFIG] = config

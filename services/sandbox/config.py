@@ -61,6 +61,8 @@ class SandboxConfig:
     # reports on a slow store takes seconds; too short a timeout makes the same
     # reports arrive again while the first copy is still being applied.
     report_timeout_s: float = 30.0
+    # Pending reports held in memory per channel; the rest wait in a spool file.
+    report_max_in_memory: int = 100_000
 
     @property
     def kakao_app_key_or_default(self) -> str:
@@ -121,7 +123,17 @@ class SandboxConfig:
             report_timeout_s=reader.get(
                 "SANDBOX_REPORT_TIMEOUT_S", _timeout_s, defaults.report_timeout_s
             ),
+            report_max_in_memory=reader.get(
+                "SANDBOX_REPORTS_IN_MEMORY", _positive_integer, defaults.report_max_in_memory
+            ),
         )
+
+
+def _positive_integer(raw: str) -> int:
+    value = _integer(raw)
+    if value < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return value
 
 
 class _EnvReader:

@@ -3,8 +3,14 @@
 A provider reports delivery some time after it accepted a message. The gateways
 hand each accepted message to the Reporter as one small tuple; a background task
 posts them after ``delay_ms`` in chunks of up to 1,000, signed as the receipts
-service expects (see README). The send API only appends to a deque, so reporting
-never slows it down, and 100k+ pending reports cost roughly 120 bytes each.
+service expects (see README). The send API only appends to a queue, so reporting
+never slows it down.
+
+The queue's memory is bounded: up to ``max_in_memory`` pending reports per
+channel (about 120 bytes each) are held in a deque; beyond that, new ones are
+appended to a spool file and read back, in order, as the deque drains — as a
+real provider keeps its report queue on disk when the receiver is slow or
+down.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import hashlib
 import hmac
 import json
 import logging
+import shutil
+import tempfile
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,6 +35,7 @@ import aiohttp
 log = logging.getLogger("alimi.sandbox")
 
 MAX_REPORTS_PER_POST = 1000
+MAX_IN_MEMORY = 100_000  # pending reports per channel held in memory; the rest are spooled
 # Reports due within this many seconds of the first due one join its batch.
 LINGER_SECONDS = 0.05
 NOT_RETRIED = frozenset({401, 422})
@@ -76,6 +85,55 @@ def report_body(channel: Channel, batch: Iterable[Pending], delivered_at: str) -
     return json.dumps({"reports": reports}, ensure_ascii=False).encode()
 
 
+class Spooled:
+    """One channel's pending reports: a bounded deque, and a spool file for the rest.
+
+    Order is kept: once anything is spooled, new reports go to the spool too,
+    until the deque has read it all back.
+    """
+
+    def __init__(self, folder: str, name: str, limit: int) -> None:
+        self.memory: deque[Pending] = deque()
+        self.limit = limit
+        self._path = f"{folder}/{name}.spool"
+        self._file = open(self._path, "w+", encoding="utf-8")  # closed by close()
+        self._read_at = 0
+        self.spooled = 0
+
+    def __len__(self) -> int:
+        return len(self.memory) + self.spooled
+
+    def extend(self, items: Iterable[Pending]) -> None:
+        for item in items:
+            if self.spooled or len(self.memory) >= self.limit:
+                self._file.write(json.dumps(item, ensure_ascii=False) + "\n")
+                self.spooled += 1
+            else:
+                self.memory.append(item)
+
+    def refill(self) -> None:
+        """Read spooled reports back while the deque is under half its limit."""
+        if not self.spooled or len(self.memory) > self.limit // 2:
+            return
+        self._file.flush()
+        self._file.seek(self._read_at)
+        while self.spooled and len(self.memory) < self.limit:
+            line = self._file.readline()
+            if not line:
+                break
+            self.memory.append(tuple(json.loads(line)))  # type: ignore[arg-type]
+            self.spooled -= 1
+        self._read_at = self._file.tell()
+        self._file.seek(0, 2)  # writes go on at the end
+        if not self.spooled:  # all read back: start the file again
+            self._file.seek(0)
+            self._file.truncate()
+            self._read_at = 0
+
+    def close(self) -> None:
+        self._file.close()
+
+
 @dataclass(slots=True)
 class ReportStats:
     """Counts of reports (not requests): ``retried`` counts each report sent again."""
@@ -98,6 +156,7 @@ class Reporter:
         retry_delays: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 60.0, 60.0),
         concurrency: int = 4,
         timeout: float = 30.0,
+        max_in_memory: int = MAX_IN_MEMORY,
     ) -> None:
         self._urls = {channel: url for channel, url in urls.items() if url}
         self._secret = secret
@@ -105,7 +164,10 @@ class Reporter:
         self._retry_delays = tuple(retry_delays)
         self._concurrency = concurrency
         self._timeout = timeout
-        self._queues: dict[Channel, deque[Pending]] = {c: deque() for c in self._urls}
+        self._spool_dir = tempfile.mkdtemp(prefix="alimi-sandbox-reports-")
+        self._queues: dict[Channel, Spooled] = {
+            c: Spooled(self._spool_dir, c.value, max_in_memory) for c in self._urls
+        }
         self.stats = ReportStats()
         self._session: aiohttp.ClientSession | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -120,6 +182,10 @@ class Reporter:
     def pending(self) -> int:
         return sum(len(queue) for queue in self._queues.values())
 
+    @property
+    def in_memory(self) -> int:
+        return sum(len(queue.memory) for queue in self._queues.values())
+
     def add(self, channel: Channel, accepted: Iterable[Accepted]) -> None:
         """Schedule reports for ``accepted`` messages; a no-op if the channel has no URL."""
         queue = self._queues.get(channel)
@@ -133,7 +199,11 @@ class Reporter:
 
     def as_dict(self) -> dict[str, Any]:
         in_flight = len(self._posts)
-        return asdict(self.stats) | {"pending": self.pending, "in_flight_batches": in_flight}
+        return asdict(self.stats) | {
+            "pending": self.pending,
+            "pending_in_memory": self.in_memory,
+            "in_flight_batches": in_flight,
+        }
 
     async def start(self) -> None:
         if not self._urls:
@@ -151,10 +221,15 @@ class Reporter:
             self._session = None
         if self.pending:
             log.warning("sandbox stopping with %d delivery reports never sent", self.pending)
+        for queue in self._queues.values():
+            queue.close()
+        shutil.rmtree(self._spool_dir, ignore_errors=True)
 
     async def _run(self) -> None:
         while True:
-            heads = [queue[0][0] for queue in self._queues.values() if queue]
+            for spool in self._queues.values():
+                spool.refill()
+            heads = [spool.memory[0][0] for spool in self._queues.values() if spool.memory]
             if not heads:
                 self._wake.clear()
                 await self._wake.wait()
@@ -163,13 +238,15 @@ class Reporter:
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue
-            for channel, queue in self._queues.items():
+            for channel, spooled in self._queues.items():
+                due = spooled.memory
                 horizon = time.monotonic() + LINGER_SECONDS
-                while queue and queue[0][0] <= horizon:
+                while due and due[0][0] <= horizon:
                     await self._slots.acquire()  # bounds the posts in flight
                     batch: list[Pending] = []
-                    while queue and len(batch) < MAX_REPORTS_PER_POST and queue[0][0] <= horizon:
-                        batch.append(queue.popleft())
+                    while due and len(batch) < MAX_REPORTS_PER_POST and due[0][0] <= horizon:
+                        batch.append(due.popleft())
+                    spooled.refill()
                     task = asyncio.create_task(self._post(channel, batch))
                     self._posts.add(task)
                     task.add_done_callback(self._posts.discard)

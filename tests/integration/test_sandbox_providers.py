@@ -607,3 +607,37 @@ async def test_when_the_alimtalk_status_query_is_incomplete__then_it_is_refused_
     assert response.status == status
     header = (await response.json())["header"]
     assert (header["isSuccessful"], header["resultCode"]) == (False, code)
+
+
+async def test_when_the_receiver_is_down__then_pending_reports_wait_on_disk_not_in_memory(
+    make_client: ClientFactory, receiver: tuple[Receiver, str]
+) -> None:
+    recorder, base = receiver
+    recorder.answers = [503] * 6  # down for the first posts
+    client = await make_client(sms_report_url=f"{base}/sms", report_max_in_memory=5)
+    keys = []
+    for request in range(3):
+        recipients = [
+            {
+                "recipientNo": f"0101234{request}{i:03d}",
+                "recipientGroupingKey": f"ntc_1:{request}-{i}",
+            }
+            for i in range(10)
+        ]
+        keys += [r["recipientGroupingKey"] for r in recipients]
+        body = {"body": "안내", "sendNo": SENDER, "recipientList": recipients}
+        assert (await client.post(SMS_PATH, json=body, headers=AUTH)).status == 200
+    most_in_memory = 0
+    deadline = time.monotonic() + 20
+    while len(recorder.reports.get("sms", [])) < len(keys):
+        stats = await (await client.get("/_sandbox/reports/stats")).json()
+        most_in_memory = max(most_in_memory, stats["pending_in_memory"])
+        assert time.monotonic() < deadline, f"only {len(recorder.reports.get('sms', []))} arrived"
+        await asyncio.sleep(0.01)
+
+    assert 503 in recorder.calls  # the receiver really was down meanwhile
+    assert most_in_memory <= 5
+    # Each once (posts retry independently, so their order may change).
+    assert sorted(r["recipientGroupingKey"] for r in recorder.reports["sms"]) == sorted(keys)
+    stats = await (await client.get("/_sandbox/reports/stats")).json()
+    assert (stats["pending"], stats["dropped"]) == (0, 0)
