@@ -61,10 +61,6 @@ class Sorted:
     duplicates: int = 0  # the same report twice in one request
 
 
-class LeaseLost(Exception):
-    """The inbox document being applied was taken over by another applier."""
-
-
 def retry_in(tries: int) -> float:
     return BACKOFF_S[min(tries, len(BACKOFF_S) - 1)]
 
@@ -85,12 +81,16 @@ async def attempts_of_requests(
 
 
 def sort_reports(
-    reports: Sequence[dict[str, Any]], made: dict[str, list[dict[str, Any]]]
+    reports: Sequence[dict[str, Any]],
+    made: dict[str, list[dict[str, Any]]],
+    *,
+    seen: set[tuple[str, str]] | None = None,
 ) -> Sorted:
-    """Sort ``reports`` given the attempts that made their requests (``made``)."""
+    """Sort ``reports`` given the attempts that made their requests (``made``); ``seen``
+    carries the (receipt, message) pairs already sorted in the same take."""
     result = Sorted()
     entries: dict[str, dict[str, dict[str, Any]]] = {}
-    seen: set[tuple[str, str]] = set()
+    seen = set() if seen is None else seen
     for report in reports:
         key = report.get("grouping_key")
         message_id = report["message_id"]
@@ -137,6 +137,25 @@ async def unclaimed(store: Store, reports: Sequence[dict[str, Any]]) -> set[str]
     return set(keys) - found
 
 
+@dataclass(eq=False)
+class Entry:
+    """One inbox entry of a take, and what became of its reports."""
+
+    doc: dict[str, Any]
+    found: Sorted = field(default_factory=Sorted)
+    new: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    duplicates: int = 0
+    expired: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def inbox_id(self) -> str:
+        return str(self.doc["_id"])
+
+    @property
+    def channel(self) -> str:
+        return str(self.doc["channel"])
+
+
 class Applier:
     def __init__(
         self,
@@ -145,85 +164,94 @@ class Applier:
         lease_s: float,
         max_wait_s: float,
         shards: Shards,
+        most_reports: int = inbox.TAKE_REPORTS,
     ) -> None:
         self.store = store
         self.lease_s = lease_s
         self.max_wait_s = max_wait_s
         self.shards = shards
+        self.most_reports = most_reports
 
     async def apply_next(self) -> bool:
-        """Apply the oldest due inbox document; False if none was due."""
-        doc = await inbox.take(self.store, lease_s=self.lease_s)
-        if doc is None:
+        """Apply the oldest due inbox entries; False if none was due."""
+        taken = await inbox.take(self.store, lease_s=self.lease_s, most_reports=self.most_reports)
+        if not taken:
             return False
-        await self.apply(doc)
+        await self.apply(taken)
         return True
 
-    async def apply(self, doc: dict[str, Any]) -> Sorted:
-        channel = doc["channel"]
-        reports = doc.get("reports") or []
+    async def apply(self, taken: list[dict[str, Any]]) -> list[Entry]:
+        """Apply the reports of ``taken`` (inbox entries, with their reports) together."""
+        entries = [Entry(doc) for doc in taken]
         made = await attempts_of_requests(
-            self.store, [ids.provider_request(r["message_id"]) for r in reports]
+            self.store,
+            [ids.provider_request(r["message_id"]) for e in entries for r in e.doc["reports"]],
         )
-        found = sort_reports(reports, made)
-        if found.waiting:
-            nobody = await unclaimed(self.store, found.waiting)
-            found.unknown += [r for r in found.waiting if r["grouping_key"] in nobody]
-            found.waiting = [r for r in found.waiting if r["grouping_key"] not in nobody]
-        new, duplicates = await self._insert(doc, found.accepted)
-        expired: list[dict[str, Any]] = []
-        waiting = found.waiting
-        age = (datetime.now(UTC) - _utc(doc["received_at"])).total_seconds()
-        if waiting and age > self.max_wait_s:
-            expired, waiting = waiting, []
-        delta: dict[str, Delta] = defaultdict(Delta)
-        for report, attempt in new:
-            delta[attempt["notice_id"]].move(
-                attempt["channel"], states.SENT, attempt["channel"], report["status"]
-            )
+        seen: set[tuple[str, str]] = set()
+        for e in entries:
+            e.found = sort_reports(e.doc["reports"], made, seen=seen)
+        waiting = [r for e in entries for r in e.found.waiting]
+        if waiting:
+            nobody = await unclaimed(self.store, waiting)
+            for e in entries:
+                e.found.unknown += [r for r in e.found.waiting if r["grouping_key"] in nobody]
+                e.found.waiting = [r for r in e.found.waiting if r["grouping_key"] not in nobody]
+        await self._insert(entries)
+        now = datetime.now(UTC)
+        for e in entries:
+            age = (now - _utc(e.doc["received_at"])).total_seconds()
+            if e.found.waiting and age > self.max_wait_s:
+                e.expired, e.found.waiting = e.found.waiting, []
 
-        async def work(session: AsyncClientSession) -> None:
-            # The document first: if its lease ran out and another applier took it, this
-            # transaction adds nothing (the other counts what this one inserted).
-            if waiting:
-                still_ours = await inbox.keep_waiting(
-                    self.store,
-                    doc,
-                    waiting,
-                    retry_in_s=retry_in(int(doc.get("tries") or 0)),
-                    session=session,
-                )
-            else:
-                still_ours = await inbox.done(self.store, doc, session=session)
-            if not still_ours:
-                raise LeaseLost(doc["_id"])
+        async def work(session: AsyncClientSession) -> list[Entry]:
+            # Each entry first: if its lease ran out and another applier took it, its
+            # counts are left to that one (which counts what this one inserted).
+            kept: list[Entry] = []
+            delta: dict[str, Delta] = defaultdict(Delta)
+            for e in entries:
+                if e.found.waiting:
+                    ours = await inbox.keep_waiting(
+                        self.store,
+                        e.doc,
+                        e.found.waiting,
+                        retry_in_s=retry_in(int(e.doc.get("tries") or 0)),
+                        session=session,
+                    )
+                else:
+                    ours = await inbox.done(self.store, e.doc, session=session)
+                if not ours:
+                    continue
+                kept.append(e)
+                for report, attempt in e.new:
+                    delta[attempt["notice_id"]].move(
+                        attempt["channel"], states.SENT, attempt["channel"], report["status"]
+                    )
             async with self.shards.take() as shard:
                 for notice_id, change in delta.items():
                     await counters.add(self.store, notice_id, change, shard=shard, session=session)
+            return kept
 
-        try:
-            await self.store.in_transaction(work)
-        except LeaseLost:
-            log.warning(
-                "an inbox document's lease ran out while it was applied; its new owner counts it",
-                extra={"inbox_id": doc["_id"]},
-            )
-            return found
-        self._count(channel, doc, found, new, duplicates, waiting, expired)
-        return found
+        kept = await self.store.in_transaction(work)
+        for e in entries:
+            if e in kept:
+                self._count(e)
+            else:
+                log.warning(
+                    "an inbox entry's lease ran out while it was applied; its new owner counts it",
+                    extra={"inbox_id": e.inbox_id},
+                )
+        return entries
 
-    async def _insert(
-        self, doc: dict[str, Any], accepted: list[tuple[dict[str, Any], dict[str, Any]]]
-    ) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], int]:
-        """Insert the accepted reports; (those applied now, duplicates)."""
-        if not accepted:
-            return [], 0
+    async def _insert(self, entries: list[Entry]) -> None:
+        """Insert the accepted reports of every entry; each entry's ``new`` are those applied
+        now (or by an earlier run of that same entry), the others its duplicates."""
         now = datetime.now(UTC)
+        accepted = [(e, report, attempt) for e in entries for report, attempt in e.found.accepted]
+        if not accepted:
+            return
         docs = [
             {
                 "_id": report["grouping_key"],
-                "notice_id": attempt["notice_id"],
-                "channel": attempt["channel"],
                 "attempt": attempt["_id"],
                 "message_id": report["message_id"],
                 "status": report["status"],
@@ -231,80 +259,71 @@ class Applier:
                 "message": report.get("message", ""),
                 "delivered_at": report["delivered_at"],
                 "applied_at": now,
-                "inbox": doc["_id"],
+                "inbox": e.inbox_id,
             }
-            for report, attempt in accepted
+            for e, report, attempt in accepted
         ]
+        collided: set[int] = set()
         try:
             await self.store.delivery_reports.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
-            collided = set()
             for err in exc.details["writeErrors"]:
                 if err["code"] != DUPLICATE_KEY:
                     raise
                 collided.add(err["index"])
-            # Collisions are reports applied before, unless this document put them there
-            # on an earlier run that ended before its counts were added.
-            ours = await self._inserted_by(doc["_id"], [docs[i]["_id"] for i in collided])
-            kept = [
-                pair
-                for i, pair in enumerate(accepted)
-                if i not in collided or docs[i]["_id"] in ours
-            ]
-            return kept, len(accepted) - len(kept)
-        return list(accepted), 0
+        # Collisions are reports applied before, unless their own entry put them there
+        # on an earlier run that ended before its counts were added.
+        ours = await self._inserted_by([docs[i] for i in collided])
+        for i, (e, report, attempt) in enumerate(accepted):
+            if i not in collided or docs[i]["_id"] in ours:
+                e.new.append((report, attempt))
+            else:
+                e.duplicates += 1
 
-    async def _inserted_by(self, inbox_id: str, receipt_ids: list[str]) -> set[str]:
+    async def _inserted_by(self, docs: list[dict[str, Any]]) -> set[str]:
+        """Of ``docs`` (reports that collided), those already inserted by their own entry."""
+        wanted = {d["_id"]: d["inbox"] for d in docs}
         mine: set[str] = set()
-        for part in chunks(receipt_ids):
+        for part in chunks(list(wanted)):
             async for found in self.store.delivery_reports.find(
                 {"_id": {"$in": part}}, {"inbox": 1}
             ):
-                if found.get("inbox") == inbox_id:
+                if found.get("inbox") == wanted[found["_id"]]:
                     mine.add(found["_id"])
         return mine
 
-    def _count(
-        self,
-        channel: str,
-        doc: dict[str, Any],
-        found: Sorted,
-        new: list[tuple[dict[str, Any], dict[str, Any]]],
-        duplicates: int,
-        waiting: list[dict[str, Any]],
-        expired: list[dict[str, Any]],
-    ) -> None:
+    def _count(self, e: Entry) -> None:
         for outcome, n in (
-            (metrics.ACCEPTED, len(new)),
-            (metrics.DUPLICATE, duplicates + found.duplicates),
-            (metrics.UNKNOWN, len(found.unknown)),
-            (metrics.WAITING, len(waiting)),
-            (metrics.EXPIRED, len(expired)),
+            (metrics.ACCEPTED, len(e.new)),
+            (metrics.DUPLICATE, e.duplicates + e.found.duplicates),
+            (metrics.UNKNOWN, len(e.found.unknown)),
+            (metrics.WAITING, len(e.found.waiting)),
+            (metrics.EXPIRED, len(e.expired)),
         ):
             if n:
-                metrics.REPORTS.labels(channel, outcome).inc(n)
-        for report, _ in new:
-            metrics.STATUS_CHANGES.labels(channel, report["status"]).inc()
-        if found.unknown:
+                metrics.REPORTS.labels(e.channel, outcome).inc(n)
+        for report, _ in e.new:
+            metrics.STATUS_CHANGES.labels(e.channel, report["status"]).inc()
+        if e.found.unknown:
             log.warning(
                 "delivery reports for no known sent message",
                 extra={
-                    "channel": channel,
-                    "inbox_id": doc["_id"],
-                    "unknown": len(found.unknown),
+                    "channel": e.channel,
+                    "inbox_id": e.inbox_id,
+                    "unknown": len(e.found.unknown),
                     "examples": [
                         {"receipt_id": r.get("grouping_key"), "message_id": r["message_id"]}
-                        for r in found.unknown[:LOGGED_UNKNOWN]
+                        for r in e.found.unknown[:LOGGED_UNKNOWN]
                     ],
                 },
             )
-        if expired:
+        if e.expired:
             log.error(
                 "delivery reports given up: their receipts never caught up",
                 extra={
-                    "channel": channel,
-                    "inbox_id": doc["_id"],
-                    "count": len(expired),
+                    "channel": e.channel,
+                    "inbox_id": e.inbox_id,
+                    "count": len(e.expired),
                     "max_wait_s": self.max_wait_s,
                 },
             )

@@ -382,8 +382,8 @@ async def test_when_an_inbox_document_is_taken__then_no_other_applier_takes_it_u
     second = applier.Applier(store, lease_s=60, max_wait_s=60, shards=shards)
 
     taken = await inbox.take(store, lease_s=0.2, owner="first")
-    assert taken is not None
-    assert await inbox.take(store, lease_s=60, owner="second") is None  # owned
+    assert [e["n"] for e in taken] == [1]
+    assert await inbox.take(store, lease_s=60, owner="second") == []  # owned
     await asyncio.sleep(0.3)  # the first owner's lease runs out (it is slow, or dead)
     assert await second.apply_next()
     # The first owner finishes late: its work is not counted a second time.
@@ -448,3 +448,28 @@ async def test_when_the_body_is_larger_than_the_limit__then_413_problem(
     )
     assert resp.status == 413
     assert resp.content_type == PROBLEM
+
+
+async def test_when_several_requests_are_due__then_one_take_applies_them_together(
+    store: Store,
+) -> None:
+    await store.ensure_indexes("report_inbox", "attempts")
+    await sent(store, "ntc_m", {f"c{i}": f"rq-m-{i}" for i in range(6)})
+    for i in range(0, 6, 2):
+        pair = [
+            Report.model_validate(
+                report(f"ntc_m:c{j}", f"rq-m-{j}", "UNDELIVERED" if j else "DELIVERED")
+            )
+            for j in (i, i + 1)
+        ]
+        await inbox.take_in(store, "sms", pair, apply_after_s=0)
+    applier_ = applier.Applier(
+        store, lease_s=60, max_wait_s=60, shards=Shards("receipts-test", slots=1), most_reports=4
+    )
+
+    assert await applier_.apply_next()  # the first two requests: four reports at most
+    assert await store.report_inbox.count_documents({}) == 1
+    assert await applier_.apply_next()
+    assert not await applier_.apply_next()
+    counts = await counters.of_notice(store, "ntc_m")
+    assert counts.by_channel == {"sms": {"delivered": 1, "undelivered": 5}}
