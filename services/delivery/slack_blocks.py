@@ -73,6 +73,8 @@ def summary(counts: NoticeCounts) -> dict[str, Any]:
         "delivered": totals.get(states.DELIVERED, 0),
         "undelivered": totals.get(states.UNDELIVERED, 0),
         "in_progress": counts.total() - final,
+        # accepted by a provider, delivery not reported yet
+        "awaiting_reports": totals.get(states.SENT, 0),
         "total": counts.total(),
     }
 
@@ -130,13 +132,32 @@ def milestone(view: NoticeView, counts: NoticeCounts, percent: int) -> SlackMess
     return SlackMessage(text=text, blocks=blocks)
 
 
-def completed(view: NoticeView, counts: NoticeCounts) -> SlackMessage:
-    """The final summary, a threaded reply with a machine-readable copy in ``metadata``."""
+REPORTS_AWAITED = "awaited"  # the summary follows the delivery reports still to come
+REPORTS_IN = "in"  # every delivery report is in: the summary is final
+REPORTS_CUT_OFF = "cut_off"  # the wait for the rest is over: the summary is final
+
+
+def reports_note(counts: NoticeCounts, reports: str) -> str:
+    """Where the delivery reports stand, in a sentence for the summary."""
+    awaited = summary(counts)["awaiting_reports"]
+    if reports == REPORTS_IN or (reports == REPORTS_AWAITED and not awaited):
+        return "final: every delivery report is in"
+    if reports == REPORTS_CUT_OFF:
+        return f"final: {awaited} delivery reports never came (no longer awaited)"
+    return f"{awaited} delivery reports awaited; this summary is updated as they come"
+
+
+def completed(
+    view: NoticeView, counts: NoticeCounts, reports: str = REPORTS_AWAITED
+) -> SlackMessage:
+    """The summary, a threaded reply with a machine-readable copy in ``metadata``; edited
+    as delivery reports come in (``reports``: :data:`REPORTS_AWAITED`), then final."""
     s = summary(counts)
-    text = f"Notice #{view.seq} completed: {counts_line(counts)}"
+    note = reports_note(counts, reports)
+    text = f"Notice #{view.seq} completed: {counts_line(counts)}; {note}"
     fell_back = sum(s["fell_back_from"].values())
     blocks: list[dict[str, Any]] = [
-        _section(f"*Notice #{view.seq} completed*"),
+        _section(f"*Notice #{view.seq} completed* ({note})"),
         {
             "type": "section",
             "fields": [
@@ -151,7 +172,12 @@ def completed(view: NoticeView, counts: NoticeCounts) -> SlackMessage:
         *_channel_blocks(counts),
         _context(view),
     ]
-    payload = {"notice_id": view.notice_id, "incident_id": view.incident_id, "seq": view.seq}
+    payload = {
+        "notice_id": view.notice_id,
+        "incident_id": view.incident_id,
+        "seq": view.seq,
+        "final": note.startswith("final"),
+    }
     metadata = {"event_type": SUMMARY_EVENT, "event_payload": payload | s}
     return SlackMessage(text=text, blocks=blocks, metadata=metadata)
 

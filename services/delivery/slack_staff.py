@@ -1,8 +1,11 @@
 """Staff updates in Slack (``--channel slack``): one thread per notice.
 
 ``started`` posts the parent message to the incident's channel, ``milestone``
-a threaded reply per percent, ``completed`` a threaded summary and a final
-edit of the parent. Counts are read from the notice's counters when a message is
+a threaded reply per percent, ``completed`` a threaded summary and an edit of
+the parent. Delivery reports still come in after completion: ``reports``
+edits the summary and the parent with the newer counts, and ``final`` says
+every report is in (or that the wait for the rest is over); after that the
+summary no longer changes. Counts are read from the notice's counters when a message is
 posted (:func:`alimi.counters.of_notice`), so a late or repeated update never
 shows stale numbers.
 
@@ -21,6 +24,7 @@ The notice's ``slack`` sub-document::
      "completed_ts": "1732845490.000300",                           # the summary reply
      "final_counts": {"by_channel": {...}, "fell_back": {...}},     # what it showed
      "parent_final": true,                                          # parent edited
+     "summary_final": true,                                         # reports all in
      "claims": {"parent": <datetime>, ...}}                         # posts in flight
 
 Slack's client wrapper is :func:`build_client` plus :meth:`StaffNotifier._call`:
@@ -135,6 +139,8 @@ class StaffNotifier:
             await self._milestone(view, channel, parent_ts, update.percent)
         elif update.stage == "completed":
             await self._completed(view, channel, parent_ts)
+        elif update.stage in ("reports", "final"):
+            await self._follow_reports(view, channel, parent_ts, final=update.stage == "final")
 
     async def _parent(
         self, view: NoticeView, slack: dict[str, Any], channel: str
@@ -250,6 +256,44 @@ class StaffNotifier:
         await self._call("final", "chat.update", channel=channel, ts=parent_ts, **_args(parent))
         await self.store.notices.update_one(
             {"_id": view.notice_id}, {"$set": {"slack.parent_final": True}}
+        )
+
+    async def _follow_reports(
+        self, view: NoticeView, channel: str, parent_ts: str, *, final: bool
+    ) -> None:
+        """Edit the summary (and the parent) with the counts now that more delivery reports
+        are in; ``final``: say they are all in, or that the wait for the rest is over.
+
+        ``chat.update`` is idempotent, so a repeated update only edits again; once the
+        summary says it is final, later updates change nothing.
+        """
+        slack = (await self._notice(view.notice_id)).get("slack") or {}
+        if slack.get("summary_final"):
+            POSTS.labels("reports", "duplicate").inc()
+            return
+        summary_ts = slack.get("completed_ts")
+        if not summary_ts:
+            # The summary is not posted yet: its own update shows these counts.
+            raise RetryLater(f"the summary of {view.notice_id} is not posted yet")
+        counts = await self._counts(view.notice_id)
+        awaited = slack_blocks.summary(counts)["awaiting_reports"]
+        reports = slack_blocks.REPORTS_AWAITED
+        if final:
+            reports = slack_blocks.REPORTS_IN if not awaited else slack_blocks.REPORTS_CUT_OFF
+        stage = "final" if final else "reports"
+        message = slack_blocks.completed(view, counts, reports)
+        await self._call(stage, "chat.update", channel=channel, ts=summary_ts, **_args(message))
+        parent = slack_blocks.parent_final(view, counts)
+        await self._call(stage, "chat.update", channel=channel, ts=parent_ts, **_args(parent))
+        shown: dict[str, Any] = {
+            "slack.final_counts": {"by_channel": counts.by_channel, "fell_back": counts.fell_back}
+        }
+        if final:
+            shown["slack.summary_final"] = True
+        await self.store.notices.update_one({"_id": view.notice_id}, {"$set": shown})
+        log.info(
+            "staff summary brought up to date with delivery reports",
+            extra={"notice_id": view.notice_id, "final": final, "awaiting_reports": awaited},
         )
 
     async def _claim(self, notice_id: str, key: str, not_done: dict[str, Any]) -> bool:

@@ -39,7 +39,12 @@ def build(settings: SegmenterSettings) -> WorkerRuntime:
     runtime.consume(
         topology.SEGMENTER_QUEUE, NoticeApproved, on_notice_approved, prefetch=settings.prefetch
     )
-    tracker = progress.Tracker(runtime.store, runtime.bus)
+    tracker = progress.Tracker(
+        runtime.store,
+        runtime.bus,
+        reports_every_s=settings.reports_every_s,
+        reports_cutoff_s=settings.reports_cutoff_s,
+    )
     runtime.loop(lambda: progress.run(tracker, settings.progress_interval_s))
     monitor = Monitor(runtime.store, runtime.bus)
     runtime.loop(lambda: run_monitor(monitor, settings.monitor_interval_s))

@@ -6,6 +6,13 @@ documents whatever the notice's size — with what the segmenter resolved.
 Crossing 25, 50 or 75 percent is announced to staff once; so is completion,
 after which the notice is marked ``completed``.
 
+After completion the providers' delivery reports still come in. For a
+completed notice whose staff summary is not final yet, the tracker announces
+``reports`` when the delivered/undelivered counts moved (at most every
+``reports_every_s``), and ``final`` once no report is awaited, or once
+``reports_cutoff_s`` have passed since completion (a provider that never
+reports some messages must not keep the summary open for ever).
+
 The counters are written with the work they count, so they need no checking.
 Still, if a notice stops moving (no change for ``STALL_S``) before it is
 complete, the tracker recounts it from its documents (:func:`alimi.recount.repair`)
@@ -36,6 +43,8 @@ COMPLETED = Counter("alimi_notices_completed_total", "Notices whose every receip
 MILESTONES = (25, 50, 75)
 STALL_S = 60.0  # no change this long before completion: recount the notice
 RECOUNT_EVERY_S = 600.0
+REPORTS_EVERY_S = 10.0  # the summary follows the delivery reports at most this often
+REPORTS_CUTOFF_S = 3600.0  # after this long since completion the summary is final
 
 
 def expected_receipts(notice: dict[str, Any]) -> int:
@@ -71,12 +80,16 @@ class Tracker:
         *,
         stall_s: float = STALL_S,
         recount_every_s: float = RECOUNT_EVERY_S,
+        reports_every_s: float = REPORTS_EVERY_S,
+        reports_cutoff_s: float = REPORTS_CUTOFF_S,
         clock: Any = time.monotonic,
     ) -> None:
         self.store = store
         self.bus = bus
         self.stall_s = stall_s
         self.recount_every_s = recount_every_s
+        self.reports_every_s = reports_every_s
+        self.reports_cutoff_s = reports_cutoff_s
         self.clock = clock
         self._seen: dict[str, _Seen] = {}
 
@@ -87,12 +100,55 @@ class Tracker:
         completed = 0
         for notice in sending:
             counts = totals.get(notice["_id"], counters.NoticeCounts())
-            if await self._check(notice, counts.final()):
+            if await self._check(notice, counts):
                 completed += 1
         self._seen = {n["_id"]: self._seen[n["_id"]] for n in sending if n["_id"] in self._seen}
+        await self._follow_reports()
         return completed
 
-    async def _check(self, notice: dict[str, Any], final: int) -> bool:
+    async def _follow_reports(self) -> None:
+        """Completed notices whose summary still awaits delivery reports."""
+        waiting = await self.store.notices.find(
+            {"state": states.NOTICE_COMPLETED, "reports_final_at": {"$exists": False}},
+            {"incident_id": 1, "completed_at": 1, "reports_shown": 1},
+        ).to_list()
+        if not waiting:
+            return
+        totals = await counters.totals(self.store, [n["_id"] for n in waiting])
+        now = datetime.now(UTC)
+        for notice in waiting:
+            counts = totals.get(notice["_id"], counters.NoticeCounts())
+            reported = counts.count(states.DELIVERED) + counts.count(states.UNDELIVERED)
+            ids = {"notice_id": notice["_id"], "incident_id": notice["incident_id"]}
+            completed_at = notice.get("completed_at") or now
+            waited = (now - _utc(completed_at)).total_seconds()
+            if not counts.count(states.SENT) or waited >= self.reports_cutoff_s:
+                await staff.announce(self.bus, **ids, stage="final", percent=100)
+                await self.store.notices.update_one(
+                    {"_id": notice["_id"]},
+                    {
+                        "$set": {
+                            "reports_final_at": now,
+                            "reports_shown": {"n": reported, "at": now},
+                        }
+                    },
+                )
+                continue
+            shown = notice.get("reports_shown") or {}
+            if reported == shown.get("n", -1):
+                continue
+            last = shown.get("at")
+            if isinstance(last, datetime) and (now - _utc(last)).total_seconds() < (
+                self.reports_every_s
+            ):
+                continue
+            await staff.announce(self.bus, **ids, stage="reports", percent=100)
+            await self.store.notices.update_one(
+                {"_id": notice["_id"]}, {"$set": {"reports_shown": {"n": reported, "at": now}}}
+            )
+
+    async def _check(self, notice: dict[str, Any], counts: counters.NoticeCounts) -> bool:
+        final = counts.final()
         expected = expected_receipts(notice)
         ids = {"notice_id": notice["_id"], "incident_id": notice["incident_id"]}
         if final < expected:
@@ -108,9 +164,18 @@ class Tracker:
             await self._watch_for_stall(notice["_id"], final)
             return False
         await staff.announce(self.bus, **ids, stage="completed", percent=100)
+        now = datetime.now(UTC)
+        reported = counts.count(states.DELIVERED) + counts.count(states.UNDELIVERED)
         result = await self.store.notices.update_one(
             {"_id": notice["_id"], "state": states.NOTICE_SENDING},
-            {"$set": {"state": states.NOTICE_COMPLETED, "completed_at": datetime.now(UTC)}},
+            {
+                "$set": {
+                    "state": states.NOTICE_COMPLETED,
+                    "completed_at": now,
+                    # what the summary shows; it follows the reports from here
+                    "reports_shown": {"n": reported, "at": now},
+                }
+            },
         )
         if not result.modified_count:
             return False
@@ -132,6 +197,10 @@ class Tracker:
             "stalled notice recounted",
             extra={"notice_id": notice_id, "result": found.result, "drift": found.drift},
         )
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
 async def run(tracker: Tracker, interval_s: float) -> None:

@@ -12,3 +12,12 @@ class SegmenterSettings(PhoneKeySettings):
     progress_interval_s: float = Field(1.0, gt=0, le=60)
     monitor_interval_s: float = Field(5.0, gt=0, le=300, description="gauges of notices, queues")
     drain_grace_s: float = Field(20.0, ge=0, le=600)
+    reports_every_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="a completed notice's summary follows its reports this often",
+    )
+    reports_cutoff_s: float = Field(
+        3600.0, gt=0, description="after this long since completion the staff summary is final"
+    )

@@ -64,14 +64,17 @@ class DeliveryBatch(_Message):
     recipients: tuple[Recipient, ...] = Field(min_length=1, max_length=1000)
 
 
-StaffStage = Literal["started", "milestone", "completed"]
+StaffStage = Literal["started", "milestone", "completed", "reports", "final"]
 
 
 class StaffUpdate(_Message):
     """Tell the incident's staff channel (Slack) where a notice stands.
 
-    ``started``: the audience is resolved and sending begins; ``milestone``:
-    ``percent`` of the notice's receipts are final; ``completed``: all are.
+    ``started``: sending begins; ``milestone``: ``percent`` of the notice's
+    people are final; ``completed``: all are. After completion the providers'
+    delivery reports still come in: ``reports`` brings the summary up to date
+    with them, and ``final`` says they are all in (or that the wait for them is
+    over).
     The Slack worker reads the counts from MongoDB when it posts, so a late or
     repeated update never shows stale numbers, and it posts each stage once.
     """

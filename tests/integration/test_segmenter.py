@@ -308,3 +308,52 @@ async def test_when_a_number_cannot_be_decrypted__then_that_person_is_skipped_an
     for record in logged.values():
         text = record.getMessage() + repr(vars(record))
         assert "108000000" not in text and "010-8000" not in text
+
+
+async def test_when_reports_come_in_after_completion__then_staff_hear_of_them_until_final(
+    store: Store, bus: Bus
+) -> None:
+    await _notice(
+        store, "ntc_f", state="sending", progress={"recipients_published": 2, "skipped_no_phone": 0}
+    )
+    await seed_receipts(
+        store,
+        "ntc_f",
+        [
+            {"subject_id": "1", "status": "sent", "channel": "sms"},
+            {"subject_id": "2", "status": "sent", "channel": "sms"},
+        ],
+    )
+    tracker = progress.Tracker(store, bus, reports_every_s=0, reports_cutoff_s=3600)
+    assert await tracker.check() == 1
+    await tracker.check()  # nothing new reported: nothing to say
+    assert [u["stage"] for u in await _published(bus, "slack")] == ["completed"]
+
+    await counters.add(
+        store, "ntc_f", counters.Delta().move("sms", "sent", "sms", "delivered"), shard="t"
+    )
+    await tracker.check()
+    await tracker.check()
+    assert [u["stage"] for u in await _published(bus, "slack")] == ["reports"]
+
+    await counters.add(
+        store, "ntc_f", counters.Delta().move("sms", "sent", "sms", "undelivered"), shard="t"
+    )
+    await tracker.check()  # none awaited any more
+    await tracker.check()
+    assert [u["stage"] for u in await _published(bus, "slack")] == ["final"]
+    notice = await store.notices.find_one({"_id": "ntc_f"})
+    assert notice is not None and notice["reports_final_at"]
+
+
+async def test_when_reports_never_come__then_the_summary_is_final_at_the_cut_off(
+    store: Store, bus: Bus
+) -> None:
+    await _notice(
+        store, "ntc_c", state="sending", progress={"recipients_published": 1, "skipped_no_phone": 0}
+    )
+    await seed_receipts(store, "ntc_c", [{"subject_id": "1", "status": "sent", "channel": "sms"}])
+    tracker = progress.Tracker(store, bus, reports_cutoff_s=0)
+    assert await tracker.check() == 1
+    await tracker.check()
+    assert [u["stage"] for u in await _published(bus, "slack")] == ["completed", "final"]

@@ -223,7 +223,8 @@ async def test_when_a_notice_completes__then_its_summary_matches_receipts_and_th
     assert summary["thread_ts"] == parent["ts"]
     assert summary["text"] == (
         "Notice #1 completed: 9 reached (kakao 6, sms 3), 4 fell back from kakao, "
-        "2 skipped, 2 failed, 7 delivered"
+        "2 skipped, 2 failed, 7 delivered; "
+        "1 delivery reports awaited; this summary is updated as they come"
     )
     numbers = dict(
         (label, int(n))
@@ -363,3 +364,54 @@ async def test_when_the_notice_or_incident_is_missing__then_unprocessable(
     with pytest.raises(Unprocessable, match="incident inc_gone"):
         await notifier.handle(_update("started", notice_id="ntc_orphan"))
     assert await _messages(http, sandbox) == []
+
+
+async def test_when_reports_arrive_after_completion__then_the_summary_follows_them_then_is_final(
+    store: Store, http: aiohttp.ClientSession, sandbox: TestServer
+) -> None:
+    """The summary must not freeze ``delivered`` at completion (staff saw 3,255 of 9,645)."""
+    await _seed(store)
+    await _receipts(store, "ntc_s1", [("sms", "delivered", None)] + [("sms", "sent", None)] * 3)
+    notifier = _notifier(store, sandbox)
+    await notifier.handle(_update("started"))
+    await notifier.handle(_update("completed", 100))
+    parent, summary = await _messages(http, sandbox)
+    assert "1 delivered; 3 delivery reports awaited" in summary["text"]
+
+    # Two reports come in: the sent become delivered and undelivered.
+    await counters.add(
+        store,
+        "ntc_s1",
+        counters.Delta()
+        .move("sms", "sent", "sms", "delivered")
+        .move("sms", "sent", "sms", "undelivered"),
+        shard="test",
+    )
+    await notifier.handle(_update("reports", 100))
+    _, summary = await _messages(http, sandbox)
+    assert summary["updated_at"] is not None
+    assert "2 delivered; 1 delivery reports awaited" in summary["text"]
+    assert "*Undelivered*\n1" in {f["text"] for f in summary["blocks"][1]["fields"]}
+
+    # The last one never comes: at the cut-off the summary says so, for good.
+    await notifier.handle(_update("final", 100))
+    parent, summary = await _messages(http, sandbox)
+    assert summary["text"].endswith("final: 1 delivery reports never came (no longer awaited)")
+    assert "2 delivered" in parent["text"]
+    assert (await _slack_doc(store))["summary_final"] is True
+    await counters.add(
+        store, "ntc_s1", counters.Delta().move("sms", "sent", "sms", "delivered"), shard="test"
+    )
+    await notifier.handle(_update("reports", 100))  # too late: final stays final
+    _, after = await _messages(http, sandbox)
+    assert after["text"] == summary["text"]
+
+
+async def test_when_a_reports_update_comes_before_the_summary__then_it_is_tried_later(
+    store: Store, http: aiohttp.ClientSession, sandbox: TestServer
+) -> None:
+    await _seed(store)
+    notifier = _notifier(store, sandbox)
+    await notifier.handle(_update("started"))
+    with pytest.raises(RetryLater):
+        await notifier.handle(_update("reports", 100))

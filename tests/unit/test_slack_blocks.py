@@ -86,7 +86,10 @@ def test_when_a_milestone_is_reached__then_the_reply_has_percent_and_channel_cou
 
 def test_when_a_notice_completes__then_text_blocks_and_metadata_carry_the_same_numbers() -> None:
     message = slack_blocks.completed(VIEW, COUNTS)
-    assert message.text == f"Notice #2 completed: {SUMMARY_LINE}"
+    assert message.text == (
+        f"Notice #2 completed: {SUMMARY_LINE}; "
+        "50 delivery reports awaited; this summary is updated as they come"
+    )
     fields = {f["text"] for f in message.blocks[1]["fields"]}
     assert fields == {
         "*Reached*\n980",
@@ -155,3 +158,13 @@ def test_when_documents_are_read__then_audience_counts_published_and_skipped_peo
         },
     )
     assert (view.audience, view.seq, view.severity) == (935, 1, "critical")
+
+
+def test_when_every_report_is_in_or_the_wait_is_over__then_the_summary_says_it_is_final() -> None:
+    in_ = slack_blocks.completed(VIEW, COUNTS, slack_blocks.REPORTS_IN)
+    assert in_.text.endswith("; final: every delivery report is in")
+    cut = slack_blocks.completed(VIEW, COUNTS, slack_blocks.REPORTS_CUT_OFF)
+    assert cut.text.endswith("; final: 50 delivery reports never came (no longer awaited)")
+    assert cut.metadata is not None and cut.metadata["event_payload"]["final"] is True
+    awaited = slack_blocks.completed(VIEW, COUNTS)
+    assert awaited.metadata is not None and awaited.metadata["event_payload"]["final"] is False
