@@ -3,7 +3,7 @@
 The audience arrives sorted by phone hash, so everyone sharing a number is
 adjacent: one pass with a single pending group (one phone hash) dedupes in
 constant memory. Each person is routed to their first channel
-(:mod:`channels`); a step holds one batch per channel plus the people nobody
+(:mod:`alimi.channel_choice`); a step holds one batch per channel plus the people nobody
 can reach, and ends when any of them is full. A group is placed whole, so
 everything up to a step's last phone hash is in that step or an earlier one,
 which makes the hash a checkpoint to resume from.
@@ -71,7 +71,9 @@ class _Pending:
         return Recipient(
             subject_id=d["_id"],
             phone=d["phone"],
-            name=d.get("name") or "",
+            # One message for everyone sharing the number: it names none of them (the
+            # template's neutral word), rather than always the first by external id.
+            name="" if self.also else d.get("name") or "",
             locale=d.get("locale") or "ko",
             also_subject_ids=tuple(self.also),
             fallback=fallback,

@@ -201,3 +201,17 @@ async def test_when_a_group_is_all_unreadable__then_its_hash_still_moves_the_che
     assert [ids(b) for b in result] == [["s1"], []]
     assert [s.subject_id for s in result[1].skipped] == ["s2", "s3"]
     assert result[-1].last_phone_hash == "bb"
+
+
+async def test_when_people_share_a_phone__then_their_one_message_names_none_of_them() -> None:
+    [batch] = await collect(
+        [
+            subject("s1", "aa", name="김민수"),
+            subject("s2", "aa", name="이영희"),
+            subject("s3", "bb", name="박지성"),
+        ],
+        size=10,
+    )
+    shared, alone = batch.recipients
+    assert (shared.subject_id, shared.also_subject_ids, shared.name) == ("s1", ("s2",), "")
+    assert (alone.subject_id, alone.name) == ("s3", "박지성")
