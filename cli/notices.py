@@ -40,7 +40,7 @@ def post(incident_id: str, path: str) -> None:
 
     The file is POST /v1/incidents/{id}/notices' body as YAML (see
     examples/update.yaml). Like every notice it waits for a second person's
-    approval.
+    approval; so does its status, which the incident takes only then.
     """
     s = session()
     body = documents.load(path)
@@ -79,6 +79,11 @@ def _preview(console: Console, found: dict[str, Any]) -> None:
     if audience.get("sharing_a_phone"):
         add_row(people, "sharing a phone (one message)", audience["sharing_a_phone"])
     console.print(people)
+    if found.get("incident_status"):
+        console.print(
+            f"Approving it also sets the incident's status to {found['incident_status']} "
+            "(on the public status page too)."
+        )
     for locale, message in sorted(found["messages"].items()):
         title = (
             f"{locale}: {message['sms_type']} {message['euc_kr_bytes']} bytes, "

@@ -332,7 +332,10 @@ class UpdateNoticeIn(NoticeIn):
 class UpdateIn(_Strict):
     """A progress notice for an incident, and optionally its new status."""
 
-    status: IncidentStatus | None = None
+    status: IncidentStatus | None = Field(
+        None,
+        description="the incident's new status, applied when a second key approves the notice",
+    )
     notice: UpdateNoticeIn
     # Unset: the same people as the incident's first notice.
     audience: AudienceSpec | None = None

@@ -3,7 +3,9 @@
 * **approve**: a notice is created ``pending_approval``; a key with
   ``notices:approve`` approves it — not the key that created it, unless that
   key is explicitly allowed to approve its own notices. Approval writes the
-  state, the ``notice.approved`` outbox event and the audit entry in one
+  state, the incident's new status if the notice asks for one (a progress
+  update's ``status``: until then the incident and its public page keep the
+  old one), the ``notice.approved`` outbox event and the audit entry in one
   transaction; the outbox relay announces it and the segmenter starts.
 * **halt**: an approved, segmenting or sending notice stops: the segmenter
   stops publishing, and delivery gives everyone still waiting a ``halted``
@@ -15,6 +17,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,10 +30,14 @@ from alimi.audience import AudienceSpec, to_query
 from alimi.channel_choice import DEFAULT_PREFERENCE, Unreachable, route
 from alimi.problems import ProblemError
 from alimi.store import Store
-from alimi_intake import audit
+from alimi_intake import audit, repository
 
 SMS_MAX_BYTES = 90
 HALTABLE = (states.NOTICE_APPROVED, states.NOTICE_SEGMENTING, states.NOTICE_SENDING)
+
+# More writes of a transition, in its transaction: (session, the notice after, now) ->
+# details for the audit entry.
+Also = Callable[[AsyncClientSession, dict[str, Any], datetime], Awaitable[dict[str, Any]]]
 
 
 def _now() -> datetime:
@@ -68,6 +75,7 @@ async def _transition(
     action: str,
     unset: dict[str, str] | None = None,
     announce: bool = False,
+    also: Also | None = None,
 ) -> dict[str, Any]:
     """Move ``notice`` out of ``from_states`` with ``changes``, audited, atomically.
 
@@ -99,11 +107,13 @@ async def _transition(
             )
         after = await store.notices.find_one({"_id": notice["_id"]}, session=session)
         assert after is not None  # updated in this very transaction
+        details: dict[str, Any] = {"from": before["state"]}
+        if also is not None:
+            details.update(await also(session, after, now))
         if announce:
             await store.outbox.insert_one(_outbox(after, now), session=session)
         await store.audit.insert_one(
-            audit.entry(key, action, notice["_id"], {"from": before["state"]}),
-            session=session,
+            audit.entry(key, action, notice["_id"], details), session=session
         )
         return after
 
@@ -119,6 +129,14 @@ async def approve(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
             "a notice needs a second key's approval: the key that created it may not approve it",
         )
     now = _now()
+
+    async def apply_status(
+        session: AsyncClientSession, after: dict[str, Any], at: datetime
+    ) -> dict[str, Any]:
+        if await repository.apply_incident_status(store, after, at, session):
+            return {"incident_status": after["incident_status"]}
+        return {}
+
     return await _transition(
         store,
         key,
@@ -127,6 +145,7 @@ async def approve(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
         changes={"state": states.NOTICE_APPROVED, "approved_at": now, "approved_by": key.key_id},
         action="notice.approved",
         announce=True,
+        also=apply_status,
     )
 
 
@@ -196,6 +215,8 @@ async def preview(store: Store, notice_id: str) -> dict[str, Any]:
     return {
         "notice_id": notice_id,
         "state": notice["state"],
+        # What approving it also does: the incident's status it sets (updates only).
+        "incident_status": notice.get("incident_status"),
         "audience": {
             "people": sum(by_channel.values()) + sum(skipped.values()) + deduplicated,
             "messages_by_channel": by_channel,

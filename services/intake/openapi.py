@@ -115,7 +115,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         ok_headers={"Location": _header("/v1/incidents/{incident_id}")},
     ),
     ("POST", "/v1/incidents/{incident_id}/notices"): Operation(
-        "Post a progress notice (pending approval) and optionally the incident's new status",
+        "Post a progress notice (pending approval) and optionally the incident's new status,"
+        " which applies when a second key approves the notice",
         ok=201,
         body=UpdateIn,
     ),

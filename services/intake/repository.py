@@ -138,11 +138,11 @@ async def find_notices(store: Store, incident_id: str) -> list[dict[str, Any]]:
     return await store.notices.find({"incident_id": incident_id}).sort("seq", 1).to_list()
 
 
-async def insert_update(
-    store: Store, notice: dict[str, Any], status: str | None, audit_entry: dict[str, Any]
-) -> int:
-    """A later notice with the next sequence number, the incident's status and the audit entry.
+async def insert_update(store: Store, notice: dict[str, Any], audit_entry: dict[str, Any]) -> int:
+    """A later notice with the next sequence number, and the audit entry.
 
+    A status the update asks for (``incident_status``) stays on the notice: the
+    incident moves only when a second key approves it (:mod:`alimi_intake.notices`).
     Two updates posted at once may pick the same number: the unique index on
     (incident, seq) refuses the second, which then takes the next one.
     """
@@ -154,12 +154,6 @@ async def insert_update(
 
         async def work(session: AsyncClientSession, seq: int = seq) -> None:
             await store.notices.insert_one({**notice, "seq": seq}, session=session)
-            if status is not None:
-                await store.incidents.update_one(
-                    {"_id": notice["incident_id"]},
-                    {"$set": {"status": status, "status_changed_at": notice["created_at"]}},
-                    session=session,
-                )
             await store.audit.insert_one(audit_entry, session=session)
 
         try:
@@ -168,3 +162,30 @@ async def insert_update(
         except DuplicateKeyError:
             continue
     raise RuntimeError("could not number the notice: too many updates at once")
+
+
+async def apply_incident_status(
+    store: Store, notice: dict[str, Any], now: datetime, session: AsyncClientSession
+) -> bool:
+    """Set the incident's status to the one ``notice`` asks for, inside the approval's
+    transaction; False if the notice asks for none, or a later notice's status is
+    already in force (approvals out of order never turn the status back)."""
+    status = notice.get("incident_status")
+    if status is None:
+        return False
+    result = await store.incidents.update_one(
+        {
+            "_id": notice["incident_id"],
+            "$or": [{"status_seq": {"$exists": False}}, {"status_seq": {"$lt": notice["seq"]}}],
+        },
+        {
+            "$set": {
+                "status": status,
+                "status_changed_at": now,
+                "status_seq": notice["seq"],
+                "status_notice_id": notice["_id"],
+            }
+        },
+        session=session,
+    )
+    return result.matched_count == 1

@@ -98,7 +98,11 @@ async def create_incident(
 async def create_update(
     store: Store, *, incident: dict[str, Any], request: UpdateIn, key: ApiKey
 ) -> dict[str, Any]:
-    """A later notice of ``incident`` (waiting for approval), and its new status if any."""
+    """A later notice of ``incident``, waiting for approval, with the status it asks for.
+
+    The incident keeps its status until a second key approves the notice
+    (four-eyes: nothing one person alone posts changes what the public sees).
+    """
     now = _now()
     first = await store.notices.find_one({"incident_id": incident["_id"], "seq": 1})
     audience = (
@@ -119,13 +123,13 @@ async def create_update(
         "texts": _texts(request.notice),
         "audience": audience,
         "channels": list(request.notice.channels),
+        "incident_status": request.status,  # applied on approval (notices.approve)
         "created_at": now,
         "progress": {"recipients_published": 0, "batches_published": 0},
     }
     seq = await repository.insert_update(
         store,
         notice,
-        request.status,
         audit.entry(
             key,
             "notice.created",
@@ -158,6 +162,8 @@ def _notice_view(notice: dict[str, Any], counts: NoticeCounts) -> dict[str, Any]
         "title": notice.get("title", ""),
         "body": notice["body"],
         "channels": notice.get("channels", []),
+        # The status the incident takes when this notice is approved (updates only).
+        "incident_status": notice.get("incident_status"),
         "created_at": notice["created_at"].isoformat(),
         "recipients": progress.get("recipients_published", 0),
         "skipped_no_phone": progress.get("skipped_no_phone", 0),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -436,10 +437,69 @@ async def test_when_an_update_is_posted__then_it_is_the_next_notice_and_waits_fo
     assert first_notice is not None
     assert notice["audience"] == first_notice["audience"]  # the first notice's people
     view = await (await client.get(f"/v1/incidents/{created['incident_id']}")).json()
-    assert view["status"] == "identified"
     assert [n["seq"] for n in view["notices"]] == [1, 2, 3]
+    assert [n["incident_status"] for n in view["notices"]] == [None, "identified", None]
 
     unknown = await client.post("/v1/incidents/inc_nope/notices", json=update)
     assert unknown.status == 404 and unknown.content_type == PROBLEM
     bad = await client.post(url, json={"status": "closed", "notice": {"body": "x"}})
     assert bad.status == 422 and "status" in [e["field"] for e in (await bad.json())["errors"]]
+
+
+async def _status(client: TestClient[Any, Any], created: dict[str, Any]) -> tuple[str, str]:
+    """The incident's status as the API and as the public status page show it."""
+    view = await (await client.get(f"/v1/incidents/{created['incident_id']}")).json()
+    page = await client.get(f"/s/{created['public_id']}", params={"lang": "en"})
+    shown = re.search(r'<p class="now">Current status: <strong>([^<]*)</strong>', await page.text())
+    assert shown is not None
+    return view["status"], shown.group(1)
+
+
+async def test_when_an_update_asks_for_a_status__then_nothing_changes_until_a_second_key_approves(
+    client: TestClient[Any, Any], store: Store
+) -> None:
+    approver = await _key(store, "notices:approve")
+    created = await (await client.post("/v1/incidents", json=INCIDENT)).json()
+    url = f"/v1/incidents/{created['incident_id']}/notices"
+    resolved = await client.post(url, json={"status": "resolved", "notice": {"body": "끝"}})
+    assert resolved.status == 201, await resolved.text()
+    update = await resolved.json()
+    # Posted by one person: neither the incident nor its public page moves.
+    assert await _status(client, created) == ("investigating", "Investigating")
+    preview = await (await client.get(f"/v1/notices/{update['notice_id']}/preview")).json()
+    assert preview["incident_status"] == "resolved"  # the approver sees what approval does
+
+    approved = await client.post(f"/v1/notices/{update['notice_id']}/approve", headers=approver)
+    assert approved.status == 200, await approved.text()
+    assert await _status(client, created) == ("resolved", "Resolved")
+    entry = await store.audit.find_one({"action": "notice.approved"})
+    assert entry is not None and entry["details"]["incident_status"] == "resolved"
+
+
+async def test_when_an_update_is_never_approved__then_its_status_never_applies(
+    client: TestClient[Any, Any], store: Store
+) -> None:
+    created = await (await client.post("/v1/incidents", json=INCIDENT)).json()
+    url = f"/v1/incidents/{created['incident_id']}/notices"
+    for status in ("identified", "resolved"):
+        resp = await client.post(url, json={"status": status, "notice": {"body": "경과"}})
+        assert resp.status == 201, await resp.text()
+    assert await _status(client, created) == ("investigating", "Investigating")
+    incident = await store.incidents.find_one({"_id": created["incident_id"]})
+    assert incident is not None and "status_changed_at" not in incident
+
+
+async def test_when_updates_are_approved_out_of_order__then_the_later_updates_status_stands(
+    client: TestClient[Any, Any], store: Store
+) -> None:
+    approver = await _key(store, "notices:approve")
+    created = await (await client.post("/v1/incidents", json=INCIDENT)).json()
+    url = f"/v1/incidents/{created['incident_id']}/notices"
+    posted = [
+        await (await client.post(url, json={"status": s, "notice": {"body": s}})).json()
+        for s in ("monitoring", "resolved")
+    ]
+    for update in reversed(posted):  # the resolution first, then the older update
+        resp = await client.post(f"/v1/notices/{update['notice_id']}/approve", headers=approver)
+        assert resp.status == 200, await resp.text()
+    assert await _status(client, created) == ("resolved", "Resolved")
