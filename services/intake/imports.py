@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from alimi import ids
+from alimi import ids, problems
 from alimi.problems import ProblemError
 from alimi_intake import audit, idempotency, importer, rows
 from alimi_intake.access import KEY, requires
@@ -156,7 +156,9 @@ async def _json_ids(request: web.Request) -> AsyncIterator[Row]:
         if len(raw) > limit:
             raise ProblemError(413, "Payload Too Large", "send a list this long as NDJSON or CSV")
     try:
-        body = json.loads(raw) if raw else None
+        body = problems.loads(raw) if raw else None
+    except problems.TooDeep as exc:
+        raise problems.nested_too_deeply(exc) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ProblemError(400, "Malformed JSON", f"body is not valid JSON: {exc}") from None
     if not isinstance(body, list) or not all(isinstance(v, str) for v in body):

@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
 from pydantic import BaseModel
 
+from alimi.problems import MAX_JSON_DEPTH
 from alimi_intake import console, idempotency, status_page
 from alimi_intake.access import PUBLIC, access_of
 from alimi_intake.models import IncidentIn, KeyIn, SubjectIn, UpdateIn
@@ -31,6 +32,10 @@ HTML = "text/html"
 PROBLEM = "application/problem+json"
 OBJECT: dict[str, Any] = {"type": "object"}
 TEXT: dict[str, Any] = {"type": "string"}
+DEPTH = (
+    f"JSON (a body, or an NDJSON line) nests arrays and objects at most {MAX_JSON_DEPTH} levels"
+    " deep: deeper is refused (400, or a rejected row) before it is parsed"
+)
 
 # The ids in paths: alimi.ids.new_id (a prefix and 80 random bits in hex), the key
 # id of alimi.api_keys.TOKEN, the status page's public id. A value that does not
@@ -250,11 +255,12 @@ def _body(op: Operation, body: type[BaseModel], schemas: dict[str, Any]) -> dict
     schemas[body.__name__] = full
     ref = {"$ref": f"#/components/schemas/{body.__name__}"}
     if not op.body_is_list:
-        return {"required": True, "content": {JSON: {"schema": ref}}}
+        return {"required": True, "description": DEPTH, "content": {JSON: {"schema": ref}}}
     # Or NDJSON: one JSON object per line, each as above; three names for it are in use.
     ndjson = {"schema": {"type": "string", "description": "one JSON object per line"}}
     return {
         "required": True,
+        "description": DEPTH,
         "content": {
             JSON: {"schema": {"type": "array", "items": ref, "minItems": 1}},
             **{media: ndjson for media in (NDJSON, "application/ndjson", "application/jsonl")},
@@ -296,7 +302,10 @@ def _operation(route: AbstractRoute, op: Operation, schemas: dict[str, Any]) -> 
                 "schema": {"type": "string", "pattern": idempotency.VALID.pattern},
             }
         )
-        responses["400"] = _problem("malformed request, or a malformed Idempotency-Key")
+        responses["400"] = _problem(
+            "malformed request (JSON not well formed, or nested more than "
+            f"{MAX_JSON_DEPTH} levels deep), or a malformed Idempotency-Key"
+        )
         responses["409"] = _problem("a request with this Idempotency-Key is still running")
         # The idempotency check reads any POST's body, so any POST can be too large.
         responses["413"] = _problem("the body is too large")
@@ -308,7 +317,7 @@ def _operation(route: AbstractRoute, op: Operation, schemas: dict[str, Any]) -> 
         operation["requestBody"] = _body(op, op.body, schemas)
     if op.body_types:
         content = {media: {"schema": schema} for media, schema in op.body_types.items()}
-        operation["requestBody"] = {"required": True, "content": content}
+        operation["requestBody"] = {"required": True, "description": DEPTH, "content": content}
     for status, description in op.extra.items():
         responses[str(status)] = _problem(description)
     for status, answer in op.responses.items():
@@ -334,7 +343,7 @@ def document(app: web.Application) -> dict[str, Any]:
             "title": "Alimi intake API",
             "version": "1",
             "description": "Incidents, notices and the people they reach. Errors are RFC 9457 "
-            "problem documents.",
+            f"problem documents. {DEPTH}.",
         },
         "paths": paths,
         "components": {

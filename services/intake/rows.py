@@ -19,6 +19,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from alimi import problems
+
 MAX_RECORD_BYTES = 64 * 1024
 CSV_TYPES = frozenset({"text/csv"})
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
@@ -120,9 +122,12 @@ async def ndjson_rows(body: AsyncIterable[Line], *, bare: str | None = None) -> 
         if not line.data.strip():
             continue
         try:
-            value = json.loads(line.data)
+            value = problems.loads(line.data)
         except UnicodeDecodeError:
             yield _not_text(line.number, "UTF-8")
+            continue
+        except problems.TooDeep as exc:
+            yield Row(line.number, errors=(RowError(line.number, None, str(exc)),))
             continue
         except json.JSONDecodeError as exc:
             yield Row(line.number, errors=(RowError(line.number, None, f"not JSON: {exc}"),))

@@ -39,7 +39,9 @@ async def _subject_rows(request: web.Request) -> list[Any]:
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                rows.append(problems.loads(line))
+            except problems.TooDeep as exc:
+                raise problems.nested_too_deeply(exc, field=f"line {number}") from None
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise ProblemError(
                     400, "Malformed NDJSON", f"line {number} is not valid JSON: {exc}"

@@ -2,13 +2,20 @@
 
 :func:`middleware` turns aiohttp's HTTP errors and any unexpected exception
 into ``application/problem+json`` (never a stack trace);
-:func:`from_validation_error` names each bad field of a request body.
+:func:`from_validation_error` names each bad field of a request body;
+:func:`read_json` reads a JSON body, or says why it cannot be read.
+
+JSON is parsed by :func:`loads`, which first measures how deeply arrays and
+objects nest (a linear scan of the bytes, without parsing) and refuses more
+than :data:`MAX_JSON_DEPTH` levels: ``json.loads`` recurses once per level and
+would raise ``RecursionError`` on, say, ten thousand nested arrays.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +25,53 @@ from pydantic import ValidationError
 log = logging.getLogger("alimi.http")
 
 CONTENT_TYPE = "application/problem+json"
+
+# Deeper than any body the API takes (an incident nests 5 levels) by a wide margin.
+MAX_JSON_DEPTH = 32
+# A JSON string, escapes included: the brackets inside one are text, not structure.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_A_BRACKET = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_OPENING = frozenset(b"[{")
+
+
+class TooDeep(ValueError):
+    """A JSON document nests arrays and objects more than :data:`MAX_JSON_DEPTH` deep."""
+
+    def __init__(self, limit: int = MAX_JSON_DEPTH) -> None:
+        super().__init__(f"arrays and objects are nested more than {limit} levels deep")
+        self.limit = limit
+
+
+def too_deep(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the JSON text ``raw`` (UTF-8) nests arrays and objects over ``limit`` levels.
+
+    Counts brackets outside strings, in one pass over the bytes; nothing is
+    parsed. On malformed text the answer may be either: the parser refuses it.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    depth = 0
+    for byte in _STRING.sub(b"", raw).translate(None, _NOT_A_BRACKET):
+        if byte in _OPENING:
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def loads(raw: bytes | bytearray) -> Any:
+    """``json.loads``, refusing (:class:`TooDeep`) text nested over :data:`MAX_JSON_DEPTH`
+    before the parser sees it. Raises what ``json.loads`` raises for malformed text."""
+    encoding = json.detect_encoding(raw)
+    scanned = bytes(raw)
+    if not encoding.startswith("utf-8"):
+        # UTF-16 or -32: scanned as UTF-8, where a quote or bracket is one byte of its own.
+        scanned = scanned.decode(encoding, "surrogatepass").encode("utf-8", "surrogatepass")
+    if too_deep(scanned):
+        raise TooDeep()
+    return json.loads(raw)
 
 
 class ProblemError(Exception):
@@ -83,12 +137,24 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         return response(500, "Internal Server Error", "the error was logged")
 
 
+def nested_too_deeply(exc: TooDeep, *, field: str = "body") -> ProblemError:
+    """The 400 answer to JSON nested too deeply, naming where (the body, a row)."""
+    return ProblemError(
+        400,
+        "JSON nested too deeply",
+        f"{field}: {exc}; at most {exc.limit} levels are read",
+        errors=[{"field": field, "message": str(exc)}],
+    )
+
+
 async def read_json(request: web.Request) -> Any:
     """The request body as JSON, or a 400 problem saying why it is not."""
     raw = await request.read()
     if not raw:
         raise ProblemError(400, "Malformed JSON", "the request body is empty")
     try:
-        return json.loads(raw)
+        return loads(raw)
+    except TooDeep as exc:
+        raise nested_too_deeply(exc) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ProblemError(400, "Malformed JSON", f"body is not valid JSON: {exc}") from None

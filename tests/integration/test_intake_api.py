@@ -503,3 +503,34 @@ async def test_when_updates_are_approved_out_of_order__then_the_later_updates_st
         resp = await client.post(f"/v1/notices/{update['notice_id']}/approve", headers=approver)
         assert resp.status == 200, await resp.text()
     assert await _status(client, created) == ("resolved", "Resolved")
+
+
+DEEP = ("[" * 10_000 + "]" * 10_000).encode()  # json.loads would raise RecursionError on it
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "field"),
+    [
+        ("/v1/incidents", "application/json", "body"),
+        ("/v1/subjects", "application/json", "body"),
+        ("/v1/subjects", "application/x-ndjson", "line 2"),
+        ("/v1/incidents/{incident_id}/notices", "application/json", "body"),
+    ],
+)
+async def test_when_json_nests_ten_thousand_arrays__then_400_names_the_limit_and_nothing_changes(
+    client: TestClient[Any, Any], store: Store, path: str, content_type: str, field: str
+) -> None:
+    created = await (await client.post("/v1/incidents", json=INCIDENT)).json()
+    before = await _collections(store)
+    body = b'{"external_id": "ok"}\n' + DEEP if content_type.endswith("ndjson") else DEEP
+    resp = await client.post(
+        path.format(**created), data=body, headers={"Content-Type": content_type}
+    )
+    assert resp.status == 400, await resp.text()
+    assert resp.content_type == PROBLEM
+    problem = await resp.json()
+    assert problem["title"] == "JSON nested too deeply"
+    assert problem["errors"] == [
+        {"field": field, "message": "arrays and objects are nested more than 32 levels deep"}
+    ]
+    assert await _collections(store) == before

@@ -170,6 +170,28 @@ async def test_when_subjects_come_as_ndjson__then_each_line_is_a_row_numbered_fr
     assert n1 is not None and n1["attributes"] == {"plan": "a"}
 
 
+DEEP = "[" * 10_000 + "]" * 10_000  # json.loads would raise RecursionError on it
+
+
+async def test_when_an_ndjson_row_nests_too_deeply__then_that_row_is_rejected_and_the_rest_imported(
+    client: TestClient[Any, Any], store: Store
+) -> None:
+    body = "\n".join([json.dumps({"external_id": "d1"}), DEEP, json.dumps({"external_id": "d2"})])
+    resp = await client.post("/v1/subjects/import", data=body, headers=NDJSON)
+    assert resp.status == 200, await resp.text()
+    result = await resp.json()
+    assert (result["rows"], result["imported"], result["rejected"]) == (3, 2, 1)
+    assert result["errors"] == [
+        {
+            "row": 2,
+            "field": None,
+            "message": "arrays and objects are nested more than 32 levels deep",
+        }
+    ]
+    summary = await store.imports.find_one({"_id": result["import_id"]})
+    assert summary is not None and summary["state"] == "done"
+
+
 @pytest.mark.parametrize(
     ("body", "headers", "status"),
     [
@@ -313,6 +335,7 @@ async def test_when_a_list_comes_as_csv_or_json__then_it_is_read_the_same(
         ('{"ids": ["p001"]}', {"Content-Type": "application/json"}, 422),
         ("[1, 2]", {"Content-Type": "application/json"}, 422),
         ("[", {"Content-Type": "application/json"}, 400),
+        (DEEP, {"Content-Type": "application/json"}, 400),
         ("", NDJSON, 422),
         ("p001\n", {"Content-Type": "text/plain"}, 415),
     ],

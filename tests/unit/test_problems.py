@@ -274,3 +274,59 @@ async def test_when_a_body_fails_validation__then_a_422_problem_names_each_field
     problem = await resp.json(content_type=None)
     assert [e["field"] for e in problem["errors"]] == ["order.items.0.name", "order.note"]
     assert problem["detail"] == "invalid fields: order.items.0.name, order.note"
+
+
+def nested(depth: int, inner: str = "1") -> bytes:
+    return ("[" * depth + inner + "]" * depth).encode()
+
+
+def test_when_json_nests_ten_thousand_arrays__then_loads_refuses_it_before_parsing() -> None:
+    with pytest.raises(problems.TooDeep) as caught:
+        problems.loads(nested(10_000))
+    assert str(caught.value) == "arrays and objects are nested more than 32 levels deep"
+
+
+def test_the_depth_limit_counts_arrays_and_objects_alike() -> None:
+    assert problems.loads(nested(problems.MAX_JSON_DEPTH)) is not None
+    with pytest.raises(problems.TooDeep):
+        problems.loads(nested(problems.MAX_JSON_DEPTH + 1))
+    objects = '{"a":' * 33 + "1" + "}" * 33
+    with pytest.raises(problems.TooDeep):
+        problems.loads(objects.encode())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '["' + "[" * 100 + '"]',  # brackets inside a string are text
+        '["\\"' + "{" * 100 + '"]',  # after an escaped quote, still inside the string
+        "[" + ",".join(["[]"] * 1000) + "]",  # many arrays, none deep
+    ],
+)
+def test_brackets_that_do_not_nest_are_not_counted(text: str) -> None:
+    assert problems.loads(text.encode()) == json.loads(text)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32"])
+def test_json_in_utf_16_or_32_is_measured_as_what_it_says(encoding: str) -> None:
+    with pytest.raises(problems.TooDeep):
+        problems.loads(nested(1000).decode().encode(encoding))
+    # "∀" is 0x22 0x00 in UTF-16: read as bytes it looks like a quote hiding the brackets.
+    hidden = '["∀", ' + "[" * 1000 + "]" * 1000 + ', "x"]'
+    with pytest.raises(problems.TooDeep):
+        problems.loads(hidden.encode(encoding))
+
+
+async def test_when_the_body_nests_too_deeply__then_read_json_answers_400_naming_the_limit(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    resp = await client.post(
+        "/echo", data=nested(10_000), headers={"Content-Type": "application/json"}
+    )
+    assert resp.status == 400
+    assert resp.content_type == "application/problem+json"
+    problem = await resp.json(content_type=None)
+    assert problem["title"] == "JSON nested too deeply"
+    assert problem["errors"] == [
+        {"field": "body", "message": "arrays and objects are nested more than 32 levels deep"}
+    ]
