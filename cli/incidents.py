@@ -11,7 +11,7 @@ from rich.text import Text
 
 from alimi_cli import documents
 from alimi_cli.options import common, session
-from alimi_cli.output import add_row, table, time_left
+from alimi_cli.output import add_row, duration, table, time_left
 from alimi_cli.progress import CHANNEL_COLUMNS, channel_rows
 
 
@@ -44,6 +44,7 @@ def create(path: str) -> None:
 
     def text(console: Console) -> None:
         console.print(f"Incident {created['incident_id']} created.")
+        overdue_line(console, created)
         console.print(
             f"Its first notice {created['notice_id']} waits for a second person's approval:\n"
             f"  alimi notice preview {created['notice_id']}\n"
@@ -74,11 +75,20 @@ def render(console: Console, found: dict[str, Any]) -> None:
         f"notified {found['notified']} of {found['audience']} "
         f"({found['notified_share']:.0%})",
     )
+    overdue_line(console, found)
     if found.get("regulator_report_due"):
         due = ", ".join(found["regulator_report_due"])
-        console.print(Text(f"The regulator must be told ({due}).", style="bold"))
+        note = found.get("regulator_report_note") or f"The regulator must be told ({due})."
+        console.print(Text(note, style="bold red" if found.get("overdue") else "bold"))
     console.print(f"Status page: {found['status_url']}")
     console.print(notices_table(found["notices"]))
+
+
+def overdue_line(console: Console, answer: dict[str, Any]) -> None:
+    """The API's sentence on a passed legal deadline (overdue, and by how much), if it passed."""
+    if answer.get("overdue"):
+        note = answer.get("deadline_note") or f"Overdue by {duration(answer['overdue_by_s'])}."
+        console.print(Text(note, style="bold red"))
 
 
 def notices_table(notices: list[dict[str, Any]]) -> Table:

@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from alimi.compliance import duration  # the API's deadline sentences count time alike
 from alimi_cli.errors import CliError
 
 OUTPUTS = ("text", "json")
@@ -112,21 +113,6 @@ class Output:
         """A remark for people, on standard error so that it never mixes with results."""
         if self.for_people:
             self.err.print(message)
-
-
-def duration(seconds: float) -> str:
-    """``3d 4h``, ``2h 05m``, ``4m 09s``, ``12s``: two units at most."""
-    whole = round(abs(seconds))
-    days, rest = divmod(whole, 86_400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
 
 
 def time_left(seconds: float) -> str:

@@ -148,10 +148,17 @@ def _speed(rate: Rate, counted: Totals) -> str:
 
 
 def _deadline(found: dict[str, Any]) -> str:
-    return (
-        f"legal deadline {time_left(found['seconds_left'])}, "
-        f"notified {found['notified_share']:.0%} of {found['audience']}"
+    """Time to the legal deadline, or how long ago it passed, and the regulator report due."""
+    when = (
+        f"OVERDUE: legal deadline passed {duration(found['seconds_left'])} ago"
+        if found["seconds_left"] < 0
+        else f"legal deadline {time_left(found['seconds_left'])}"
     )
+    report = ""
+    if found.get("regulator_report_due"):
+        state = "overdue" if found["seconds_left"] < 0 else "due"
+        report = f", regulator report {state} ({', '.join(found['regulator_report_due'])})"
+    return f"{when}{report}, notified {found['notified_share']:.0%} of {found['audience']}"
 
 
 def _view(

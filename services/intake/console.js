@@ -180,16 +180,22 @@
   }
 
   function renderFacts(incident) {
+    const overdue = incident.overdue === true;
     const facts = [
       ["Status", incident.status],
       ["Severity", incident.severity],
       ["Discovered", kst(incident.discovered_at)],
-      ["Legal deadline (72 h after discovery)", kst(incident.deadline)],
+      ["Legal deadline (72 h after discovery)", kst(incident.deadline) +
+        (overdue ? `: passed, overdue by ${duration(incident.overdue_by_s)}` : "")],
       ["People notified", `${incident.notified} of ${incident.audience} ` +
         `(${(incident.notified_share * 100).toFixed(1)} %)`],
-      ["Regulator report due", incident.regulator_report_due.join(", ") || "no"],
+      ["Regulator report due", incident.regulator_report_note ||
+        incident.regulator_report_due.join(", ") || "no"],
     ];
-    $("incident-facts").replaceChildren(el("dl", {}, ...facts.flatMap(([k, v]) =>
+    // A passed deadline is said in words first, not only by a countdown's sign.
+    const warning = overdue && incident.deadline_note
+      ? [el("p", { class: "problem", id: "overdue" }, incident.deadline_note)] : [];
+    $("incident-facts").replaceChildren(...warning, el("dl", {}, ...facts.flatMap(([k, v]) =>
       [el("dt", {}, k), el("dd", {}, v)])));
   }
 

@@ -184,15 +184,15 @@ SHELL = render_shell()
 
 def incident_summary(incident: Mapping[str, Any], *, notices: int, now: datetime) -> dict[str, Any]:
     """One row of the incident list."""
-    deadline: datetime = incident.get("deadline") or compliance.deadline(incident["discovered_at"])
+    deadline = compliance.incident_deadline(incident, now)
     return {
         "incident_id": incident["_id"],
         "title": incident["title"],
         "severity": incident["severity"],
         "status": incident["status"],
         "created_at": incident["created_at"].isoformat(),
-        "deadline": deadline.isoformat(),
-        "seconds_left": int((deadline - now).total_seconds()),
+        "deadline": deadline.at.isoformat(),
+        "seconds_left": deadline.seconds_left,
         "notices": notices,
     }
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -215,7 +215,12 @@ class IncidentIn(_Strict):
     title: Text
     kind: Literal["data_breach", "service_outage", "security_incident", "other"] = "data_breach"
     severity: Literal["low", "medium", "high", "critical"]
-    discovered_at: DateTime
+    discovered_at: DateTime = Field(
+        description="when the incident was discovered, with its time zone; the 72-hour legal"
+        " deadline runs from it. Not in the future: at most"
+        f" {compliance.CLOCK_SKEW.total_seconds() / 60:.0f} minutes ahead of the server's clock"
+        " (clock skew). Long past is taken: the answers then say it is overdue, and by how much"
+    )
     jurisdictions: list[Literal["KR-PIPA", "EU-GDPR"]] = Field(default_factory=list, max_length=5)
     contact: Annotated[str, StringConstraints(max_length=200), Trimmed] = ""
     slack_channel: (
@@ -233,9 +238,17 @@ class IncidentIn(_Strict):
 
     @field_validator("discovered_at")
     @classmethod
-    def _aware(cls, value: datetime) -> datetime:
+    def _aware_and_past(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("needs a time zone, e.g. 2026-11-28T09:00:00+09:00")
+        now = datetime.now(UTC)
+        if value > now + compliance.CLOCK_SKEW:
+            raise ValueError(
+                f"is {compliance.duration((value - now).total_seconds())} in the future;"
+                " an incident cannot be discovered later than now (this server's clock reads"
+                f" {now:%Y-%m-%dT%H:%M:%SZ}; {compliance.CLOCK_SKEW.total_seconds() / 60:.0f}"
+                " minutes of clock skew are allowed)"
+            )
         return value
 
 

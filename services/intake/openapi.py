@@ -106,6 +106,25 @@ def _created(**ids: str) -> dict[str, Any]:
     return {"type": "object", "required": sorted(properties), "properties": properties}
 
 
+# Where an incident's 72-hour legal deadline stands (alimi.compliance.Deadline.fields).
+DEADLINE: dict[str, Any] = {
+    "deadline": {"type": "string", "format": "date-time"},
+    "seconds_left": {"type": "integer", "description": "negative once the deadline passed"},
+    "overdue": {"type": "boolean"},
+    "overdue_by_s": {"type": "integer", "minimum": 0},
+    "deadline_note": {"type": "string", "description": "where the deadline stands, in words"},
+}
+
+
+def _incident_created() -> dict[str, Any]:
+    created = _created(incident_id="incident_id", notice_id="notice_id")
+    return {
+        **created,
+        "required": sorted([*created["required"], *DEADLINE]),
+        "properties": {**created["properties"], **DEADLINE},
+    }
+
+
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/v1/subjects"): Operation(
         "Import people into the subject directory (upsert by external_id)",
@@ -116,7 +135,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Create an incident and its first notice (pending approval)",
         ok=201,
         body=IncidentIn,
-        ok_schema=_created(incident_id="incident_id", notice_id="notice_id"),
+        ok_schema=_incident_created(),
         ok_headers={"Location": _header("/v1/incidents/{incident_id}")},
     ),
     ("POST", "/v1/incidents/{incident_id}/notices"): Operation(

@@ -49,7 +49,11 @@ async def import_subjects(
 async def create_incident(
     store: Store, *, request: IncidentIn, public_base_url: str, key: ApiKey
 ) -> dict[str, Any]:
-    """Store the incident and its first notice, which waits for a second key's approval."""
+    """Store the incident and its first notice, which waits for a second key's approval.
+
+    The answer says where the 72-hour legal deadline stands: an incident
+    discovered days ago is taken, and told plainly that it is overdue.
+    """
     now = _now()
     incident_id = ids.new_id("inc")
     notice_id = ids.new_id("ntc")
@@ -92,6 +96,7 @@ async def create_incident(
         "notice_id": notice_id,
         "public_id": public_id,
         "status_url": incident["status_url"],
+        **compliance.legal_deadline(request.discovered_at, now).fields(),
     }
 
 
@@ -177,9 +182,9 @@ def _notice_view(notice: dict[str, Any], counts: NoticeCounts) -> dict[str, Any]
 def _legal_view(
     incident: dict[str, Any], notices: list[dict[str, Any]], counts: dict[str, NoticeCounts]
 ) -> dict[str, Any]:
-    """The legal deadline, time left, reports due, and how much of the first notice's
-    audience a provider has accepted a message for (``notified``)."""
-    deadline = incident.get("deadline") or compliance.deadline(incident["discovered_at"])
+    """The legal deadline, time left (or how long overdue), reports due, and how much of
+    the first notice's audience a provider has accepted a message for (``notified``)."""
+    when = compliance.incident_deadline(incident, _now())
     first = notices[0] if notices else None
     audience = notified = affected = 0
     if first is not None:
@@ -191,15 +196,14 @@ def _legal_view(
         # People sharing a phone get one message between them, but each was affected.
         affected = audience + progress.get("deduplicated", 0)
         notified = counts.get(first["_id"], NoticeCounts()).reached()
+    report_due = compliance.regulator_report_due(incident.get("jurisdictions", []), affected)
     return {
-        "deadline": deadline.isoformat(),
-        "seconds_left": int((deadline - _now()).total_seconds()),
+        **when.fields(),
         "audience": audience,
         "notified": notified,
         "notified_share": round(notified / audience, 4) if audience else 0.0,
-        "regulator_report_due": compliance.regulator_report_due(
-            incident.get("jurisdictions", []), affected
-        ),
+        "regulator_report_due": report_due,
+        "regulator_report_note": compliance.regulator_report_note(report_due, when),
     }
 
 

@@ -94,11 +94,14 @@ async def _json(resp: aiohttp.ClientResponse, status: int) -> Any:
     return await resp.json()
 
 
-async def _incident(http: aiohttp.ClientSession, stack: Stack) -> dict[str, Any]:
-    """An incident with its legal items in Korean and English, waiting for approval."""
+async def _incident(
+    http: aiohttp.ClientSession, stack: Stack, *, ago: timedelta = timedelta(hours=1)
+) -> dict[str, Any]:
+    """An incident discovered ``ago``, with its legal items in Korean and English, waiting
+    for approval."""
     async with http.post(f"{stack.intake_url}/v1/subjects", json=SUBJECTS) as resp:
         await _json(resp, 200)
-    discovered = datetime.now(UTC) - timedelta(hours=1)
+    discovered = datetime.now(UTC) - ago
     incident = {
         "title": TITLE,
         "severity": "high",
@@ -366,4 +369,27 @@ async def test_an_operator_watches_an_incident_progress_in_the_console(
     assert seen["scrollWidth"] <= seen["innerWidth"]
     for personal in PERSONAL:
         assert personal not in seen["text"], personal
+    assert page.problems == [], page.problems
+
+
+async def test_the_console_says_plainly_that_a_passed_legal_deadline_is_overdue_and_by_how_much(
+    browser: Browser, stack: Stack, tmp_path: Path
+) -> None:
+    async with operator_session(stack) as http:
+        created = await _incident(http, stack, ago=timedelta(days=10))
+    page: Page = await browser.new_page(*DESKTOP, mobile=False)
+    key = stack.api_key("admin")
+    await page.goto(f"{stack.intake_url}/console#key={key}&incident={created['incident_id']}")
+    warning = await page.wait_for("document.getElementById('overdue')?.innerText")
+    assert warning.startswith("Overdue by 7d 0h: the 72-hour legal deadline passed at ")
+    assert warning.endswith("Tell the affected people without further delay.")
+    facts = await page.evaluate(
+        "Object.fromEntries([...document.querySelectorAll('#incident-facts dt')]"
+        ".map((dt) => [dt.innerText, dt.nextElementSibling.innerText]))"
+    )
+    deadline = facts["Legal deadline (72 h after discovery)"]
+    assert re.search(r": passed, overdue by 16[78] h \d\d min \d\d s$", deadline), deadline
+    countdown = await page.evaluate("document.getElementById('countdown').innerText")
+    assert re.fullmatch(r"Legal deadline: overdue by 16[78] h \d\d min \d\d s", countdown)
+    _keep(await page.screenshot(tmp_path / "console-overdue.png"))
     assert page.problems == [], page.problems

@@ -6,7 +6,7 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -534,3 +534,58 @@ async def test_when_json_nests_ten_thousand_arrays__then_400_names_the_limit_and
         {"field": field, "message": "arrays and objects are nested more than 32 levels deep"}
     ]
     assert await _collections(store) == before
+
+
+@pytest.mark.parametrize("ahead", [timedelta(days=3), timedelta(days=365)])
+async def test_when_discovered_at_is_in_the_future__then_422_names_it_and_nothing_is_written(
+    client: TestClient[Any, Any], store: Store, ahead: timedelta
+) -> None:
+    incident = {**INCIDENT, "discovered_at": (datetime.now(UTC) + ahead).isoformat()}
+    resp = await client.post("/v1/incidents", json=incident)
+    assert resp.status == 422, await resp.text()
+    problem = await resp.json()
+    [error] = problem["errors"]
+    assert error["field"] == "discovered_at" and "in the future" in error["message"]
+    assert await _collections(store) == {"incidents": 0, "notices": 0, "outbox": 0, "subjects": 0}
+
+
+async def test_when_the_deadline_passed_before_the_incident_was_posted__then_every_answer_says_so(
+    client: TestClient[Any, Any],
+) -> None:
+    discovered = datetime.now(UTC) - timedelta(days=10)
+    incident = {**INCIDENT, "discovered_at": discovered.isoformat()}
+    resp = await client.post("/v1/incidents", json=incident)
+    assert resp.status == 201, await resp.text()
+    created = await resp.json()
+    view = await (await client.get(f"/v1/incidents/{created['incident_id']}")).json()
+    for answer in (created, view):
+        assert answer["overdue"] is True
+        assert abs(answer["overdue_by_s"] - 7 * 86_400) < 60  # 10 days less the 72 hours
+        assert answer["seconds_left"] == -answer["overdue_by_s"]
+        deadline = datetime.fromisoformat(answer["deadline"])  # the store keeps milliseconds
+        assert abs(deadline - (discovered + timedelta(hours=72))) < timedelta(seconds=1)
+        assert answer["deadline_note"].startswith("Overdue by 7d 0h: the 72-hour legal deadline")
+
+
+async def test_when_a_pipa_report_is_due_after_the_deadline__then_the_read_back_says_it_is_overdue(
+    client: TestClient[Any, Any], store: Store
+) -> None:
+    discovered = datetime.now(UTC) - timedelta(days=4)
+    incident = {
+        **INCIDENT,
+        "discovered_at": discovered.isoformat(),
+        "jurisdictions": ["KR-PIPA"],
+        "notice": {"body": "유출 안내", "disclosure": PIPA_DISCLOSURE},
+    }
+    created = await (await client.post("/v1/incidents", json=incident)).json()
+    # As the segmenter leaves it: 1,200 people resolved, none reached yet.
+    await store.notices.update_one(
+        {"_id": created["notice_id"]},
+        {"$set": {"progress.recipients_published": 1200, "state": "sending"}},
+    )
+    view = await (await client.get(f"/v1/incidents/{created['incident_id']}")).json()
+    assert view["regulator_report_due"] == ["KR-PIPA"]
+    assert view["regulator_report_note"].startswith(
+        "The report to the Personal Information Protection Commission (PIPC) (KR-PIPA)"
+        " is overdue by 1d 0h"
+    )

@@ -400,3 +400,52 @@ def test_keys_create_sends_the_scopes_as_a_list_and_shows_the_new_key_once(
     assert out.count("ak_k1.new-secret") == 1 and "shown only this once" in err
     code, _, err = run(capsys, "keys", "create", "--name", "x", "--scopes", ",")
     assert code == 2 and "name at least one scope" in err
+
+
+OVERDUE = {
+    "seconds_left": -2 * 86_400,
+    "overdue": True,
+    "overdue_by_s": 2 * 86_400,
+    "deadline_note": "Overdue by 2d 0h: the 72-hour legal deadline passed at 2026-12-01 00:00 UTC."
+    " Tell the affected people without further delay.",
+    "audience": 1200,
+    "regulator_report_due": ["KR-PIPA"],
+    "regulator_report_note": "The report to the Personal Information Protection Commission"
+    " (PIPC) (KR-PIPA) is overdue by 2d 0h: make it now.",
+}
+
+
+def test_create_says_plainly_when_the_legal_deadline_has_already_passed(
+    capsys: pytest.CaptureFixture[str], api: list[Handler], tmp_path: Path
+) -> None:
+    created = {"incident_id": "inc_1", "notice_id": "ntc_1", "status_url": "http://x/s/p"}
+    api.append(lambda request: httpx.Response(201, json={**created, **OVERDUE}))
+    (tmp_path / "i.yaml").write_text("title: 유출\n")
+    code, out, _ = run(capsys, "incident", "create", "-f", "i.yaml")
+    assert code == 0
+    assert "Overdue by 2d 0h: the 72-hour legal deadline passed" in out
+
+
+def test_show_says_what_is_overdue__the_notices_and_the_report_to_the_regulator(
+    capsys: pytest.CaptureFixture[str], api: list[Handler]
+) -> None:
+    found = {**_incident(_notice("sending", {})), **OVERDUE}
+    api.append(lambda request: httpx.Response(200, json=found))
+    code, out, _ = run(capsys, "incident", "show", "inc_1")
+    assert code == 0
+    text = " ".join(out.split())  # the lines as a terminal would wrap them, joined
+    assert "(overdue by 2d 0h)" in text
+    assert "Tell the affected people without further delay." in text
+    assert "(PIPC) (KR-PIPA) is overdue by 2d 0h: make it now." in text
+
+
+def test_watch_says_the_deadline_passed_and_the_regulator_report_is_overdue(
+    capsys: pytest.CaptureFixture[str], polls: list[dict[str, Any]]
+) -> None:
+    polls.append({**_incident(_notice("completed", {"sms": {"delivered": 3}})), **OVERDUE})
+    code, out, _ = run(capsys, "watch", "inc_1")
+    assert code == 0
+    assert (
+        "OVERDUE: legal deadline passed 2d 0h ago, regulator report overdue (KR-PIPA),"
+        " notified 100% of 1200"
+    ) in out

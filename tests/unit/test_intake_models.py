@@ -101,6 +101,26 @@ def test_when_discovered_at_is_utc__then_it_is_accepted() -> None:
     assert parsed.discovered_at.utcoffset() == timedelta(0)
 
 
+@pytest.mark.parametrize("ahead", [timedelta(minutes=10), timedelta(days=3), timedelta(days=365)])
+def test_when_discovered_at_is_in_the_future__then_it_is_refused_naming_the_field(
+    ahead: timedelta,
+) -> None:
+    when = (datetime.now(UTC) + ahead).isoformat()
+    [(loc, kind, msg)] = problems(IncidentIn, incident(discovered_at=when))
+    assert (loc, kind) == (("discovered_at",), "value_error")
+    assert "in the future" in msg and "5 minutes of clock skew are allowed" in msg
+
+
+def test_when_discovered_at_is_a_little_ahead__then_clock_skew_allows_it() -> None:
+    when = (datetime.now(UTC) + timedelta(minutes=4)).isoformat()
+    assert IncidentIn.model_validate(incident(discovered_at=when)).discovered_at.tzinfo
+
+
+def test_when_discovered_at_is_long_past__then_it_is_taken() -> None:
+    when = (datetime.now(UTC) - timedelta(days=10)).isoformat()
+    assert IncidentIn.model_validate(incident(discovered_at=when))
+
+
 def test_when_the_body_uses_an_unknown_variable__then_the_message_lists_the_known_ones() -> None:
     [(loc, kind, msg)] = problems(IncidentIn, incident(notice={"body": "#{name} #{ssn}"}))
     assert (loc, kind) == (("notice", "body"), "value_error")
