@@ -43,11 +43,14 @@ def init_app(settings: IntakeSettings) -> web.Application:
     app = web.Application(
         middlewares=[
             metrics_middleware,
+            problems.header_limits,
             problems.middleware,
             access.middleware,
             idempotency.middleware,
         ],
         client_max_size=settings.max_body_mb * 1024 * 1024,
+        # Oversized headers reach problems.header_limits rather than the parser's plain 400.
+        handler_args=problems.HANDLER_ARGS,
     )
     app.add_routes(views.routes)
     app.add_routes(privacy_views.routes)

@@ -23,17 +23,7 @@ from alimi_intake.rows import BodyTooLarge, HeaderError, Row
 
 routes = web.RouteTableDef()
 
-JSON = "application/json"
 MB = 1024 * 1024
-
-
-def _unsupported(request: web.Request, accepted: str) -> ProblemError:
-    charset = f"; charset={request.charset}" if request.charset else ""
-    return ProblemError(
-        415,
-        "Unsupported Media Type",
-        f"Content-Type {request.content_type}{charset} is not accepted here; send {accepted}",
-    )
 
 
 def _lines(request: web.Request) -> AsyncIterator[rows.Line]:
@@ -64,13 +54,13 @@ def _rows(
     if request.content_type in rows.CSV_TYPES:
         encoding = rows.CSV_CHARSETS.get(charset)
         if encoding is None:
-            raise _unsupported(request, accepted)
+            raise problems.unsupported_media_type(request, accepted)
         return "csv", rows.csv_rows(_lines(request), encoding=encoding, header=header)
     if request.content_type in rows.NDJSON_TYPES:
         if rows.CSV_CHARSETS.get(charset) != "utf-8":
-            raise _unsupported(request, accepted)
+            raise problems.unsupported_media_type(request, accepted)
         return "ndjson", rows.ndjson_rows(_lines(request), bare=bare)
-    raise _unsupported(request, accepted)
+    raise problems.unsupported_media_type(request, accepted)
 
 
 def _empty(what: str) -> ProblemError:
@@ -177,7 +167,7 @@ async def _json_ids(request: web.Request) -> AsyncIterator[Row]:
 @idempotency.streamed
 async def create_list(request: web.Request) -> web.Response:
     accepted = "text/csv, application/x-ndjson or application/json"
-    if request.content_type == JSON:
+    if request.content_type == problems.JSON:
         source, body = "json", _json_ids(request)
     else:
         source, body = _rows(

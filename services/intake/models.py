@@ -32,6 +32,11 @@ def _e164(value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+def _blank_is_none(value: Any) -> Any:
+    """An empty (or blank) phone is no phone, as an empty cell of a CSV import is."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 Phone = Annotated[str, StringConstraints(max_length=32), AfterValidator(_e164)]
 Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
 PersonChannel = Literal["kakao", "sms"]
@@ -85,7 +90,12 @@ class _Strict(BaseModel):
 class SubjectIn(_Strict):
     external_id: SubjectId
     name: Annotated[str, StringConstraints(max_length=200), Trimmed] = ""
-    phone: Phone | None = None
+    phone: Annotated[Phone | None, BeforeValidator(_blank_is_none)] = Field(
+        None,
+        description="E.164 (+821012345678) or a Korean national number (010-1234-5678)."
+        ' Empty (""), blank or null: no phone, as an empty cell of a CSV import (the'
+        " person is skipped with the reason no_phone; a phone stored before is removed)",
+    )
     locale: Locale = "ko"
     tags: list[Tag] = Field(default_factory=list, max_length=100)
     attributes: dict[AttributeName, Scalar] = Field(default_factory=dict, max_length=50)

@@ -6,7 +6,9 @@ route has an :class:`Operation` here (a test compares them with the route
 table); the statuses each can answer are derived from what the route does:
 a protected route can say 401 and 403, a POST can carry a malformed or
 reused ``Idempotency-Key`` (400, 422, 409) and a body that is malformed (400),
-too large (413) or invalid (422), a path id can be unknown (404). Every error
+too large (413), of a media type it does not read (415) or invalid (422), a
+path id can be unknown (404); any request can carry a header or a URL too long
+(431, 414). Every error
 is a problem document (RFC 9457), except the status page's 404, which people's
 browsers read.
 """
@@ -20,7 +22,7 @@ from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
 from pydantic import BaseModel
 
-from alimi.problems import MAX_JSON_DEPTH
+from alimi.problems import MAX_HEADER_BYTES, MAX_JSON_DEPTH, MAX_URL_BYTES
 from alimi_intake import console, idempotency, status_page
 from alimi_intake.access import PUBLIC, access_of
 from alimi_intake.models import IncidentIn, KeyIn, SubjectIn, UpdateIn
@@ -291,7 +293,11 @@ def _operation(route: AbstractRoute, op: Operation, schemas: dict[str, Any]) -> 
     path = route.resource.canonical if route.resource else ""
     scope = access_of(route.handler)
     post = route.method == "POST"
-    responses: dict[str, Any] = {str(op.ok): _ok(op, post=post)}
+    responses: dict[str, Any] = {
+        str(op.ok): _ok(op, post=post),
+        "414": _problem(f"the path and query are over {MAX_URL_BYTES} bytes"),
+        "431": _problem(f"a header is over {MAX_HEADER_BYTES} bytes; errors names it"),
+    }
     operation: dict[str, Any] = {
         "summary": op.summary,
         "operationId": route.handler.__name__,
@@ -334,6 +340,11 @@ def _operation(route: AbstractRoute, op: Operation, schemas: dict[str, Any]) -> 
         operation["parameters"] = parameters
     if op.body is not None:
         operation["requestBody"] = _body(op, op.body, schemas)
+        # alimi.problems.read_json: only the media types the request body lists are read.
+        also = " or NDJSON" if op.body_is_list else ""
+        responses["415"] = _problem(
+            f"the Content-Type is missing, or not application/json (in UTF-8){also}"
+        )
     if op.body_types:
         content = {media: {"schema": schema} for media, schema in op.body_types.items()}
         operation["requestBody"] = {"required": True, "description": DEPTH, "content": content}

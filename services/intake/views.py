@@ -47,7 +47,7 @@ async def _subject_rows(request: web.Request) -> list[Any]:
                     400, "Malformed NDJSON", f"line {number} is not valid JSON: {exc}"
                 ) from None
         return rows
-    body = await problems.read_json(request)
+    body = await problems.read_json(request, accepted="application/json or application/x-ndjson")
     if not isinstance(body, list):
         raise ProblemError(
             422,

@@ -3,7 +3,8 @@
 :func:`middleware` turns aiohttp's HTTP errors and any unexpected exception
 into ``application/problem+json`` (never a stack trace);
 :func:`from_validation_error` names each bad field of a request body;
-:func:`read_json` reads a JSON body, or says why it cannot be read.
+:func:`read_json` reads a JSON body, or says why it cannot be read;
+:func:`header_limits` refuses oversized headers and URLs, naming them.
 
 JSON is parsed by :func:`loads`, which first measures how deeply arrays and
 objects nest (a linear scan of the bytes, without parsing) and refuses more
@@ -25,6 +26,8 @@ from pydantic import ValidationError
 log = logging.getLogger("alimi.http")
 
 CONTENT_TYPE = "application/problem+json"
+JSON = "application/json"
+UTF_8 = frozenset({"utf-8", "utf8"})
 
 # Deeper than any body the API takes (an incident nests 5 levels) by a wide margin.
 MAX_JSON_DEPTH = 32
@@ -118,6 +121,47 @@ def from_validation_error(exc: ValidationError, *, prefix: str = "") -> ProblemE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# aiohttp's HTTP parser refuses a request line or a header over its limits (8190
+# bytes by default) with a plain-text 400, before any middleware runs. An app that
+# passes HANDLER_ARGS (web.Application(handler_args=...)) raises those limits so
+# that such requests reach header_limits, which refuses them at the limits below
+# with a problem document naming the header; only what is over the parser's own
+# limit still gets its plain answer.
+MAX_HEADER_BYTES = 8190  # one header field, name and value
+MAX_URL_BYTES = 8190  # the request target: path and query
+PARSER_LIMIT_BYTES = 128 * 1024
+HANDLER_ARGS = {"max_line_size": PARSER_LIMIT_BYTES, "max_field_size": PARSER_LIMIT_BYTES}
+
+
+def _shown(name: bytes) -> str:
+    text = name.decode("latin-1")
+    return text if len(text) <= 60 else f"{text[:60]}…"
+
+
+@web.middleware
+async def header_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """431 for a header field over :data:`MAX_HEADER_BYTES`, 414 for a URL over
+    :data:`MAX_URL_BYTES`: problem documents naming what is too long."""
+    for name, value in request.raw_headers:
+        size = len(name) + len(value)
+        if size > MAX_HEADER_BYTES:
+            shown = _shown(name)
+            message = f"{size} bytes with its name; at most {MAX_HEADER_BYTES}"
+            return response(
+                431,
+                "Request Header Fields Too Large",
+                f"the header {shown} is {message}",
+                errors=[{"field": shown, "message": message}],
+            )
+    target = len(request.raw_path.encode("utf-8", "surrogateescape"))
+    if target > MAX_URL_BYTES:
+        return response(
+            414,
+            "URI Too Long",
+            f"the path and query are {target} bytes; at most {MAX_URL_BYTES}",
+        )
+    return await handler(request)
+
 
 @web.middleware
 async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -147,8 +191,24 @@ def nested_too_deeply(exc: TooDeep, *, field: str = "body") -> ProblemError:
     )
 
 
-async def read_json(request: web.Request) -> Any:
-    """The request body as JSON, or a 400 problem saying why it is not."""
+def unsupported_media_type(request: web.Request, accepted: str) -> ProblemError:
+    """The 415 answer to a body of a type (or charset) this route does not read."""
+    sent = request.headers.get("Content-Type")
+    return ProblemError(
+        415,
+        "Unsupported Media Type",
+        (f"Content-Type {sent} is not accepted here" if sent else "the Content-Type is missing")
+        + f"; send {accepted}",
+        errors=[{"field": "Content-Type", "message": f"expected {accepted}"}],
+    )
+
+
+async def read_json(request: web.Request, *, accepted: str = JSON) -> Any:
+    """The request body as JSON; a 415 problem unless it is sent as ``application/json``
+    (UTF-8, as RFC 8259 wants; ``accepted`` names what else the route reads), a 400 one
+    saying why it is not JSON."""
+    if request.content_type != JSON or (request.charset or "utf-8").lower() not in UTF_8:
+        raise unsupported_media_type(request, accepted)
     raw = await request.read()
     if not raw:
         raise ProblemError(400, "Malformed JSON", "the request body is empty")

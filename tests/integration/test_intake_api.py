@@ -589,3 +589,69 @@ async def test_when_a_pipa_report_is_due_after_the_deadline__then_the_read_back_
         "The report to the Personal Information Protection Commission (PIPC) (KR-PIPA)"
         " is overdue by 1d 0h"
     )
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", None])
+@pytest.mark.parametrize(
+    "path", ["/v1/incidents", "/v1/subjects", "/v1/incidents/{incident_id}/notices", "/v1/keys"]
+)
+async def test_when_a_json_route_gets_another_media_type__then_415_and_nothing_changes(
+    client: TestClient[Any, Any], store: Store, path: str, content_type: str | None
+) -> None:
+    created = await (await client.post("/v1/incidents", json=INCIDENT)).json()
+    admin = await _key(store, "admin")
+    before = (await _collections(store), await store.api_keys.count_documents({}))
+    body = {"/v1/subjects": [{"external_id": "c1"}], "/v1/keys": {"name": "k", "scopes": ["admin"]}}
+    resp = await client.post(
+        path.format(**created),
+        data=json.dumps(body.get(path, INCIDENT)).encode(),
+        headers={**({"Content-Type": content_type} if content_type else {}), **admin},
+        skip_auto_headers=["Content-Type"],
+    )
+    assert resp.status == 415, await resp.text()
+    assert resp.content_type == PROBLEM
+    assert (await resp.json())["errors"][0]["field"] == "Content-Type"
+    assert (await _collections(store), await store.api_keys.count_documents({})) == before
+
+
+async def test_when_a_json_phone_is_empty__then_it_means_no_phone_exactly_as_an_empty_csv_cell(
+    client: TestClient[Any, Any], store: Store
+) -> None:
+    resp = await client.post(
+        "/v1/subjects",
+        json=[{"external_id": "j1", "phone": ""}, {"external_id": "j2", "phone": " "}],
+    )
+    assert resp.status == 200, await resp.text()
+    csv = "external_id,phone\nc1,\n"
+    resp = await client.post("/v1/subjects/import", data=csv, headers={"Content-Type": "text/csv"})
+    assert (await resp.json())["imported"] == 1
+    contact = {"phone_enc": 1, "phone_hash": 1, "phone_masked": 1, "_id": 0}
+    stored = [await store.subjects.find_one({"_id": i}, contact) for i in ("j1", "j2", "c1")]
+    assert stored == [{"phone_enc": None, "phone_hash": None, "phone_masked": None}] * 3
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "header"),
+    [
+        ("POST", "/v1/incidents", "Idempotency-Key"),
+        ("GET", "/v1/incidents", "X-Trace"),
+        ("GET", "/s/nothing", "Accept-Language"),
+    ],
+)
+async def test_when_a_header_is_100000_characters__then_431_problem_names_the_header(
+    client: TestClient[Any, Any], store: Store, method: str, path: str, header: str
+) -> None:
+    resp = await client.request(method, path, json=INCIDENT, headers={header: "k" * 100_000})
+    assert resp.status == 431, await resp.text()
+    assert resp.content_type == PROBLEM
+    problem = await resp.json()
+    assert problem["errors"] == [
+        {"field": header, "message": f"{100_000 + len(header)} bytes with its name; at most 8190"}
+    ]
+    assert await _collections(store) == {"incidents": 0, "notices": 0, "outbox": 0, "subjects": 0}
+
+
+async def test_when_the_url_is_too_long__then_414_problem(client: TestClient[Any, Any]) -> None:
+    resp = await client.get("/v1/incidents", params={"cursor": "x" * 20_000})
+    assert resp.status == 414
+    assert resp.content_type == PROBLEM

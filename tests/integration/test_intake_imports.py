@@ -227,7 +227,8 @@ async def test_when_an_upload_is_larger_than_whole_bodies_may_be__then_it_still_
 ) -> None:
     padding = (" " * 999 + "\n") * 2000  # 2 MB of blank lines: over the 1 MB of whole bodies
     body = f"external_id,phone\n{padding}c1,010-1234-5678\n".encode()
-    whole = await small_limits.post("/v1/subjects", data=io.BytesIO(body), headers=CSV)
+    ndjson = f'{padding}{{"external_id": "c1"}}\n'.encode()
+    whole = await small_limits.post("/v1/subjects", data=io.BytesIO(ndjson), headers=NDJSON)
     assert whole.status == 413
     resp = await small_limits.post("/v1/subjects/import", data=io.BytesIO(body), headers=CSV)
     assert resp.status == 200, await resp.text()

@@ -38,7 +38,7 @@ def test_when_a_subject_has_no_phone__then_phone_is_none() -> None:
     assert (subject.name, subject.locale, subject.tags, subject.attributes) == ("", "ko", [], {})
 
 
-@pytest.mark.parametrize("raw", ["12345", "hello", "", "010-123", "010-1234-5678-9012"])
+@pytest.mark.parametrize("raw", ["12345", "hello", "010-123", "010-1234-5678-9012"])
 def test_when_a_subject_phone_is_not_a_number__then_phone_is_named_with_the_expected_form(
     raw: str,
 ) -> None:
@@ -46,6 +46,13 @@ def test_when_a_subject_phone_is_not_a_number__then_phone_is_named_with_the_expe
     assert loc == ("phone",)
     assert kind == "value_error"
     assert "expected E.164 like +821012345678 or 010-1234-5678" in msg
+
+
+@pytest.mark.parametrize("raw", ["", "   ", None])
+def test_when_a_subject_phone_is_empty__then_it_means_no_phone_as_an_empty_csv_cell(
+    raw: str | None,
+) -> None:
+    assert SubjectIn.model_validate({"external_id": "s1", "phone": raw}).phone is None
 
 
 def test_when_a_subject_phone_is_very_long__then_it_is_rejected_before_parsing() -> None:

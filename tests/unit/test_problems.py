@@ -259,7 +259,7 @@ async def test_when_the_body_is_json__then_read_json_returns_it(
 async def test_when_the_body_is_not_json__then_a_400_problem_says_why(
     client: TestClient[web.Request, web.Application], body: bytes, detail: str
 ) -> None:
-    resp = await client.post("/echo", data=body)
+    resp = await client.post("/echo", data=body, headers={"Content-Type": "application/json"})
     assert resp.status == 400
     problem = await resp.json(content_type=None)
     assert problem["title"] == "Malformed JSON"
@@ -330,3 +330,30 @@ async def test_when_the_body_nests_too_deeply__then_read_json_answers_400_naming
     assert problem["errors"] == [
         {"field": "body", "message": "arrays and objects are nested more than 32 levels deep"}
     ]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1"],
+)
+async def test_when_a_json_body_is_sent_as_another_type__then_415_names_the_header(
+    client: TestClient[web.Request, web.Application], content_type: str | None
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    resp = await client.post(
+        "/echo", data=b'{"a": 1}', headers=headers, skip_auto_headers=["Content-Type"]
+    )
+    assert resp.status == 415
+    assert resp.content_type == "application/problem+json"
+    problem = await resp.json(content_type=None)
+    assert problem["errors"] == [{"field": "Content-Type", "message": "expected application/json"}]
+    assert problem["detail"].endswith("; send application/json")
+
+
+async def test_when_the_json_type_carries_utf_8__then_it_is_read(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    resp = await client.post(
+        "/echo", data=b'{"a": 1}', headers={"Content-Type": "application/json; charset=UTF-8"}
+    )
+    assert await resp.json() == {"got": {"a": 1}}
