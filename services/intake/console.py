@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from alimi import compliance
+from alimi import compliance, problems
 from alimi.problems import ProblemError
 from alimi.store import Store
 from alimi_intake import access
@@ -40,6 +40,9 @@ SCRIPT_INTEGRITY = "sha384-" + base64.b64encode(hashlib.sha384(SCRIPT.encode()).
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 INCIDENT_ID = re.compile(r"inc_[0-9a-f]{20}")
+# The problem type of a well-formed cursor that names no incident (the OpenAPI document
+# lists it among the refusals a request it allows can meet).
+UNKNOWN_CURSOR = "urn:alimi:problem:cursor-names-no-incident"
 LIMIT = re.compile(r"[0-9]{1,3}")
 
 # The list's answer and query parameters, for the OpenAPI document (openapi.py).
@@ -208,9 +211,13 @@ def _query(request: web.Request) -> tuple[int, str | None]:
     return (int(raw) if raw is not None else DEFAULT_LIMIT), request.query.get("cursor")
 
 
-def _invalid(field: str, message: str) -> ProblemError:
+def _invalid(field: str, message: str, *, type_uri: str = problems.BLANK) -> ProblemError:
     return ProblemError(
-        422, "Invalid request", f"{field}: {message}", errors=[{"field": field, "message": message}]
+        422,
+        "Invalid request",
+        f"{field}: {message}",
+        errors=[{"field": field, "message": message}],
+        type_uri=type_uri,
     )
 
 
@@ -224,7 +231,11 @@ async def list_incidents(
         if INCIDENT_ID.fullmatch(cursor):
             after = await store.incidents.find_one({"_id": cursor}, {"created_at": 1})
         if after is None:
-            raise _invalid("cursor", "names no incident; use the next_cursor of a page")
+            raise _invalid(
+                "cursor",
+                "names no incident; use the next_cursor of a page",
+                type_uri=UNKNOWN_CURSOR,
+            )
         at = after["created_at"]
         query = {"$or": [{"created_at": {"$lt": at}}, {"created_at": at, "_id": {"$lt": cursor}}]}
     found: Sequence[dict[str, Any]] = (

@@ -31,6 +31,9 @@ from alimi_intake.context import CONTEXT
 HEADER = "Idempotency-Key"
 VALID = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
 REPLAYED = "Idempotent-Replayed"
+# The problem type of a key reused for another request: well formed, refused for what
+# was done before (the OpenAPI document lists it among such refusals).
+REUSED = "urn:alimi:problem:idempotency-key-reused"
 KEPT_HEADERS = ("Location",)
 
 STREAMED = "__alimi_streamed_body__"
@@ -156,6 +159,7 @@ async def _earlier(request: web.Request, record_id: str, fingerprint: str | None
             "Idempotency-Key reused",
             "this Idempotency-Key was used for a different request; use a new key",
             errors=[{"field": HEADER, "message": "already used with a different request"}],
+            type_uri=REUSED,
         )
     if record["state"] != "done":
         return problems.response(

@@ -42,6 +42,9 @@ Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
 PersonChannel = Literal["kakao", "sms"]
 DEFAULT_CHANNELS: tuple[PersonChannel, ...] = ("kakao", "sms")
 SlackChannel = Annotated[str, StringConstraints(pattern=r"^#?[A-Za-z0-9._-]{1,80}$")]
+# What the validators check, said in the JSON Schema too (the OpenAPI document).
+UNIQUE: dict[str, Any] = {"uniqueItems": True}
+TEMPLATES: dict[str, Any] = {"enum": sorted(templates.REGISTRY)}
 
 
 def _trimmed(value: str) -> str:
@@ -100,7 +103,9 @@ class SubjectIn(_Strict):
     tags: list[Tag] = Field(default_factory=list, max_length=100)
     attributes: dict[AttributeName, Scalar] = Field(default_factory=dict, max_length=50)
     # The channels this person reads, most preferred first; unset: Kakao, then SMS.
-    channels: list[PersonChannel] | None = Field(None, min_length=1, max_length=2)
+    channels: list[PersonChannel] | None = Field(
+        None, min_length=1, max_length=2, json_schema_extra=UNIQUE
+    )
     # False: known not to receive AlimTalk (not a KakaoTalk user, blocked); unset: unknown.
     kakao_reachable: bool | None = None
 
@@ -189,12 +194,15 @@ class TranslationIn(_Words):
 class NoticeIn(_Words):
     """The message of one notice round, in ``locale``, with optional translations."""
 
-    template: str = templates.DEFAULT_TEMPLATE
+    template: str = Field(templates.DEFAULT_TEMPLATE, json_schema_extra=TEMPLATES)
     locale: Locale = "ko"
     translations: dict[Locale, TranslationIn] = Field(default_factory=dict, max_length=10)
     # The channels this notice may use; each person gets the first of their own that is here.
     channels: list[PersonChannel] = Field(
-        default_factory=lambda: list(DEFAULT_CHANNELS), min_length=1, max_length=2
+        default_factory=lambda: list(DEFAULT_CHANNELS),
+        min_length=1,
+        max_length=2,
+        json_schema_extra=UNIQUE,
     )
 
     @field_validator("template")
@@ -349,7 +357,7 @@ IncidentStatus = Literal["investigating", "identified", "monitoring", "resolved"
 class UpdateNoticeIn(NoticeIn):
     """A later notice: how the investigation is going (``progress_update`` by default)."""
 
-    template: str = "progress_update"
+    template: str = Field("progress_update", json_schema_extra=TEMPLATES)
 
 
 class UpdateIn(_Strict):

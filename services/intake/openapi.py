@@ -11,6 +11,12 @@ path id can be unknown (404); any request can carry a header or a URL too long
 (431, 414). Every error
 is a problem document (RFC 9457), except the status page's 404, which people's
 browsers read.
+
+A request the document allows is answered 2xx, unless it meets a refusal JSON
+Schema cannot express: what was done before (an Idempotency-Key used for
+another request, a cursor naming no incident). Those are listed under their
+status as ``x-alimi-refusals``, by the problem ``type`` the answer carries,
+so a client (and the schemathesis test) can tell them from a broken rule.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from aiohttp.web_urldispatcher import AbstractRoute
 from pydantic import BaseModel
 
 from alimi.problems import MAX_HEADER_BYTES, MAX_JSON_DEPTH, MAX_URL_BYTES
-from alimi_intake import console, idempotency, status_page
+from alimi_intake import console, idempotency, rows, status_page
 from alimi_intake.access import PUBLIC, access_of
 from alimi_intake.models import IncidentIn, KeyIn, SubjectIn, UpdateIn
 
@@ -87,6 +93,25 @@ STATUS_PAGE_HEADERS = {
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """A well-formed request refused for what was done before, not for its form: JSON
+    Schema cannot say it, so the document names it (its RFC 9457 problem type)."""
+
+    status: int
+    type_uri: str
+    when: str
+
+    def described(self) -> dict[str, str]:
+        return {"type": self.type_uri, "when": self.when}
+
+
+REFUSALS = "x-alimi-refusals"
+REUSED_KEY = Refusal(
+    422, idempotency.REUSED, "the Idempotency-Key was used before for a different request"
+)
+
+
+@dataclass(frozen=True)
 class Operation:
     summary: str
     ok: int = 200
@@ -100,6 +125,9 @@ class Operation:
     responses: dict[int, dict[str, Any]] = field(default_factory=dict)  # replace derived ones
     # A body that is a file streamed as text: media type -> its schema (instead of ``body``).
     body_types: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Refusals a request this document allows can still meet, for what the store holds:
+    # (status, problem type, when). Listed under the status as x-alimi-refusals.
+    refusals: tuple[Refusal, ...] = ()
 
 
 def _created(**ids: str) -> dict[str, Any]:
@@ -151,6 +179,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         ok_schema=console.LIST_SCHEMA,
         parameters=console.LIST_PARAMETERS,
         extra={422: "limit out of range, or a cursor that names no incident"},
+        refusals=(Refusal(422, console.UNKNOWN_CURSOR, "the cursor names no incident"),),
     ),
     ("GET", "/v1/incidents/{incident_id}"): Operation(
         "An incident: its deadline, notices and receipt counts"
@@ -212,7 +241,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("POST", "/v1/subjects/import"): Operation(
         "Import a file of people (CSV or NDJSON, streamed; per-row errors; upsert by external_id)",
-        body_types={CSV: TEXT, NDJSON: TEXT},
+        body_types={CSV: rows.SUBJECTS_CSV_SCHEMA, NDJSON: rows.NDJSON_SCHEMA},
         extra={415: "not CSV or NDJSON, or a charset other than UTF-8 (or EUC-KR for CSV)"},
     ),
     ("GET", "/v1/imports/{import_id}"): Operation("A subjects import: its state and counts"),
@@ -225,8 +254,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         ok_schema=_created(list_id="list_id"),
         ok_headers={"Location": _header("/v1/lists/{list_id}")},
         body_types={
-            CSV: TEXT,
-            NDJSON: TEXT,
+            CSV: rows.LIST_CSV_SCHEMA,
+            NDJSON: rows.NDJSON_SCHEMA,
             JSON: {"type": "array", "items": {"type": "string"}, "minItems": 1},
         },
         extra={415: "not CSV, NDJSON or JSON"},
@@ -278,7 +307,7 @@ def _body(op: Operation, body: type[BaseModel], schemas: dict[str, Any]) -> dict
     if not op.body_is_list:
         return {"required": True, "description": DEPTH, "content": {JSON: {"schema": ref}}}
     # Or NDJSON: one JSON object per line, each as above; three names for it are in use.
-    ndjson = {"schema": {"type": "string", "description": "one JSON object per line"}}
+    ndjson = {"schema": rows.NDJSON_SCHEMA}
     return {
         "required": True,
         "description": DEPTH,
@@ -334,7 +363,10 @@ def _operation(route: AbstractRoute, op: Operation, schemas: dict[str, Any]) -> 
         responses["409"] = _problem("a request with this Idempotency-Key is still running")
         # The idempotency check reads any POST's body, so any POST can be too large.
         responses["413"] = _problem("the body is too large")
-        responses["422"] = _problem("invalid request: errors name each field")
+        responses["422"] = _problem(
+            "invalid request: errors name each field; or the Idempotency-Key was used"
+            f" before for a different request (type {idempotency.REUSED})"
+        )
     parameters.extend(op.parameters)
     if parameters:
         operation["parameters"] = parameters
@@ -352,7 +384,22 @@ def _operation(route: AbstractRoute, op: Operation, schemas: dict[str, Any]) -> 
         responses[str(status)] = _problem(description)
     for status, answer in op.responses.items():
         responses[str(status)] = answer
+    for refusal in (*op.refusals, *((REUSED_KEY,) if post else ())):
+        responses[str(refusal.status)].setdefault(REFUSALS, []).append(refusal.described())
     return operation
+
+
+def _closed(schema: Any) -> None:
+    """Objects whose keys follow a pattern take no other key (pydantic's dict[Pattern, X]
+    validates so, but its JSON Schema leaves additionalProperties open)."""
+    if isinstance(schema, dict):
+        if "patternProperties" in schema:
+            schema.setdefault("additionalProperties", False)
+        for value in schema.values():
+            _closed(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _closed(value)
 
 
 def document(app: web.Application) -> dict[str, Any]:
@@ -367,6 +414,8 @@ def document(app: web.Application) -> dict[str, Any]:
         if op is None:
             raise RuntimeError(f"route {route.method} {path} has no OpenAPI operation")
         paths.setdefault(path, {})[route.method.lower()] = _operation(route, op, schemas)
+    for schema in schemas.values():
+        _closed(schema)
     return {
         "openapi": "3.1.0",
         "info": {

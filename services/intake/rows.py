@@ -273,3 +273,56 @@ async def csv_rows(
         yield Row(record.number, subject_values(names, cells))
     if names is None:
         raise HeaderError([RowError(1, "header", "the file is empty")])
+
+
+# The files as the OpenAPI document describes them, as exactly as a pattern can say what
+# the readers above take: a CSV whose first row names its columns (any case, spaces
+# around a name or inside its double quotes), then at least one row that is not blank;
+# NDJSON with at least one line that is not blank.
+_SPACE = "[ \\t]*"
+_END = "(?:,|\\r?\\n)"  # the end of a header cell
+_CELLS_BEFORE = "(?:[^\\n,]*,)*"  # header cells hold no comma, so this skips whole ones
+_NOT_BLANK = "[\\s\\S]*\\S"  # then something that is not white space: a row
+
+
+def _any_case(name: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in name)
+
+
+def _cell(*names: str) -> str:
+    either = "|".join(_any_case(n) for n in names)
+    return f'(?:{_SPACE}(?:{either}){_SPACE}|"{_SPACE}(?:{either}){_SPACE}")'
+
+
+def _csv_schema(header: str, description: str) -> dict[str, Any]:
+    """A CSV file whose first row is ``header`` (a pattern) and names external_id, then a row."""
+    has_id = f"(?={_CELLS_BEFORE}{_cell('external_id')}{_END})"
+    pattern = f"^\\ufeff?{has_id}{header}\\r?\\n{_NOT_BLANK}"
+    return {"type": "string", "pattern": pattern, "description": description}
+
+
+def _subjects_csv_schema(columns: tuple[str, ...]) -> dict[str, Any]:
+    """:func:`subject_header`: known columns in any order, none twice, external_id among them."""
+    once = "".join(
+        f"(?!{_CELLS_BEFORE}{_cell(c)},{_CELLS_BEFORE}{_cell(c)}{_END})" for c in columns
+    )
+    return _csv_schema(
+        f"{once}{_cell(*columns)}(?:,{_cell(*columns)})*",
+        f"UTF-8 CSV; the first row names the columns: {', '.join(columns)} (external_id"
+        " required; any order and case, none twice), then a row per person",
+    )
+
+
+SUBJECTS_CSV_SCHEMA = _subjects_csv_schema(SUBJECT_COLUMNS)
+# list_header: a column external_id; the others are ignored (cells without commas).
+_OTHER = '(?:[^\\n,"]*|"[^\\n,"]*")'
+LIST_CSV_SCHEMA = _csv_schema(
+    f"{_OTHER}(?:,{_OTHER})*",
+    "UTF-8 CSV; the first row names the columns, external_id among them (the others are"
+    " ignored), then a row per person",
+)
+NDJSON_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": "[^ \\t\\n\\r\\x0b\\x0c]",  # a line that is not blank (bytes.strip): a row
+    "description": "one JSON object per line (blank lines are skipped); at least one",
+}

@@ -28,8 +28,20 @@ ListId = Annotated[str, StringConstraints(pattern=r"^lst_[0-9a-f]{20}$")]
 MAX_EXPLICIT_IDS = 10_000
 
 
+def _one_of_them_given(**parts: dict[str, Any]) -> dict[str, Any]:
+    """JSON Schema for "at least one of these properties, not empty" (the validators' rule),
+    so that the OpenAPI document says what an empty filter or audience gets: 422."""
+    return {"anyOf": [{"required": [name], "properties": {name: s}} for name, s in parts.items()]}
+
+
 class AudienceFilter(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra=_one_of_them_given(
+            tags_any={"minItems": 1}, tags_all={"minItems": 1}, attributes={"minProperties": 1}
+        ),
+    )
 
     tags_any: list[Tag] = Field(default_factory=list, max_length=100)
     tags_all: list[Tag] = Field(default_factory=list, max_length=100)
@@ -46,7 +58,13 @@ class AudienceFilter(BaseModel):
 
 
 class AudienceSpec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra=_one_of_them_given(
+            subject_ids={"minItems": 1}, list_id={"type": "string"}, filter={"type": "object"}
+        ),
+    )
 
     subject_ids: list[SubjectId] = Field(default_factory=list, max_length=MAX_EXPLICIT_IDS)
     # An uploaded list of people (POST /v1/lists), e.g. those a forensic investigation named.

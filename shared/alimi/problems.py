@@ -26,6 +26,7 @@ from pydantic import ValidationError
 log = logging.getLogger("alimi.http")
 
 CONTENT_TYPE = "application/problem+json"
+BLANK = "about:blank"  # RFC 9457: the problem is what its status says
 JSON = "application/json"
 UTF_8 = frozenset({"utf-8", "utf8"})
 
@@ -78,7 +79,11 @@ def loads(raw: bytes | bytearray) -> Any:
 
 
 class ProblemError(Exception):
-    """Raise from a handler or service to answer with a problem document."""
+    """Raise from a handler or service to answer with a problem document.
+
+    ``type_uri`` names a kind of problem a client may want to tell apart from
+    others of its status (RFC 9457 ``type``); most are ``about:blank``.
+    """
 
     def __init__(
         self,
@@ -87,18 +92,25 @@ class ProblemError(Exception):
         detail: str = "",
         *,
         errors: list[dict[str, Any]] | None = None,
+        type_uri: str = BLANK,
     ) -> None:
         super().__init__(detail or title)
         self.status = status
         self.title = title
         self.detail = detail
         self.errors = errors or []
+        self.type_uri = type_uri
 
 
 def response(
-    status: int, title: str, detail: str = "", *, errors: list[dict[str, Any]] | None = None
+    status: int,
+    title: str,
+    detail: str = "",
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    type_uri: str = BLANK,
 ) -> web.Response:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    body: dict[str, Any] = {"type": type_uri, "title": title, "status": status}
     if detail:
         body["detail"] = detail
     if errors:
@@ -168,7 +180,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     try:
         return await handler(request)
     except ProblemError as exc:
-        return response(exc.status, exc.title, exc.detail, errors=exc.errors)
+        return response(exc.status, exc.title, exc.detail, errors=exc.errors, type_uri=exc.type_uri)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

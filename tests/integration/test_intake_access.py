@@ -233,3 +233,71 @@ async def test_the_documented_subject_media_types_are_those_the_view_reads(
     doc = await (await client.get("/openapi.json")).json()
     content = doc["paths"]["/v1/subjects"]["post"]["requestBody"]["content"]
     assert set(content) == {"application/json", *views.NDJSON_TYPES}
+
+
+async def test_the_refusals_of_well_formed_requests_are_listed_by_the_problem_type_they_carry(
+    client: TestClient[Any, Any], store: Store
+) -> None:
+    doc = await (await client.get("/openapi.json")).json()
+
+    def listed(method: str, path: str) -> set[str]:
+        answer = doc["paths"][path][method]["responses"].get("422", {})
+        refusals = answer.get("x-alimi-refusals", [])
+        return {refusal["type"] for refusal in refusals}
+
+    headers = {"Authorization": f"Bearer {await _token(store, 'admin')}"}
+    unknown = await client.get(
+        "/v1/incidents", params={"cursor": "inc_ffffffffffffffffffff"}, headers=headers
+    )
+    assert unknown.status == 422
+    assert (await unknown.json())["type"] in listed("get", "/v1/incidents")
+
+    reused = {**headers, "Idempotency-Key": "same-key"}
+    first = await client.post("/v1/keys", json={"name": "a", "scopes": ["admin"]}, headers=reused)
+    assert first.status == 201, await first.text()
+    again = await client.post("/v1/keys", json={"name": "b", "scopes": ["admin"]}, headers=reused)
+    assert again.status == 422
+    problem_type = (await again.json())["type"]
+    assert problem_type != "about:blank"
+    assert all(problem_type in listed("post", path) for path in ("/v1/keys", "/v1/incidents"))
+    assert not listed("get", "/v1/imports/{import_id}")  # only what can happen is listed
+
+
+@pytest.mark.parametrize(
+    ("path", "media", "body", "allowed"),
+    [
+        ("/v1/subjects/import", "text/csv", "external_id,phone\nc1,010-1234-5678\n", True),
+        ("/v1/subjects/import", "text/csv", '\ufeff" Phone ",EXTERNAL_ID \r\n,c1', True),
+        ("/v1/subjects/import", "text/csv", 'external_id, "phone"\nc1,', False),  # " after space
+        ("/v1/subjects/import", "text/csv", "", False),  # no header, no row: 422
+        ("/v1/subjects/import", "text/csv", "external_id\n \n", False),  # a header alone
+        ("/v1/subjects/import", "text/csv", "name,phone\nx,y\n", False),  # no external_id
+        ("/v1/subjects/import", "text/csv", "external_id,email\nc1,x\n", False),  # unknown
+        ("/v1/subjects/import", "text/csv", "external_id,name,Name\nc1,a,b\n", False),  # twice
+        ("/v1/subjects/import", "application/x-ndjson", '{"external_id": "c1"}', True),
+        ("/v1/subjects/import", "application/x-ndjson", "\n \n", False),
+        ("/v1/lists", "text/csv", "email,External_Id\nx,c1\n", True),
+        ("/v1/lists", "text/csv", "email\nx\n", False),
+    ],
+)
+async def test_the_documented_files_are_those_the_imports_take(
+    client: TestClient[Any, Any], store: Store, path: str, media: str, body: str, allowed: bool
+) -> None:
+    doc = await (await client.get("/openapi.json")).json()
+    pattern = doc["paths"][path]["post"]["requestBody"]["content"][media]["schema"]["pattern"]
+    assert (re.search(pattern, body) is not None) == allowed
+    headers = {"Authorization": f"Bearer {await _token(store, 'admin')}", "Content-Type": media}
+    resp = await client.post(path, data=body.encode(), headers=headers)
+    assert (resp.status < 300) == allowed, await resp.text()
+
+
+async def test_an_empty_audience_is_refused_by_the_document_as_by_the_api(
+    client: TestClient[Any, Any],
+) -> None:
+    doc = await (await client.get("/openapi.json")).json()
+    audience = doc["components"]["schemas"]["AudienceSpec"]
+    assert {"required": ["subject_ids"], "properties": {"subject_ids": {"minItems": 1}}} in (
+        audience["anyOf"]
+    )
+    attributes = doc["components"]["schemas"]["SubjectIn"]["properties"]["attributes"]
+    assert attributes["additionalProperties"] is False  # only keys of the pattern

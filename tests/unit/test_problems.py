@@ -357,3 +357,15 @@ async def test_when_the_json_type_carries_utf_8__then_it_is_read(
         "/echo", data=b'{"a": 1}', headers={"Content-Type": "application/json; charset=UTF-8"}
     )
     assert await resp.json() == {"got": {"a": 1}}
+
+
+async def test_when_a_problem_has_a_type_of_its_own__then_the_answer_carries_it() -> None:
+    async def reused(_request: web.Request) -> web.Response:
+        raise ProblemError(422, "Reused", type_uri="urn:example:reused")
+
+    app = web.Application(middlewares=[problems.middleware])
+    app.router.add_get("/reused", reused)
+    async with TestClient(TestServer(app)) as test_client:
+        resp = await test_client.get("/reused")
+        assert (await resp.json(content_type=None))["type"] == "urn:example:reused"
+    assert document(response(400, "Bad"))["type"] == "about:blank"
