@@ -449,3 +449,19 @@ def test_watch_says_the_deadline_passed_and_the_regulator_report_is_overdue(
         "OVERDUE: legal deadline passed 2d 0h ago, regulator report overdue (KR-PIPA),"
         " notified 100% of 1200"
     ) in out
+
+
+def test_preview_tells_the_approver_the_status_an_update_sets(
+    capsys: pytest.CaptureFixture[str], api: list[Handler]
+) -> None:
+    preview = {
+        "notice_id": "ntc_2",
+        "state": "pending_approval",
+        "incident_status": "resolved",
+        "audience": {"people": 1, "messages_by_channel": {"sms": 1}, "skipped": {}},
+        "messages": {},
+    }
+    api.append(lambda request: httpx.Response(200, json=preview))
+    code, out, _ = run(capsys, "notice", "preview", "ntc_2")
+    assert code == 0
+    assert "Approving it also sets the incident's status to resolved" in out
