@@ -42,7 +42,7 @@ import report
 import sampling
 import seeding
 
-from alimi import states
+from alimi import partitions, states
 from alimi.devstack import DEFAULT_AMQP_URL, Stack, StackError
 from alimi.store import Store
 
@@ -338,9 +338,16 @@ async def _wait(
     while True:
         notice = await store.notices.find_one(
             {"_id": notice_id},
-            {"state": 1, "progress": 1, "approved_at": 1, "segmented_at": 1, "completed_at": 1},
+            {"state": 1, "run": 1, "approved_at": 1, "segmented_at": 1, "completed_at": 1},
         )
         assert notice is not None
+        resolved = (await partitions.progress_of(store, [notice]))[notice_id]
+        notice["progress"] = resolved.as_dict() | {
+            "recipients_published": resolved.recipients_published,
+            "deduplicated": resolved.deduplicated,
+            "skipped_no_phone": resolved.skipped_no_phone,
+            "skipped_unreachable": resolved.skipped_unreachable,
+        }
         counters = watcher.latest()
         sent = sum(
             v for k, v in counters.items() if k.startswith("delivery.") and k.endswith(".sent")

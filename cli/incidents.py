@@ -72,8 +72,8 @@ def render(console: Console, found: dict[str, Any]) -> None:
     )
     console.print(
         f"Legal deadline {found['deadline']} ({time_left(found['seconds_left'])}); "
-        f"notified {found['notified']} of {found['audience']} "
-        f"({found['notified_share']:.0%})",
+        f"{found['people']} people; notified {found['notified']} of {found['recipients']} "
+        f"recipients ({found['notified_share']:.0%})",
     )
     overdue_line(console, found)
     if found.get("regulator_report_due"):

@@ -69,15 +69,17 @@ def preview(notice_id: str) -> None:
 def _preview(console: Console, found: dict[str, Any]) -> None:
     audience = found["audience"]
     console.print(
-        f"Notice {found['notice_id']} ({found['state']}) reaches {audience['people']} people:",
+        f"Notice {found['notice_id']} ({found['state']}) is for {audience['people']} people: "
+        f"{audience['recipients']} messages (recipients), {audience['merged']} merged onto a "
+        f"number they share, {sum(audience['skipped'].values())} skipped",
     )
     people = table("audience", "people")
     for channel, n in sorted(audience["messages_by_channel"].items()):
-        add_row(people, f"by {channel}", n)
+        add_row(people, f"recipients by {channel}", n)
+    if audience.get("merged"):
+        add_row(people, "merged (share a recipient's number)", audience["merged"])
     for reason, n in sorted(audience["skipped"].items()):
         add_row(people, f"skipped: {reason.replace('_', ' ')}", n)
-    if audience.get("sharing_a_phone"):
-        add_row(people, "sharing a phone (one message)", audience["sharing_a_phone"])
     console.print(people)
     if found.get("incident_status"):
         console.print(

@@ -158,7 +158,10 @@ def _deadline(found: dict[str, Any]) -> str:
     if found.get("regulator_report_due"):
         state = "overdue" if found["seconds_left"] < 0 else "due"
         report = f", regulator report {state} ({', '.join(found['regulator_report_due'])})"
-    return f"{when}{report}, notified {found['notified_share']:.0%} of {found['audience']}"
+    return (
+        f"{when}{report}, notified {found['notified_share']:.0%} of {found['recipients']} "
+        f"recipients ({found['people']} people)"
+    )
 
 
 def _view(

@@ -30,7 +30,7 @@ class NoticeView:
     incident_title: str
     severity: str
     seq: int
-    audience: int
+    people: int  # everyone in the notice's audience (recipients + merged + skipped)
     status_url: str
 
 
@@ -41,20 +41,15 @@ class SlackMessage:
     metadata: dict[str, Any] | None = field(default=None)
 
 
-def notice_view(incident: dict[str, Any], notice: dict[str, Any]) -> NoticeView:
-    """A view of the ``incidents`` and ``notices`` documents; audience = published + skipped."""
-    progress = notice.get("progress") or {}
-    audience = sum(
-        int(progress.get(key) or 0)
-        for key in ("recipients_published", "skipped_no_phone", "skipped_unreachable")
-    )
+def notice_view(incident: dict[str, Any], notice: dict[str, Any], people: int) -> NoticeView:
+    """A view of the ``incidents`` and ``notices`` documents, and the notice's people."""
     return NoticeView(
         notice_id=str(notice["_id"]),
         incident_id=str(incident["_id"]),
         incident_title=str(incident.get("title") or incident["_id"]),
         severity=str(incident.get("severity") or "unknown"),
         seq=int(notice.get("seq") or 1),
-        audience=audience,
+        people=people,
         status_url=str(incident.get("status_url") or ""),
     )
 
@@ -104,7 +99,7 @@ def started(view: NoticeView, counts: NoticeCounts) -> SlackMessage:
     """The parent message: posted once when sending begins."""
     text = (
         f"Notice #{view.seq} started for {_escape(view.incident_title)} "
-        f"(severity {_escape(view.severity)}): {view.audience} people in the audience; "
+        f"(severity {_escape(view.severity)}): {view.people} people in the audience; "
         f"so far {counts_line(counts)}"
     )
     return SlackMessage(text=_with_link(text, view), blocks=_parent_blocks(view, counts, "Sending"))
@@ -195,7 +190,7 @@ def _parent_blocks(view: NoticeView, counts: NoticeCounts, status: str) -> list[
                 _field("Severity", _escape(view.severity)),
                 _field("Notice", f"#{view.seq} ({'first notice' if view.seq == 1 else 'update'})"),
                 _field("Status", status),
-                _field("Audience", view.audience),
+                _field("People", view.people),
                 _field("Reached", s["reached"]),
                 _field("Delivered", s["delivered"]),
                 _field("Fell back", sum(s["fell_back_from"].values())),

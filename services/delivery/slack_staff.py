@@ -50,7 +50,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from alimi import counters
+from alimi import counters, partitions
 from alimi.bus import RetryLater, Unprocessable
 from alimi.counters import NoticeCounts
 from alimi.messages import StaffUpdate
@@ -128,7 +128,8 @@ class StaffNotifier:
             raise Unprocessable(
                 f"incident {notice['incident_id']} of notice {update.notice_id} does not exist"
             )
-        view = slack_blocks.notice_view(incident, notice)
+        progress = (await partitions.progress_of(self.store, [notice]))[notice["_id"]]
+        view = slack_blocks.notice_view(incident, notice, progress.people)
         channel = incident.get("slack_channel") or self.default_channel
         slack = notice.get("slack") or {}
         if update.stage == "started" and slack.get("ts"):

@@ -187,7 +187,8 @@
       ["Discovered", kst(incident.discovered_at)],
       ["Legal deadline (72 h after discovery)", kst(incident.deadline) +
         (overdue ? `: passed, overdue by ${duration(incident.overdue_by_s)}` : "")],
-      ["People notified", `${incident.notified} of ${incident.audience} ` +
+      ["People", `${incident.people}`],
+      ["Recipients notified", `${incident.notified} of ${incident.recipients} ` +
         `(${(incident.notified_share * 100).toFixed(1)} %)`],
       ["Regulator report due", incident.regulator_report_note ||
         incident.regulator_report_due.join(", ") || "no"],
@@ -205,7 +206,8 @@
       const channels = Object.keys(notice.counts_by_channel).sort();
       parts.push(el("h4", {}, `Notice ${notice.seq}: ${notice.state.replace(/_/g, " ")}`));
       parts.push(el("p", {},
-        `${notice.recipients} recipients; skipped: ${notice.skipped_no_phone} without a phone, ` +
+        `${notice.people} people: ${notice.recipients} recipients, ${notice.merged} merged ` +
+        `onto a number they share; skipped: ${notice.skipped_no_phone} without a phone, ` +
         `${notice.skipped_unreachable} unreachable`));
       if (!channels.length) {
         parts.push(el("p", {}, "No receipts yet."));

@@ -19,16 +19,17 @@ keeps the people ``failed`` with their last error and records the discard.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from alimi import attempts, decisions, ids, receipt_view, states, topology
+from alimi import attempts, decisions, ids, leases, notice_states, receipt_view, states, topology
 from alimi.attempts import Outcome
 from alimi.bus import Bus
 from alimi.decisions import Where
@@ -73,12 +74,15 @@ async def replay(store: Store, bus: Bus, notice_id: str) -> Replayed:
         )
         await bus.publish(topology.DELIVERY, channel, again.to_bytes(), message_id=again.batch_id)
 
-    result = await _take(bus, {notice_id}, send_again)
+    async with _owning(store, [notice_id]):
+        result = await _take(bus, {notice_id}, send_again)
     if result.batches:
         # A notice that completed with failures is sending again until they are final.
-        await store.notices.update_one(
-            {"_id": notice_id, "state": states.NOTICE_COMPLETED},
-            {"$set": {"state": states.NOTICE_SENDING}, "$unset": {"completed_at": ""}},
+        await notice_states.move(
+            store,
+            notice_id,
+            "reopen",
+            unset={"completed_at": "", "reports_final_at": "", "reports_shown": ""},
         )
     for channel, count in result.channels.items():
         log.info(
@@ -113,7 +117,8 @@ async def discard(store: Store, bus: Bus, notice_ids: Iterable[str]) -> Replayed
         )
 
     wanted = set(notice_ids)
-    result = await _take(bus, wanted, drop)
+    async with _owning(store, sorted(wanted)):
+        result = await _take(bus, wanted, drop)
     if result.batches:
         log.info(
             "dead letters discarded",
@@ -123,6 +128,36 @@ async def discard(store: Store, bus: Bus, notice_ids: Iterable[str]) -> Replayed
 
 
 DISCARDED_DETAIL = "dead letter discarded with the people's contact data"
+LEASE_S = 300.0  # longer than a scan of MAX_SCANNED messages per channel ever takes
+
+
+class Busy(Exception):
+    """Another request is replaying or discarding a notice's dead letters right now."""
+
+    def __init__(self, notice_id: str) -> None:
+        super().__init__(
+            f"the dead letters of notice {notice_id} are being replayed or discarded by another"
+            " request; try again when it is done"
+        )
+        self.notice_id = notice_id
+
+
+@contextlib.asynccontextmanager
+async def _owning(store: Store, notice_ids: list[str]) -> AsyncIterator[None]:
+    """One replay or discard at a time per notice: two scans of the same dead-letter queue
+    would hand each other's messages back and forth."""
+    owner = leases.owner_id("intake-dead-letters")
+    held: list[leases.Named] = []
+    try:
+        for notice_id in notice_ids:
+            lease = leases.Named(store, f"dead-letters:{notice_id}", owner, LEASE_S)
+            if not await lease.acquire():
+                raise Busy(notice_id)
+            held.append(lease)
+        yield
+    finally:
+        for lease in held:
+            await lease.release()
 
 
 async def _take(bus: Bus, notice_ids: set[str], action: BatchAction) -> Replayed:

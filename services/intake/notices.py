@@ -21,10 +21,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from alimi import ids, messages, render, states, templates
+from alimi import ids, messages, notice_states, render, templates
 from alimi.api_keys import ApiKey
 from alimi.audience import AudienceSpec, to_query
 from alimi.channel_choice import DEFAULT_PREFERENCE, Unreachable, route
@@ -33,7 +32,6 @@ from alimi.store import Store
 from alimi_intake import audit, repository
 
 SMS_MAX_BYTES = 90
-HALTABLE = (states.NOTICE_APPROVED, states.NOTICE_SEGMENTING, states.NOTICE_SENDING)
 
 # More writes of a transition, in its transaction: (session, the notice after, now) ->
 # details for the audit entry.
@@ -70,41 +68,35 @@ async def _transition(
     key: ApiKey,
     notice: dict[str, Any],
     *,
-    from_states: tuple[str, ...],
+    move: str,
     changes: dict[str, Any],
     action: str,
     unset: dict[str, str] | None = None,
     announce: bool = False,
     also: Also | None = None,
 ) -> dict[str, Any]:
-    """Move ``notice`` out of ``from_states`` with ``changes``, audited, atomically.
+    """Make ``move`` (:mod:`alimi.notice_states`) on ``notice`` with ``changes``, audited,
+    atomically.
 
     The state it moves from is read inside the transaction, so the audit
     entry names the state the change really left, even when a write conflict
-    with the segmenter's progress updates made the transaction run again.
+    with the segmenter's checkpoint writes made the transaction run again.
     """
     now = changes.get("updated_at") or _now()
-    update: dict[str, Any] = {"$set": {**changes, "updated_at": now}}
-    if unset:
-        update["$unset"] = unset
 
     async def work(session: AsyncClientSession) -> dict[str, Any]:
-        before = await store.notices.find_one_and_update(
-            {"_id": notice["_id"], "state": {"$in": list(from_states)}},
-            update,
-            return_document=ReturnDocument.BEFORE,
-            session=session,
-        )
-        if before is None:
-            current = await store.notices.find_one(
-                {"_id": notice["_id"]}, {"state": 1}, session=session
+        try:
+            before = await notice_states.move_or_raise(
+                store,
+                notice["_id"],
+                move,
+                changes={**changes, "updated_at": now},
+                unset=unset,
+                session=session,
+                before=True,
             )
-            raise ProblemError(
-                409,
-                "Conflict",
-                f"the notice is {(current or notice)['state']}; this needs it to be "
-                + " or ".join(from_states),
-            )
+        except notice_states.NotAllowed as exc:
+            raise ProblemError(409, "Conflict", str(exc)) from None
         after = await store.notices.find_one({"_id": notice["_id"]}, session=session)
         assert after is not None  # updated in this very transaction
         details: dict[str, Any] = {"from": before["state"]}
@@ -141,8 +133,8 @@ async def approve(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
         store,
         key,
         notice,
-        from_states=(states.NOTICE_PENDING_APPROVAL,),
-        changes={"state": states.NOTICE_APPROVED, "approved_at": now, "approved_by": key.key_id},
+        move="approve",
+        changes={"approved_at": now, "approved_by": key.key_id},
         action="notice.approved",
         announce=True,
         also=apply_status,
@@ -155,27 +147,22 @@ async def halt(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
         store,
         key,
         notice,
-        from_states=HALTABLE,
-        changes={"state": states.NOTICE_HALTED, "halted_at": _now(), "halted_by": key.key_id},
+        move="halt",
+        changes={"halted_at": _now(), "halted_by": key.key_id},
         action="notice.halted",
     )
 
 
 async def resume(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
-    """Approve again from the start: the segmenter re-reads the whole audience."""
+    """Approve again from the start: the segmenter plans a new run over the whole audience
+    (its partitions count from zero; people already told are skipped by their receipts)."""
     notice = await _find(store, notice_id)
     return await _transition(
         store,
         key,
         notice,
-        from_states=(states.NOTICE_HALTED,),
-        changes={
-            "state": states.NOTICE_APPROVED,
-            "resumed_at": _now(),
-            "resumed_by": key.key_id,
-            "progress": {"recipients_published": 0, "batches_published": 0},
-        },
-        unset={"segmenter": "", "segmented_at": ""},
+        move="resume",
+        changes={"resumed_at": _now(), "resumed_by": key.key_id},
         action="notice.resumed",
         announce=True,
     )
@@ -217,11 +204,13 @@ async def preview(store: Store, notice_id: str) -> dict[str, Any]:
         "state": notice["state"],
         # What approving it also does: the incident's status it sets (updates only).
         "incident_status": notice.get("incident_status"),
+        # The glossary's words: people = recipients + merged + skipped.
         "audience": {
             "people": sum(by_channel.values()) + sum(skipped.values()) + deduplicated,
+            "recipients": sum(by_channel.values()),
+            "merged": deduplicated,
             "messages_by_channel": by_channel,
             "skipped": skipped,
-            "sharing_a_phone": deduplicated,
         },
         "messages": _rendered(notice, incident),
     }

@@ -239,7 +239,10 @@ async def purge_contact_data(
         )
 
     result = Purged(incident_id=incident_id, purged_at=now)
-    discarded = await dead_letters.discard(store, bus, [n["_id"] for n in notices])
+    try:
+        discarded = await dead_letters.discard(store, bus, [n["_id"] for n in notices])
+    except dead_letters.Busy as exc:
+        raise PurgeRefused(str(exc)) from None
     result.dead_letters_discarded = discarded.recipients
     result.dead_letters_remain = discarded.more_remain
     open_audiences = await _open_audiences(store, incident_id, retention=retention, now=now)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from alimi import compliance, counters, ids, states
+from alimi import compliance, counters, ids, partitions, states
 from alimi import phone as phones
 from alimi.api_keys import ApiKey
 from alimi.counters import NoticeCounts
@@ -87,7 +87,6 @@ async def create_incident(
         "audience": request.audience.model_dump(mode="json"),
         "channels": list(request.notice.channels),
         "created_at": now,
-        "progress": {"recipients_published": 0, "batches_published": 0},
     }
     entry = audit.entry(key, "incident.created", incident_id, {"notice_id": notice_id})
     await repository.insert_incident_with_notice(store, incident, notice, entry)
@@ -130,7 +129,6 @@ async def create_update(
         "channels": list(request.notice.channels),
         "incident_status": request.status,  # applied on approval (notices.approve)
         "created_at": now,
-        "progress": {"recipients_published": 0, "batches_published": 0},
     }
     seq = await repository.insert_update(
         store,
@@ -156,8 +154,11 @@ def _texts(notice: NoticeIn) -> dict[str, Any]:
     }
 
 
-def _notice_view(notice: dict[str, Any], counts: NoticeCounts) -> dict[str, Any]:
-    progress = notice.get("progress", {})
+def _notice_view(
+    notice: dict[str, Any], counts: NoticeCounts, progress: partitions.Progress
+) -> dict[str, Any]:
+    """A notice as the read-back shows it; people, recipients, merged and skipped as the
+    glossary of docs/architecture.md defines them (people = recipients + merged + skipped)."""
     return {
         "notice_id": notice["_id"],
         "seq": notice["seq"],
@@ -170,9 +171,14 @@ def _notice_view(notice: dict[str, Any], counts: NoticeCounts) -> dict[str, Any]
         # The status the incident takes when this notice is approved (updates only).
         "incident_status": notice.get("incident_status"),
         "created_at": notice["created_at"].isoformat(),
-        "recipients": progress.get("recipients_published", 0),
-        "skipped_no_phone": progress.get("skipped_no_phone", 0),
-        "skipped_unreachable": progress.get("skipped_unreachable", 0),
+        "people": progress.people,
+        "recipients": progress.recipients_published,
+        "merged": progress.deduplicated,
+        "skipped": progress.skipped,
+        "skipped_no_phone": progress.skipped_no_phone,
+        "skipped_unreachable": progress.skipped_unreachable,
+        "recipients_by_channel": progress.by_channel,
+        "partitions": {"total": progress.partitions, "done": progress.partitions_done},
         "counts": counts.totals(),
         "counts_by_channel": counts.by_channel,
         "fell_back": counts.fell_back,
@@ -180,28 +186,28 @@ def _notice_view(notice: dict[str, Any], counts: NoticeCounts) -> dict[str, Any]
 
 
 def _legal_view(
-    incident: dict[str, Any], notices: list[dict[str, Any]], counts: dict[str, NoticeCounts]
+    incident: dict[str, Any],
+    notices: list[dict[str, Any]],
+    counts: dict[str, NoticeCounts],
+    resolved: dict[str, partitions.Progress],
 ) -> dict[str, Any]:
-    """The legal deadline, time left (or how long overdue), reports due, and how much of
-    the first notice's audience a provider has accepted a message for (``notified``)."""
+    """The legal deadline, time left (or how long overdue), reports due, the people the
+    first notice is for, and how many of its recipients a provider has accepted a message
+    for (``notified``; people sharing a number are reached by one message)."""
     when = compliance.incident_deadline(incident, _now())
     first = notices[0] if notices else None
-    audience = notified = affected = 0
+    people = recipients = notified = 0
     if first is not None:
-        progress = first.get("progress", {})
-        audience = sum(
-            progress.get(k, 0)
-            for k in ("recipients_published", "skipped_no_phone", "skipped_unreachable")
-        )
-        # People sharing a phone get one message between them, but each was affected.
-        affected = audience + progress.get("deduplicated", 0)
+        progress = resolved[first["_id"]]
+        people, recipients = progress.people, progress.recipients_published
         notified = counts.get(first["_id"], NoticeCounts()).reached()
-    report_due = compliance.regulator_report_due(incident.get("jurisdictions", []), affected)
+    report_due = compliance.regulator_report_due(incident.get("jurisdictions", []), people)
     return {
         **when.fields(),
-        "audience": audience,
+        "people": people,
+        "recipients": recipients,
         "notified": notified,
-        "notified_share": round(notified / audience, 4) if audience else 0.0,
+        "notified_share": round(notified / recipients, 4) if recipients else 0.0,
         "regulator_report_due": report_due,
         "regulator_report_note": compliance.regulator_report_note(report_due, when),
     }
@@ -213,8 +219,9 @@ async def get_incident(store: Store, *, incident_id: str) -> dict[str, Any] | No
         return None
     notices = await repository.find_notices(store, incident_id)
     counts = await counters.totals(store, [n["_id"] for n in notices])
+    resolved = await partitions.progress_of(store, notices)
     return {
-        **_legal_view(incident, notices, counts),
+        **_legal_view(incident, notices, counts, resolved),
         "incident_id": incident["_id"],
         "public_id": incident["public_id"],
         "title": incident["title"],
@@ -224,5 +231,8 @@ async def get_incident(store: Store, *, incident_id: str) -> dict[str, Any] | No
         "discovered_at": incident["discovered_at"].isoformat(),
         "jurisdictions": incident["jurisdictions"],
         "status_url": incident["status_url"],
-        "notices": [_notice_view(n, counts.get(n["_id"], NoticeCounts())) for n in notices],
+        "notices": [
+            _notice_view(n, counts.get(n["_id"], NoticeCounts()), resolved[n["_id"]])
+            for n in notices
+        ],
     }

@@ -197,7 +197,10 @@ async def replay_dead_letters(request: web.Request) -> web.Response:
     notice_id = request.match_info["notice_id"]
     if await ctx.store.notices.find_one({"_id": notice_id}, {"_id": 1}) is None:
         raise ProblemError(404, "Not Found", "no notice with that id")
-    replayed = await dead_letters.replay(ctx.store, ctx.bus, notice_id)
+    try:
+        replayed = await dead_letters.replay(ctx.store, ctx.bus, notice_id)
+    except dead_letters.Busy as exc:
+        raise ProblemError(409, "Conflict", str(exc)) from None
     await audit.record(
         ctx.store,
         request[KEY],

@@ -2,8 +2,9 @@
 
 * ``alimi_notices{state}``: notices per state.
 * Per active incident (its first notice segmenting or sending): seconds left
-  to its legal deadline, its audience, how many of them are final (from the
-  notice's counters, :mod:`alimi.counters`), and the share. These are the
+  to its legal deadline, its people, its expected receipts (one per recipient
+  and per skipped person, summed over its partitions) and how many are final
+  (the notice's counters, :mod:`alimi.counters`), and the share. These are the
   one place a label carries an id: the series exist only while an incident
   is being notified and are removed after, so their number is bounded by the
   incidents in progress (a handful), not by history.
@@ -25,7 +26,7 @@ from typing import Any
 
 from prometheus_client import Gauge
 
-from alimi import compliance, counters, states, topology
+from alimi import compliance, counters, partitions, states, topology
 from alimi.bus import Bus
 from alimi.store import Store
 
@@ -39,26 +40,31 @@ DEADLINE_LEFT = Gauge(
     "Seconds until the incident's legal notification deadline (negative: past it)",
     ["incident"],
 )
-AUDIENCE = Gauge(
-    "alimi_incident_audience",
-    "People in the audience of the incident's active notices",
+PEOPLE = Gauge(
+    "alimi_incident_people",
+    "People in the audience of the incident's first notice (recipients + merged + skipped)",
     ["incident"],
 )
-NOTIFIED = Gauge(
-    "alimi_incident_notified",
-    "People of the incident's active notices whose receipt is final",
+RECEIPTS = Gauge(
+    "alimi_incident_receipts",
+    "Receipts the incident's first notice will have: one per recipient and per skipped person",
     ["incident"],
 )
-NOTIFIED_RATIO = Gauge(
-    "alimi_incident_notified_ratio",
-    "Share of the incident's active audience whose receipt is final",
+FINAL_RECEIPTS = Gauge(
+    "alimi_incident_receipts_final",
+    "Of those, the receipts that are final (reached, or given up on)",
+    ["incident"],
+)
+FINAL_RATIO = Gauge(
+    "alimi_incident_final_ratio",
+    "Share of the incident's first notice's receipts that are final",
     ["incident"],
 )
 QUEUE_READY = Gauge("alimi_queue_messages_ready", "Messages waiting in a queue", ["queue"])
 QUEUE_CONSUMERS = Gauge("alimi_queue_consumers", "Consumers of a queue", ["queue"])
 
 FINAL = sorted(states.FINAL_RECEIPT_STATES)
-INCIDENT_GAUGES = (DEADLINE_LEFT, AUDIENCE, NOTIFIED, NOTIFIED_RATIO)
+INCIDENT_GAUGES = (DEADLINE_LEFT, PEOPLE, RECEIPTS, FINAL_RECEIPTS, FINAL_RATIO)
 WATCHED_QUEUES = tuple(q.name for q in (*topology.WORK_QUEUES, *topology.DEAD_QUEUES))
 
 
@@ -92,35 +98,32 @@ class Monitor:
             NOTICES.labels(state).set(n)
 
     async def _incidents_in_progress(self, now: datetime) -> None:
-        audience: dict[str, int] = {}
-        final: dict[str, int] = {}
         # The legal deadline is for the first notice; later updates have none.
         active = await self.store.notices.find(
-            {"state": {"$in": list(ACTIVE)}, "seq": 1}, {"incident_id": 1, "progress": 1}
+            {"state": {"$in": list(ACTIVE)}, "seq": 1},
+            {"incident_id": 1, "progress": 1, "run": 1},
         ).to_list()
         totals = await counters.totals(self.store, [n["_id"] for n in active])
+        resolved = await partitions.progress_of(self.store, active)
+        shown: set[str] = set()
         for notice in active:
-            progress = notice.get("progress", {})
-            size = sum(
-                progress.get(k, 0)
-                for k in ("recipients_published", "skipped_no_phone", "skipped_unreachable")
-            )
-            audience[notice["incident_id"]] = audience.get(notice["incident_id"], 0) + size
-            done = totals.get(notice["_id"], counters.NoticeCounts()).final()
-            final[notice["incident_id"]] = final.get(notice["incident_id"], 0) + done
-        for incident_id in audience:
+            incident_id = notice["incident_id"]
             incident = await self.store.incidents.find_one(
                 {"_id": incident_id}, {"discovered_at": 1, "deadline": 1}
             )
             if incident is None:
                 continue
-            size, done = audience[incident_id], final[incident_id]
+            progress = resolved[notice["_id"]]
+            final = totals.get(notice["_id"], counters.NoticeCounts()).final()
+            expected = progress.expected_receipts
             DEADLINE_LEFT.labels(incident_id).set((deadline(incident) - now).total_seconds())
-            AUDIENCE.labels(incident_id).set(size)
-            NOTIFIED.labels(incident_id).set(done)
-            NOTIFIED_RATIO.labels(incident_id).set(done / size if size else 0.0)
-        self._forget(self._incidents - set(audience))
-        self._incidents = set(audience)
+            PEOPLE.labels(incident_id).set(progress.people)
+            RECEIPTS.labels(incident_id).set(expected)
+            FINAL_RECEIPTS.labels(incident_id).set(final)
+            FINAL_RATIO.labels(incident_id).set(final / expected if expected else 0.0)
+            shown.add(incident_id)
+        self._forget(self._incidents - shown)
+        self._incidents = shown
 
     def _forget(self, incidents: Iterable[str]) -> None:
         for incident_id in incidents:

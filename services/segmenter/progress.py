@@ -1,8 +1,13 @@
 """Tracks each sending notice: milestones for staff, and ``completed`` at the end.
 
+One segmenter replica at a time runs it: the one holding the named lease
+``segmenter.tracker`` (:mod:`alimi.leases`), renewed at every pass; another
+takes over once a dead holder's lease is over.
+
 For each notice in ``sending`` the tracker compares the people whose receipt
 is final — from the notice's counters (:mod:`alimi.counters`), a handful of
-documents whatever the notice's size — with what the segmenter resolved.
+documents whatever the notice's size — with what the segmenter resolved (the
+sum over the notice's partitions, :mod:`alimi.partitions`).
 Crossing 25, 50 or 75 percent is announced to staff once; so is completion,
 after which the notice is marked ``completed``.
 
@@ -12,6 +17,10 @@ completed notice whose staff summary is not final yet, the tracker announces
 ``reports_every_s``), and ``final`` once no report is awaited, or once
 ``reports_cutoff_s`` have passed since completion (a provider that never
 reports some messages must not keep the summary open for ever).
+
+It also watches the partitions of segmenting notices: one not done whose
+owner's lease is over (the replica died mid-partition) has its message
+published again, so another replica takes it over from its checkpoint.
 
 The counters are written with the work they count, so they need no checking.
 Still, if a notice stops moving (no change for ``STALL_S``) before it is
@@ -32,10 +41,10 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from alimi import counters, recount, states
+from alimi import counters, leases, notice_states, partitions, recount, states
 from alimi.bus import Bus
 from alimi.store import Store
-from alimi_segmenter import staff
+from alimi_segmenter import planner, staff
 
 log = logging.getLogger("alimi.segmenter.progress")
 
@@ -47,13 +56,8 @@ REPORTS_EVERY_S = 10.0  # the summary follows the delivery reports at most this 
 REPORTS_CUTOFF_S = 3600.0  # after this long since completion the summary is final
 
 
-def expected_receipts(notice: dict[str, Any]) -> int:
-    progress = notice.get("progress", {})
-    return (
-        progress.get("recipients_published", 0)
-        + progress.get("skipped_no_phone", 0)
-        + progress.get("skipped_unreachable", 0)
-    )
+TRACKER_LEASE = "segmenter.tracker"
+REPUBLISH_EVERY_S = 30.0  # a partition nobody owns is published again at most this often
 
 
 def crossed(final: int, expected: int, announced: list[int]) -> int | None:
@@ -97,10 +101,11 @@ class Tracker:
         """One pass over the sending notices; returns how many completed."""
         sending = await self.store.notices.find({"state": states.NOTICE_SENDING}).to_list()
         totals = await counters.totals(self.store, [n["_id"] for n in sending])
+        resolved = await partitions.progress_of(self.store, sending)
         completed = 0
         for notice in sending:
             counts = totals.get(notice["_id"], counters.NoticeCounts())
-            if await self._check(notice, counts):
+            if await self._check(notice, counts, resolved[notice["_id"]].expected_receipts):
                 completed += 1
         self._seen = {n["_id"]: self._seen[n["_id"]] for n in sending if n["_id"] in self._seen}
         await self._follow_reports()
@@ -147,9 +152,10 @@ class Tracker:
                 {"_id": notice["_id"]}, {"$set": {"reports_shown": {"n": reported, "at": now}}}
             )
 
-    async def _check(self, notice: dict[str, Any], counts: counters.NoticeCounts) -> bool:
+    async def _check(
+        self, notice: dict[str, Any], counts: counters.NoticeCounts, expected: int
+    ) -> bool:
         final = counts.final()
-        expected = expected_receipts(notice)
         ids = {"notice_id": notice["_id"], "incident_id": notice["incident_id"]}
         if final < expected:
             announced = notice.get("progress", {}).get("milestones", [])
@@ -166,18 +172,17 @@ class Tracker:
         await staff.announce(self.bus, **ids, stage="completed", percent=100)
         now = datetime.now(UTC)
         reported = counts.count(states.DELIVERED) + counts.count(states.UNDELIVERED)
-        result = await self.store.notices.update_one(
-            {"_id": notice["_id"], "state": states.NOTICE_SENDING},
-            {
-                "$set": {
-                    "state": states.NOTICE_COMPLETED,
-                    "completed_at": now,
-                    # what the summary shows; it follows the reports from here
-                    "reports_shown": {"n": reported, "at": now},
-                }
+        done = await notice_states.move(
+            self.store,
+            notice["_id"],
+            "complete",
+            changes={
+                "completed_at": now,
+                # what the summary shows; it follows the reports from here
+                "reports_shown": {"n": reported, "at": now},
             },
         )
-        if not result.modified_count:
+        if done is None:
             return False
         COMPLETED.inc()
         log.info("notice completed", extra={"notice_id": notice["_id"], "receipts": final})
@@ -198,15 +203,62 @@ class Tracker:
             extra={"notice_id": notice_id, "result": found.result, "drift": found.drift},
         )
 
+    async def sweep_partitions(self) -> int:
+        """Publish again the message of each unfinished partition nobody owns any more
+        (its owner died mid-partition, or its message was lost); how many."""
+        now = datetime.now(UTC)
+        republished = 0
+        async for part in self.store.partitions.find(
+            {
+                "state": {"$in": [partitions.PENDING, partitions.RUNNING]},
+                "lease.until": {"$lt": now},
+            }
+        ):
+            if part["state"] == partitions.PENDING and _age_s(part.get("created_at"), now) < (
+                REPUBLISH_EVERY_S
+            ):
+                continue  # just planned: its message is on its way
+            if _age_s(part.get("republished_at"), now) < REPUBLISH_EVERY_S:
+                continue
+            notice = await self.store.notices.find_one({"_id": part["notice_id"]})
+            if notice is None or notice.get("run") != part["run"]:
+                continue
+            await planner.publish(self.bus, notice, part)
+            await self.store.partitions.update_one(
+                {"_id": part["_id"]}, {"$set": {"republished_at": now}}
+            )
+            republished += 1
+            log.warning(
+                "partition without a live owner published again",
+                extra={"partition_id": part["_id"], "state": part["state"]},
+            )
+        return republished
+
+
+def _age_s(at: Any, now: datetime) -> float:
+    return (now - _utc(at)).total_seconds() if isinstance(at, datetime) else float("inf")
+
 
 def _utc(at: datetime) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
-async def run(tracker: Tracker, interval_s: float) -> None:
+async def run(tracker: Tracker, interval_s: float, *, lease: leases.Named) -> None:
+    """Run the tracker's passes for the life of the process, while this replica holds
+    ``lease`` (one replica at a time)."""
+    leading = False
     while True:
         try:
-            await tracker.check()
+            held = await lease.acquire()
+            if held != leading:
+                leading = held
+                log.info(
+                    "progress tracker " + ("taken over" if held else "left to another replica"),
+                    extra={"owner": lease.owner},
+                )
+            if held:
+                await tracker.check()
+                await tracker.sweep_partitions()
         except asyncio.CancelledError:
             raise
         except Exception:

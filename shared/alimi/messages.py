@@ -34,6 +34,18 @@ class NoticeApproved(_Message):
     approved_at: datetime
 
 
+class NoticePartition(_Message):
+    """One partition of an approved notice's audience is to be segmented (any replica)."""
+
+    kind: Literal["notice.partition"] = "notice.partition"
+    v: Literal[1] = 1
+    partition_id: str = Field(min_length=1, max_length=120)
+    notice_id: str = Field(min_length=1, max_length=80)
+    incident_id: str = Field(min_length=1, max_length=80)
+    run: int = Field(ge=1)
+    index: int = Field(ge=0)
+
+
 class Recipient(BaseModel):
     """One person in a delivery batch, deduplicated by phone number."""
 
@@ -87,8 +99,12 @@ class StaffUpdate(_Message):
     percent: int = Field(0, ge=0, le=100)
 
 
-AnyMessage = Annotated[NoticeApproved | DeliveryBatch | StaffUpdate, Field(discriminator="kind")]
-_ADAPTER: TypeAdapter[NoticeApproved | DeliveryBatch | StaffUpdate] = TypeAdapter(AnyMessage)
+AnyMessage = Annotated[
+    NoticeApproved | NoticePartition | DeliveryBatch | StaffUpdate, Field(discriminator="kind")
+]
+_ADAPTER: TypeAdapter[NoticeApproved | NoticePartition | DeliveryBatch | StaffUpdate] = TypeAdapter(
+    AnyMessage
+)
 
 M = TypeVar("M", bound=_Message)
 

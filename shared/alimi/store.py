@@ -40,6 +40,10 @@ REPORT_REQUESTS = "report_requests"
 REPORT_INBOX = "report_inbox"
 # A notice's counts of people by channel and status, one document per writer (alimi.counters).
 NOTICE_COUNTS = "notice_counts"
+# A notice's audience split into phone-hash ranges, each segmented on its own (alimi.partitions).
+PARTITIONS = "partitions"
+# Named leases: one owner at a time for long work such as the completion tracker (alimi.leases).
+LEASES = "leases"
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,12 @@ INDEXES: dict[str, tuple[Index, ...]] = {
     REPORT_REQUESTS: (),  # by _id (the inbox entry's) only
     REPORT_INBOX: (Index((("due_at", ASCENDING),), "due_at"),),
     NOTICE_COUNTS: (Index((("notice_id", ASCENDING),), "notice_id"),),
+    PARTITIONS: (
+        Index((("notice_id", ASCENDING), ("run", ASCENDING)), "notice_run"),
+        # The tracker looks for unfinished partitions whose owner's lease is over.
+        Index((("state", ASCENDING), ("lease.until", ASCENDING)), "state_lease"),
+    ),
+    LEASES: (),  # by _id (the lease's name) only
 }
 
 # Indexes earlier versions created and nothing reads any more: every write would still
@@ -179,6 +189,14 @@ class Store:
     @property
     def notice_counts(self) -> AsyncCollection[dict[str, Any]]:
         return self.db[NOTICE_COUNTS]
+
+    @property
+    def partitions(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db[PARTITIONS]
+
+    @property
+    def leases(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db[LEASES]
 
     async def in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
         """Run ``work(session)`` in one transaction, all of it or none.

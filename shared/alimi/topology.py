@@ -5,6 +5,7 @@ creates them idempotently, so every service can call it at start-up. All names
 carry the namespace prefix, so test runs and environments can share a broker.
 
     events (topic)    --notice.approved-->  segmenter
+                      --notice.partition->  segmenter.partitions
     delivery (direct) --<channel>-------->  delivery.<channel>
     retry (direct)    --<channel>.<step>->  retry.<channel>.<step>  --expired--> delivery
     dead (direct)     --<queue name>----->  dead.<queue name>
@@ -41,7 +42,9 @@ RETRIED_CHANNELS = ("sms", "kakao")
 RETRY_STEPS = 3
 
 NOTICE_APPROVED = "notice.approved"
+NOTICE_PARTITION = "notice.partition"
 SEGMENTER_QUEUE = "segmenter"
+PARTITIONS_QUEUE = "segmenter.partitions"
 
 
 def delivery_queue(channel: str) -> str:
@@ -85,6 +88,7 @@ EXCHANGES: tuple[Exchange, ...] = (
 
 WORK_QUEUES: tuple[Queue, ...] = (
     Queue(SEGMENTER_QUEUE, bindings=((EVENTS, NOTICE_APPROVED),)),
+    Queue(PARTITIONS_QUEUE, bindings=((EVENTS, NOTICE_PARTITION),)),
     *(Queue(delivery_queue(ch), bindings=((DELIVERY, ch),)) for ch in CHANNELS),
 )
 

@@ -31,7 +31,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
-from alimi import counters, crypto, ids, states, topology
+from alimi import counters, crypto, ids, partitions, states, topology
 from alimi.devstack import Stack, eventually
 from alimi.store import Store
 from alimi_intake.models import SubjectIn
@@ -185,6 +185,14 @@ class Run:
             if now == last:
                 return now
             last = now
+
+    async def published(self, notice: Notice) -> int:
+        """Recipients the segmenter has published so far (saved with its checkpoints)."""
+        found = await self.store.notices.find_one({"_id": notice.notice_id})
+        if found is None:
+            return 0
+        resolved = await partitions.progress_of(self.store, [found])
+        return resolved[notice.notice_id].recipients_published
 
     async def state(self, notice: Notice) -> str:
         found = await self.store.notices.find_one({"_id": notice.notice_id}, {"state": 1})

@@ -151,7 +151,7 @@ def test_when_an_operator_follows_the_readme__then_everyone_is_told_twice_and_it
     assert ID["ntc"].match(update_id) and update_id != notice_id
 
     preview = step("notice preview")
-    assert f"Notice {notice_id} (pending_approval) reaches 3 people" in preview.out
+    assert f"Notice {notice_id} (pending_approval) is for 3 people: 3 messages" in preview.out
     assert "[회원 정보 유출]" in preview.out and "Dear customer" in preview.out
     assert f"Notice {notice_id} is approved" in step("notice approve").out
     assert f"Notice {update_id} is approved" in step("notice approve", 1).out

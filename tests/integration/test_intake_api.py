@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from alimi import api_keys, counters, phone, topology
+from alimi import api_keys, counters, leases, phone, topology
 from alimi.bus import Bus
 from alimi.messages import DeliveryBatch, Recipient
 from alimi.store import Store
@@ -361,7 +361,12 @@ async def test_when_a_pipa_notice_is_complete__then_it_is_accepted_and_shows_its
     assert view["deadline"] == "2026-12-01T00:00:00+00:00"  # discovered 11-28 09:00 KST + 72 h
     expected_left = (datetime.fromisoformat(view["deadline"]) - datetime.now(UTC)).total_seconds()
     assert abs(view["seconds_left"] - expected_left) < 60
-    assert (view["audience"], view["notified"], view["notified_share"]) == (0, 0, 0.0)
+    assert (view["people"], view["recipients"], view["notified"], view["notified_share"]) == (
+        0,
+        0,
+        0,
+        0.0,
+    )
     notice = await store.notices.find_one({"_id": created["notice_id"]})
     assert notice is not None
     body = notice["texts"]["ko"]["body"]
@@ -402,11 +407,13 @@ async def test_when_a_notice_is_previewed__then_its_audience_and_messages_are_sh
     assert resp.status == 200, await resp.text()
     preview = await resp.json()
     assert preview["state"] == "pending_approval"
+    # people = recipients + merged + skipped: 6 = 3 + 1 + 2
     assert preview["audience"] == {
         "people": 6,
+        "recipients": 3,
+        "merged": 1,
         "messages_by_channel": {"kakao": 1, "sms": 2},
         "skipped": {"no_phone": 1, "not_on_kakao": 1},
-        "sharing_a_phone": 1,
     }
     ko, en = preview["messages"]["ko"], preview["messages"]["en"]
     assert (
@@ -655,3 +662,20 @@ async def test_when_the_url_is_too_long__then_414_problem(client: TestClient[Any
     resp = await client.get("/v1/incidents", params={"cursor": "x" * 20_000})
     assert resp.status == 414
     assert resp.content_type == PROBLEM
+
+
+async def test_when_a_replay_of_the_same_notice_is_running__then_a_second_one_is_refused(
+    client: TestClient[Any, Any], store: Store, bus: Bus
+) -> None:
+    await store.notices.insert_one({"_id": "ntc_x", "incident_id": "inc_1", "state": "completed"})
+    running = leases.Named(store, "dead-letters:ntc_x", "another-intake", ttl_s=60)
+    assert await running.acquire()
+    approver = await _key(store, "notices:approve")
+
+    resp = await client.post("/v1/notices/ntc_x/dead-letters/replay", headers=approver)
+
+    assert resp.status == 409 and resp.content_type == "application/problem+json"
+    assert "being replayed or discarded by another request" in (await resp.json())["detail"]
+    await running.release()
+    again = await client.post("/v1/notices/ntc_x/dead-letters/replay", headers=approver)
+    assert again.status == 200, await again.text()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from alimi import api_keys, phone, topology
+from alimi import api_keys, partitions, phone, topology
 from alimi.bus import Bus
 from alimi.store import Store
 from alimi_intake import importer
@@ -390,7 +390,8 @@ async def test_when_a_list_is_the_audience__then_the_segmenter_sends_to_its_memb
     numbers = [r.phone for b in batches for r in b.recipients]
     assert numbers == sorted(numbers, key=lambda n: phone.lookup_hash(n, _hash_key()))
     notice = await store.notices.find_one({"_id": notice_id})
-    assert notice is not None and notice["progress"]["recipients_published"] == 7
+    assert notice is not None
+    assert (await partitions.progress_of(store, [notice]))[notice["_id"]].recipients_published == 7
     # Intake indexes the members in the order the segmenter streams them.
     indexes = await store.subjects.index_information()
     assert indexes["lists"]["key"] == [("lists", 1), ("phone_hash", 1), ("_id", 1)]

@@ -36,7 +36,7 @@ async def test_when_an_incident_is_being_notified__then_its_deadline_and_share_a
     )
     monitor = Monitor(store, bus)
     await monitor.check(now)
-    assert _value("alimi_incident_notified", incident="inc_m") == 0  # nobody final yet
+    assert _value("alimi_incident_receipts_final", incident="inc_m") == 0  # nobody final yet
 
     # One delivered, one skipped (final); the third is still being sent to.
     await seed_receipts(
@@ -53,9 +53,9 @@ async def test_when_an_incident_is_being_notified__then_its_deadline_and_share_a
     assert _value("alimi_notices", state="sending") == 1
     assert _value("alimi_notices", state="completed") == 1
     assert _value("alimi_incident_deadline_seconds_left", incident="inc_m") == 2 * 3600
-    assert _value("alimi_incident_audience", incident="inc_m") == 4
-    assert _value("alimi_incident_notified", incident="inc_m") == 2
-    assert _value("alimi_incident_notified_ratio", incident="inc_m") == 0.5
+    assert _value("alimi_incident_receipts", incident="inc_m") == 4
+    assert _value("alimi_incident_receipts_final", incident="inc_m") == 2
+    assert _value("alimi_incident_final_ratio", incident="inc_m") == 0.5
     assert _value("alimi_queue_messages_ready", queue="delivery.sms") == 0
 
     await bus.publish(topology.DELIVERY, "sms", b"{}", message_id="waiting")

@@ -431,9 +431,8 @@ async def test_when_a_signed_body_is_not_json__then_400_and_it_is_counted_invali
 ) -> None:
     invalid = counted("invalid")
     raw = b'{"reports": ['
-    resp = await client.post(
-        "/v1/reports/sms", data=raw, headers=signature.headers(SECRET.encode(), raw)
-    )
+    headers = {**signature.headers(SECRET.encode(), raw), "Content-Type": "application/json"}
+    resp = await client.post("/v1/reports/sms", data=raw, headers=headers)
     assert resp.status == 400
     assert resp.content_type == PROBLEM
     assert counted("invalid") - invalid == 1

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
-from alimi import counters, phone, topology
+from alimi import counters, partitions, phone, topology
 from alimi.bus import Bus
 from alimi.counters import Shards
 from alimi.crypto import Keyring
+from alimi.messages import NoticeApproved
 from alimi.store import Store
-from alimi_segmenter import progress
+from alimi_segmenter import planner, progress
 from alimi_segmenter.service import segment_notice
 from support import receipts_of, seed_receipts
 
@@ -71,6 +72,21 @@ async def _notice(store: Store, notice_id: str, **extra: Any) -> None:
     )
 
 
+async def _plan(store: Store, bus: Bus, notice_id: str, people_per_partition: int = 50_000) -> int:
+    event = NoticeApproved(
+        notice_id=notice_id, incident_id=f"inc_{notice_id}", approved_at=datetime.now(UTC)
+    )
+    return await planner.plan(
+        store, bus, event, people_per_partition=people_per_partition, most_partitions=64
+    )
+
+
+async def _progress(store: Store, notice_id: str) -> partitions.Progress:
+    notice = await store.notices.find_one({"_id": notice_id})
+    assert notice is not None
+    return (await partitions.progress_of(store, [notice]))[notice_id]
+
+
 async def _published(bus: Bus, channel_name: str = "sms") -> list[dict[str, Any]]:
     channel = await bus.channel(prefetch=100)
     queue = await channel.get_queue(bus.names(topology.delivery_queue(channel_name)))
@@ -104,8 +120,9 @@ async def test_when_a_notice_is_segmented__then_batches_cover_each_phone_once(
     notice = await store.notices.find_one({"_id": "ntc_a"})
     assert notice is not None
     assert notice["state"] == "sending"
-    assert notice["progress"]["recipients_published"] == 249
-    assert notice["progress"]["skipped_no_phone"] == 1
+    progress_ = await _progress(store, "ntc_a")
+    assert (progress_.recipients_published, progress_.skipped_no_phone) == (249, 1)
+    assert (progress_.deduplicated, progress_.people) == (1, 251)
     skipped = (await receipts_of(store, "ntc_a"))["nophone"]
     assert (skipped["status"], skipped["reason"], skipped["channel"]) == (
         "skipped",
@@ -126,11 +143,17 @@ async def test_when_resumed_from_a_checkpoint__then_only_later_recipients_are_pu
 
     first = full[0]["recipients"]
     last_hash = phone.lookup_hash(first[-1]["phone"], KEY)
-    await _notice(
-        store,
-        "ntc_resumed",
-        state="segmenting",
-        segmenter={"last_phone_hash": last_hash, "next_seq": 2, "no_phone_done": True},
+    # A segmenter planned ntc_resumed, published its first step and died.
+    await _notice(store, "ntc_resumed")
+    await _plan(store, bus, "ntc_resumed")
+    await store.partitions.update_one(
+        {"notice_id": "ntc_resumed"},
+        {
+            "$set": {
+                "state": "running",
+                "checkpoint": {"last_phone_hash": last_hash, "next_seq": 2, "no_phone_done": True},
+            }
+        },
     )
     await _segment(store, bus, "ntc_resumed", 100)
     resumed = await _published(bus)
@@ -228,11 +251,10 @@ async def test_when_people_prefer_channels__then_each_goes_to_their_first_reacha
         ("p017", "skipped", "not_on_kakao"),
         ("p018", "skipped", "not_on_kakao"),
     ]
-    notice = await store.notices.find_one({"_id": "ntc_c"})
-    assert notice is not None
-    assert notice["progress"]["recipients_published"] == 17
-    assert notice["progress"]["skipped_unreachable"] == 2
-    assert notice["progress"]["by_channel"] == {"kakao": 10, "sms": 7}
+    progress_ = await _progress(store, "ntc_c")
+    assert progress_.recipients_published == 17
+    assert progress_.skipped_unreachable == 2
+    assert progress_.by_channel == {"kakao": 10, "sms": 7}
     [started] = await _published(bus, "slack")
     assert (started["stage"], started["notice_id"]) == ("started", "ntc_c")
 
@@ -295,8 +317,8 @@ async def test_when_a_number_cannot_be_decrypted__then_that_person_is_skipped_an
     ]
     notice = await store.notices.find_one({"_id": "ntc_u"})
     assert notice is not None and notice["state"] == "sending"
-    assert notice["progress"]["recipients_published"] == 2
-    assert notice["progress"]["skipped_unreachable"] == 4
+    progress_ = await _progress(store, "ntc_u")
+    assert (progress_.recipients_published, progress_.skipped_unreachable) == (2, 4)
 
     logged = {r.subject_id: r for r in caplog.records if r.levelno == logging.ERROR}  # type: ignore[attr-defined]
     assert sorted(logged) == ["u-moved", "u-no-ciphertext", "u-tampered", "u-unknown-key"]

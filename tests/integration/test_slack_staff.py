@@ -125,7 +125,7 @@ async def test_when_a_notice_starts__then_one_parent_is_posted_to_the_default_ch
     assert parent["channel"] == DEFAULT_CHANNEL and parent["thread_ts"] is None
     assert parent["blocks"][0]["text"]["text"] == "Member database exposed"
     fields = {f["text"] for f in parent["blocks"][1]["fields"]}
-    assert {"*Severity*\nhigh", "*Notice*\n#1 (first notice)", "*Audience*\n10"} <= fields
+    assert {"*Severity*\nhigh", "*Notice*\n#1 (first notice)", "*People*\n10"} <= fields
     assert "https://status.example.kr/i/1" in parent["text"]
     slack = await _slack_doc(store)
     assert (slack["channel"], slack["ts"]) == (DEFAULT_CHANNEL, parent["ts"])

@@ -250,7 +250,8 @@ def _incident(*notices: dict[str, Any]) -> dict[str, Any]:
         "severity": "high",
         "deadline": "2026-12-01T00:00:00+00:00",
         "seconds_left": 3600,
-        "audience": 3,
+        "people": 4,
+        "recipients": 3,
         "notified": 3,
         "notified_share": 1.0,
         "regulator_report_due": [],
@@ -408,7 +409,8 @@ OVERDUE = {
     "overdue_by_s": 2 * 86_400,
     "deadline_note": "Overdue by 2d 0h: the 72-hour legal deadline passed at 2026-12-01 00:00 UTC."
     " Tell the affected people without further delay.",
-    "audience": 1200,
+    "people": 1250,
+    "recipients": 1200,
     "regulator_report_due": ["KR-PIPA"],
     "regulator_report_note": "The report to the Personal Information Protection Commission"
     " (PIPC) (KR-PIPA) is overdue by 2d 0h: make it now.",
@@ -447,7 +449,7 @@ def test_watch_says_the_deadline_passed_and_the_regulator_report_is_overdue(
     assert code == 0
     assert (
         "OVERDUE: legal deadline passed 2d 0h ago, regulator report overdue (KR-PIPA),"
-        " notified 100% of 1200"
+        " notified 100% of 1200 recipients (1250 people)"
     ) in out
 
 
@@ -458,7 +460,13 @@ def test_preview_tells_the_approver_the_status_an_update_sets(
         "notice_id": "ntc_2",
         "state": "pending_approval",
         "incident_status": "resolved",
-        "audience": {"people": 1, "messages_by_channel": {"sms": 1}, "skipped": {}},
+        "audience": {
+            "people": 1,
+            "recipients": 1,
+            "merged": 0,
+            "messages_by_channel": {"sms": 1},
+            "skipped": {},
+        },
         "messages": {},
     }
     api.append(lambda request: httpx.Response(200, json=preview))

@@ -17,7 +17,7 @@ VIEW = NoticeView(
     incident_title="Customer database exposed",
     severity="high",
     seq=2,
-    audience=1000,
+    people=1000,
     status_url="https://status.example.kr/i/9",
 )
 COUNTS = NoticeCounts(
@@ -58,7 +58,7 @@ def test_when_counts_are_summarised__then_reached_fell_back_and_final_statuses_a
     assert slack_blocks.counts_line(COUNTS) == SUMMARY_LINE
 
 
-def test_when_a_notice_starts__then_the_parent_shows_title_severity_seq_audience_and_link() -> None:
+def test_when_a_notice_starts__then_the_parent_shows_title_severity_seq_people_and_link() -> None:
     message = slack_blocks.started(VIEW, NoticeCounts())
     header = message.blocks[0]
     assert header == {
@@ -66,7 +66,7 @@ def test_when_a_notice_starts__then_the_parent_shows_title_severity_seq_audience
         "text": {"type": "plain_text", "text": "Customer database exposed"},
     }
     fields = {f["text"] for f in message.blocks[1]["fields"]}
-    assert {"*Severity*\nhigh", "*Notice*\n#2 (update)", "*Audience*\n1000"} <= fields
+    assert {"*Severity*\nhigh", "*Notice*\n#2 (update)", "*People*\n1000"} <= fields
     assert "*Reached*\n0" in fields
     assert _button_urls(message.blocks) == ["https://status.example.kr/i/9"]
     assert message.text.startswith("Notice #2 started for Customer database exposed")
@@ -143,21 +143,13 @@ def test_when_there_is_no_status_url__then_there_is_no_button() -> None:
     assert "Status page" not in message.text
 
 
-def test_when_documents_are_read__then_audience_counts_published_and_skipped_people() -> None:
+def test_when_documents_are_read__then_the_view_shows_every_person_of_the_audience() -> None:
     view = slack_blocks.notice_view(
         {"_id": "inc_1", "title": "T", "severity": "critical", "status_url": "https://s"},
-        {
-            "_id": "ntc_1",
-            "seq": 1,
-            "progress": {
-                "recipients_published": 900,
-                "skipped_no_phone": 30,
-                "skipped_unreachable": 5,
-                "deduplicated": 40,
-            },
-        },
+        {"_id": "ntc_1", "seq": 1},
+        975,  # people: 900 recipients + 40 merged + 35 skipped
     )
-    assert (view.audience, view.seq, view.severity) == (935, 1, "critical")
+    assert (view.people, view.seq, view.severity) == (975, 1, "critical")
 
 
 def test_when_every_report_is_in_or_the_wait_is_over__then_the_summary_says_it_is_final() -> None:

@@ -1,9 +1,9 @@
-"""The filter the segmenter streams an audience with, in phone-hash order."""
+"""The filter the segmenter streams a partition of an audience with, in phone-hash order."""
 
 from __future__ import annotations
 
 from alimi.audience import AudienceFilter, AudienceSpec, to_query
-from alimi_segmenter.service import in_phone_order
+from alimi_segmenter.audience_stream import in_phone_order
 
 LIST = "lst_0123456789abcdef0123"
 
@@ -20,10 +20,10 @@ def test_when_the_audience_is_a_list__then_its_own_index_field_comes_first() -> 
 def test_when_the_audience_is_a_filter__then_phone_hash_comes_first_beside_it() -> None:
     query = to_query(AudienceSpec(filter=AudienceFilter(tags_any=["a"], tags_all=["b"])))
 
-    found = in_phone_order(query, "")
+    found = in_phone_order(query, None)
 
     assert next(iter(found)) == "phone_hash"
-    assert found == {"phone_hash": {"$gt": ""}, **query}
+    assert found == {"phone_hash": {"$gte": ""}, **query}
 
 
 def test_when_the_audience_has_several_parts__then_they_stay_one_or_beside_phone_hash() -> None:
@@ -32,3 +32,15 @@ def test_when_the_audience_has_several_parts__then_they_stay_one_or_beside_phone
     found = in_phone_order(query, "h9")
 
     assert found == {"phone_hash": {"$gt": "h9"}, "$or": query["$or"]}
+
+
+def test_when_a_partition_is_streamed__then_its_range_bounds_the_hashes() -> None:
+    query = to_query(AudienceSpec(filter=AudienceFilter(tags_any=["a"])))
+
+    fresh = in_phone_order(query, None, "4000", "8000")
+    resumed = in_phone_order(query, "4abc", "4000", "8000")
+    last = in_phone_order(query, None, "c000", None)
+
+    assert fresh["phone_hash"] == {"$gte": "4000", "$lt": "8000"}
+    assert resumed["phone_hash"] == {"$gt": "4abc", "$lt": "8000"}  # past its checkpoint
+    assert last["phone_hash"] == {"$gte": "c000"}
