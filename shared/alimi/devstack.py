@@ -174,6 +174,9 @@ class Stack:
     receipts_port: int = field(default_factory=free_port)
     echo_logs: bool = False  # True: interleave logs on stdout; False: one file per process
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Processes of a service beyond the first: {"segmenter": 2, "delivery-sms": 3}. The
+    # first keeps the service's name; the others are "<name>.2", "<name>.3", ...
+    replicas: dict[str, int] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
     env_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
     mongo_process: Process | None = None
@@ -301,9 +304,16 @@ class Stack:
         self.approve_kakao_templates()
         self.start_service("intake", ["alimi_intake"])
         self.seed_api_keys()
-        self.start_service("segmenter", ["alimi_segmenter"])
+        for name in self.replica_names("segmenter"):
+            self.start_service(name, ["alimi_segmenter"])
         for channel in ("sms", "kakao", "slack"):
-            self.start_service(f"delivery-{channel}", ["alimi_delivery", "--channel", channel])
+            for name in self.replica_names(f"delivery-{channel}"):
+                self.start_service(name, ["alimi_delivery", "--channel", channel])
+
+    def replica_names(self, service: str) -> list[str]:
+        """The process names of ``service``'s replicas: its own name, then ``.2``, ``.3``..."""
+        count = max(1, self.replicas.get(service, 1))
+        return [service, *(f"{service}.{i}" for i in range(2, count + 1))]
 
     def seed_api_keys(self) -> None:
         """Create the fixed local keys (``LOCAL_KEYS``) unless they exist."""

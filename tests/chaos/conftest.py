@@ -24,11 +24,13 @@ from alimi.devstack import Stack, StackError
 def start_stack(
     tmp_path: Path, mongo_url: str, amqp_url: str, namespace: str
 ) -> Iterator[StartStack]:
-    """``start_stack(env, own_mongo=False, mongo_app_name=None)`` -> a running Stack.
+    """``start_stack(env, own_mongo=False, mongo_app_name=None, replicas=None)`` -> a
+    running Stack.
 
     ``own_mongo``: the stack starts its own SecantusDB (it can then be
     restarted). ``mongo_app_name``: the services connect with this
-    ``appName``, so a fail point can be aimed at them alone.
+    ``appName``, so a fail point can be aimed at them alone. ``replicas``: more
+    processes of a service, as ``{"segmenter": 2}`` (``Stack.replicas``).
     """
     started: list[Stack] = []
 
@@ -37,6 +39,7 @@ def start_stack(
         *,
         own_mongo: bool = False,
         mongo_app_name: str | None = None,
+        replicas: dict[str, int] | None = None,
     ) -> Stack:
         stack = Stack(
             workdir=tmp_path / "stack",
@@ -45,6 +48,7 @@ def start_stack(
             mongo_url=None if own_mongo else mongo_url,
             mongo_db=namespace,
             extra_env={**BASE_ENV, **(env or {})},
+            replicas=dict(replicas or {}),
         )
         started.append(stack)
         try:
