@@ -15,7 +15,7 @@ skipped before a channel was chosen):
 
 A notice is *finished* once it is ``completed``, ``halted`` or ``failed``;
 *delivered* once it is finished and no message is still ``sent`` (awaiting
-its report). Notices still in ``draft`` or ``pending_approval`` are not
+its report). Notices still ``pending_approval`` are not
 watched: nothing happens to them until someone approves them.
 """
 
@@ -28,7 +28,7 @@ from typing import Any
 
 CHANNEL_COLUMNS = ("sent", "delivered", "failed", "fell back", "skipped", "waiting")
 FINISHED_STATES = frozenset({"completed", "halted", "failed"})
-NOT_STARTED_STATES = frozenset({"draft", "pending_approval"})
+NOT_STARTED_STATES = frozenset({"pending_approval"})
 FINAL_STATUSES = ("sent", "delivered", "undelivered", "failed", "halted")
 NO_CHANNEL = "none"
 UNTIL = ("completed", "delivered")

@@ -43,7 +43,6 @@ CONTACT_FIELDS = ("phone_enc", "phone_hash", "phone_masked", "name", LEGACY_CLEA
 RESOLVED = "resolved"
 # A notice in one of these states may still need its people's numbers.
 NOTICES_IN_FLIGHT = (
-    states.NOTICE_DRAFT,
     states.NOTICE_PENDING_APPROVAL,
     states.NOTICE_APPROVED,
     states.NOTICE_SEGMENTING,

@@ -39,8 +39,8 @@ LANGUAGES = ("ko", "en")
 DEFAULT_LANGUAGE = "ko"
 KST = timezone(timedelta(hours=9), "KST")
 
-# A notice is public once its text was approved to go out; drafts, notices
-# waiting for approval and any state added later stay off the page.
+# A notice is public once its text was approved to go out; notices waiting
+# for approval and any state added later stay off the page.
 PUBLIC_STATES = frozenset(
     {
         states.NOTICE_APPROVED,

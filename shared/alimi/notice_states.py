@@ -2,7 +2,7 @@
 
 ::
 
-    draft ──submit──▶ pending_approval ──approve──▶ approved ──plan──▶ segmenting
+    (new) pending_approval ──approve──▶ approved ──plan──▶ segmenting
     segmenting ──segmented (every partition done)──▶ sending ──complete──▶ completed
     completed ──reopen (dead letters replayed)──▶ sending
     approved | segmenting | sending ──halt──▶ halted ──resume──▶ approved
@@ -27,7 +27,6 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from alimi.states import (
     NOTICE_APPROVED,
     NOTICE_COMPLETED,
-    NOTICE_DRAFT,
     NOTICE_FAILED,
     NOTICE_HALTED,
     NOTICE_PENDING_APPROVAL,
@@ -47,7 +46,6 @@ class Move:
 
 
 _MOVES = (
-    ("submit", {NOTICE_DRAFT}, NOTICE_PENDING_APPROVAL, "sent for approval"),
     ("approve", {NOTICE_PENDING_APPROVAL}, NOTICE_APPROVED, "a second key approved it"),
     ("plan", {NOTICE_APPROVED}, NOTICE_SEGMENTING, "its audience was split into partitions"),
     ("segmented", {NOTICE_SEGMENTING}, NOTICE_SENDING, "every partition is published"),
@@ -144,7 +142,7 @@ async def move_or_raise(
 
 def reachable() -> set[str]:
     """The states some path of moves leads to from a new notice."""
-    seen = {NOTICE_DRAFT, NOTICE_PENDING_APPROVAL}
+    seen = {NOTICE_PENDING_APPROVAL}  # every notice is created waiting for approval
     while True:
         grown = seen | {m.target for m in MOVES.values() if m.sources & seen}
         if grown == seen:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-# Notice: draft -> pending_approval -> approved -> segmenting -> sending -> completed
-NOTICE_DRAFT = "draft"
+# Notice: pending_approval -> approved -> segmenting -> sending -> completed
 NOTICE_PENDING_APPROVAL = "pending_approval"
 NOTICE_APPROVED = "approved"
 NOTICE_SEGMENTING = "segmenting"
@@ -13,7 +12,6 @@ NOTICE_HALTED = "halted"
 NOTICE_FAILED = "failed"
 
 NOTICE_STATES = (
-    NOTICE_DRAFT,
     NOTICE_PENDING_APPROVAL,
     NOTICE_APPROVED,
     NOTICE_SEGMENTING,

@@ -15,7 +15,6 @@ def test_when_every_move_is_followed__then_every_state_can_be_reached() -> None:
     ("state", "move", "ok"),
     [
         ("pending_approval", "approve", True),
-        ("draft", "approve", False),  # a draft is submitted first
         ("approved", "plan", True),
         ("segmenting", "segmented", True),
         ("sending", "complete", True),
