@@ -81,7 +81,7 @@ DEPLOYABLE = ("dev", "prod", "prod-hpa")
 DELIVERY = ("delivery-sms", "delivery-kakao", "delivery-slack")
 # Deployment -> the queue whose depth scales it (logical name, without the namespace)
 AUTOSCALED = {
-    "segmenter": topology.SEGMENTER_QUEUE,
+    "segmenter": topology.PARTITIONS_QUEUE,
     "delivery-sms": topology.delivery_queue("sms"),
     "delivery-kakao": topology.delivery_queue("kakao"),
 }
