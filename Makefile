@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1s
 PYTEST_ARGS ?=
 ROWS ?= 1000000
 N ?= 100000
+SEGMENTERS ?= 1
+DELIVERY ?= 1
 
 .DEFAULT_GOAL := help
 
@@ -53,8 +55,8 @@ bench-import: install rabbitmq ## import a generated CSV (ROWS=1000000) into a r
 	$(PY) bench/import_subjects.py --rows $(ROWS)
 
 .PHONY: bench
-bench: install rabbitmq ## one notice to N people (N=100000) through every service, against this machine's ceilings
-	$(PY) bench/pipeline.py --n $(N)
+bench: install rabbitmq ## one notice to N people (N=100000; SEGMENTERS=1 DELIVERY=1 processes) against this machine's ceilings
+	$(PY) bench/pipeline.py --n $(N) --segmenters $(SEGMENTERS) --delivery $(DELIVERY)
 
 .PHONY: lint
 lint: install ## ruff and mypy over shared/, services/ and cli/

@@ -61,6 +61,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the JSON and PNG go")
     parser.add_argument("--mongo-url", help="use this MongoDB instead of starting SecantusDB")
     parser.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", DEFAULT_AMQP_URL))
+    parser.add_argument(
+        "--segmenters",
+        type=int,
+        default=int(os.environ.get("SEGMENTERS") or 1),
+        help="segmenter processes sharing the notice's partitions",
+    )
+    parser.add_argument(
+        "--delivery",
+        type=int,
+        default=int(os.environ.get("DELIVERY") or 1),
+        help="SMS delivery processes (the notice is SMS only)",
+    )
     parser.add_argument("--timeout-s", type=float, help="give up waiting (default: from N)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory and logs")
     parser.add_argument("--no-chart", action="store_true", help="skip the PNG")
@@ -90,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.n < 1:
         print("--n must be at least 1", file=sys.stderr)
         return 2
+    if not 1 <= args.segmenters <= 16 or not 1 <= args.delivery <= 16:
+        print("--segmenters and --delivery must be between 1 and 16", file=sys.stderr)
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="alimi-bench-pipeline-"))
     namespace = f"bench{os.getpid()}"
     stack = Stack(
@@ -98,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         amqp_url=args.amqp_url,
         mongo_url=args.mongo_url,
         mongo_db=namespace if args.mongo_url else "bench",
+        replicas={"segmenter": args.segmenters, "delivery-sms": args.delivery},
         extra_env={
             "SANDBOX_LATENCY_MS": str(args.latency_ms),
             "SANDBOX_LATENCY_JITTER_MS": "0",
@@ -119,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             "sandbox_rate_limit": None,
             "delivery_reports": not args.no_reports,
             "ceiling_s": args.ceiling_s,
+            "segmenters": args.segmenters,
+            "sms_delivery_processes": args.delivery,
             "batch_size": int(os.environ.get("ALIMI_BATCH_SIZE", 100)),
             "mongodb": (args.mongo_url and "given") or "SecantusDB started by the benchmark",
         },
@@ -268,7 +286,8 @@ async def _pipeline(
     metrics_urls = {
         name: f"{proc.ops_url}/metrics"
         for name, proc in stack.processes.items()
-        if proc.ops_url and (name in ("segmenter", "receipts") or name.startswith("delivery-"))
+        if proc.ops_url
+        and (sampling.service_of(name) in ("segmenter", "receipts") or name.startswith("delivery-"))
     }
     store = Store(stack.mongo_url, stack.mongo_db)
     watcher = sampling.Watcher(

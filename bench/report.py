@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sampling import MB, ReceiptsRead, Watcher, percentile
+from sampling import MB, ReceiptsRead, Watcher, percentile, service_of
 
 ACCEPTED = ("sent", "delivered", "undelivered")  # the provider took the message
 REPORTED = ("delivered", "undelivered")
@@ -148,12 +148,14 @@ def pipeline_results(
         },
         "peak_rss_mb": {name: round(b / MB, 1) for name, b in sorted(watcher.peaks().items())},
         "cpu": _cpu(watcher.cpu_used(approved_mono - 1.0), accepted, read.last_write_s),
+        "replicas": _replicas(watcher, approved_mono),
         "reports": {
             "received": int(watcher.latest().get("receipts.received", 0)),
             "found_ahead_of_their_attempt": int(watcher.latest().get("receipts.waiting", 0)),
             "retried_by_sandbox": int(watcher.latest().get("sandbox.reports.retried", 0)),
             "dropped_by_sandbox": int(watcher.latest().get("sandbox.reports.dropped", 0)),
         },
+        "partitions": progress.get("partitions"),
         "receipts_read_s": round(read.read_s, 1),
         "series": _series(read, watcher, approved_mono, bin_s),
     }
@@ -173,6 +175,49 @@ def _cpu(used: dict[str, float], people: int, seconds: float) -> dict[str, Any]:
             "cores": round(cpu_s / seconds, 2) if seconds > 0 else None,
             "cpu_ms_per_person": round(1000 * cpu_s / people, 3) if people else None,
             "people_per_cpu_s": round(people / cpu_s) if cpu_s > 0 else None,
+        }
+    return out
+
+
+def _replicas(watcher: Watcher, approved_mono: float) -> dict[str, Any]:
+    """Each segmenter and delivery process on its own: people it handled, its share of
+    its service's, its rate while it worked (first to last sample in which its count
+    grew) and its CPU per person — the per-replica figures a scale-out starts from."""
+    samples = [s for s in watcher.samples if s.t >= approved_mono - 1.0]
+    if len(samples) < 2:
+        return {}
+    cpu = watcher.cpu_used(approved_mono - 1.0)
+    names = sorted(
+        k.removeprefix("replica.") for k in samples[-1].counters if k.startswith("replica.")
+    )
+    handled_by = {
+        name: samples[-1].counters[f"replica.{name}"]
+        - samples[0].counters.get(f"replica.{name}", 0)
+        for name in names
+    }
+    by_service: dict[str, float] = {}
+    for name in names:
+        by_service[service_of(name)] = by_service.get(service_of(name), 0.0) + handled_by[name]
+    out: dict[str, Any] = {}
+    for name in names:
+        key = f"replica.{name}"
+        # the sampling intervals in which its count grew
+        grew = [
+            (before.t, after.t)
+            for before, after in itertools.pairwise(samples)
+            if after.counters.get(key, 0) > before.counters.get(key, 0)
+        ]
+        window = (grew[-1][1] - grew[0][0]) if grew else None
+        handled = handled_by[name]
+        cpu_s = cpu.get(name, 0.0)
+        out[name] = {
+            "people": int(handled),
+            "share": round(handled / by_service[service_of(name)], 3)
+            if by_service[service_of(name)]
+            else None,
+            "people_per_s": _rate(handled, window),
+            "cpu_ms_per_person": round(1000 * cpu_s / handled, 3) if handled else None,
+            "people_per_cpu_s": round(handled / cpu_s) if cpu_s > 0 else None,
         }
     return out
 
@@ -317,7 +362,9 @@ def table(results: dict[str, Any]) -> str:
     lines = [
         "",
         f"Alimi pipeline benchmark: N={cfg['n']:,}, sandbox {cfg['sandbox_latency_ms']:g} ms "
-        "per call, no rate limit",
+        "per call, no rate limit; "
+        f"{cfg.get('segmenters', 1)} segmenter(s), {cfg.get('sms_delivery_processes', 1)} SMS "
+        f"delivery process(es), {p.get('partitions') or '?'} partition(s)",
         f"machine: {m['nproc']} x {m['cpu_model']}, {m['memory_gib']} GiB; load average "
         f"{m['loadavg_start'][0]} at start, {m.get('loadavg_end', ['?'])[0]} at end",
         f"seeded {seed['subjects']:,} people in {seed['seconds']} s ({seed['how']})",
@@ -350,6 +397,16 @@ def table(results: dict[str, Any]) -> str:
         "peak RSS MB: " + ", ".join(f"{k} {v:g}" for k, v in p["peak_rss_mb"].items()),
         "database operations per person: "
         + ", ".join(f"{k} {v:g}" for k, v in p.get("database_ops_per_person", {}).items()),
+        "per replica (people, share, people/s while it worked, CPU ms per person): "
+        + (
+            ", ".join(
+                f"{k} {v['people']:,} {v['share']:.0%} {_num(v['people_per_s'])}/s "
+                f"{_num(v['cpu_ms_per_person'], 3)} ms"
+                for k, v in p.get("replicas", {}).items()
+                if v["share"] is not None
+            )
+            or "-"
+        ),
         "CPU ms per person: "
         + ", ".join(
             f"{k} {v['cpu_ms_per_person']:g}"

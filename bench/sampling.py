@@ -98,6 +98,11 @@ class Sample:
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds used so far
 
 
+def service_of(process: str) -> str:
+    """The service a process of the stack runs: ``delivery-sms.2`` -> ``delivery-sms``."""
+    return process.split(".", 1)[0]
+
+
 @dataclass
 class Watcher:
     """Samples memory and counters of the stack's processes until stopped."""
@@ -168,19 +173,26 @@ class Watcher:
                 return name, ""
 
         texts = dict(await asyncio.gather(*(one(n, u) for n, u in self.metrics_urls.items())))
-        counters: dict[str, float] = {}
-        segmenter = parse_metrics(texts.get("segmenter", ""), ("alimi_segmenter_recipients_total",))
-        counters["segmenter.published"] = total(
-            segmenter, "alimi_segmenter_recipients_total", outcome="published"
-        )
+        counters: dict[str, float] = {"segmenter.published": 0.0}
         for name, text in texts.items():
-            if name.startswith("delivery-"):
-                channel = name.removeprefix("delivery-")
+            service = service_of(name)
+            if service == "segmenter":
+                found = parse_metrics(text, ("alimi_segmenter_recipients_total",))
+                published = total(found, "alimi_segmenter_recipients_total", outcome="published")
+                counters["segmenter.published"] += published
+                counters[f"replica.{name}"] = published
+            elif service.startswith("delivery-"):
+                channel = service.removeprefix("delivery-")
                 found = parse_metrics(text, ("alimi_deliveries_total",))
                 for outcome in ("sent", "failed", "retrying", "fell_back"):
-                    counters[f"delivery.{channel}.{outcome}"] = total(
+                    key = f"delivery.{channel}.{outcome}"
+                    counters[key] = counters.get(key, 0.0) + total(
                         found, "alimi_deliveries_total", outcome=outcome
                     )
+                counters[f"replica.{name}"] = sum(
+                    total(found, "alimi_deliveries_total", outcome=outcome)
+                    for outcome in ("sent", "failed", "fell_back")
+                )
         receipts = parse_metrics(
             texts.get("receipts", ""),
             (
