@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from pymongo import monitoring
 
 from alimi import api_keys, counters, leases, phone, topology
 from alimi.bus import Bus
@@ -679,3 +680,61 @@ async def test_when_a_replay_of_the_same_notice_is_running__then_a_second_one_is
     await running.release()
     again = await client.post("/v1/notices/ntc_x/dead-letters/replay", headers=approver)
     assert again.status == 200, await again.text()
+
+
+class _Commands(monitoring.CommandListener):
+    """The database commands this process sends while it is listening: (name, collection)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self.listening = False
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if self.listening:
+            collection = event.command.get(event.command_name)
+            self.seen.append((event.command_name, str(collection)))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_when_an_incident_is_read_back__then_no_receipt_is_read_whatever_the_notice_size(
+    intake_settings: Callable[..., IntakeSettings], store: Store, bus: Bus
+) -> None:
+    commands = _Commands()
+    monitoring.register(commands)  # for the clients created from here on: intake's
+    operator, _ = await api_keys.create(
+        store, name="operator", scopes=["incidents:write", "incidents:read"]
+    )
+    async with TestClient(
+        TestServer(init_app(intake_settings())), headers={"Authorization": f"Bearer {operator}"}
+    ) as client:
+
+        async def read_back(people: int) -> list[tuple[str, str]]:
+            created = await (await client.post("/v1/incidents", json=INCIDENT)).json()
+            await seed_receipts(
+                store,
+                created["notice_id"],
+                [
+                    {"subject_id": f"s{i}", "status": "delivered", "channel": "sms"}
+                    for i in range(people)
+                ],
+                incident_id=created["incident_id"],
+            )
+            commands.seen.clear()
+            commands.listening = True
+            resp = await client.get(f"/v1/incidents/{created['incident_id']}")
+            commands.listening = False
+            assert resp.status == 200, await resp.text()
+            view = await resp.json()
+            assert view["notices"][0]["counts"] == {"delivered": people}
+            return sorted(commands.seen)
+
+        small, large = await read_back(10), await read_back(3000)
+
+    touched = {collection for _, collection in large}
+    assert not touched & {"receipts", "attempts", "delivery_reports"}, large
+    assert large == small, "the read-back's queries depend on the notice's size"
