@@ -12,12 +12,53 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import harness
 import pytest
 from harness import BASE_ENV, StartStack, delete_namespace
 
 from alimi.devstack import Stack, StackError
+
+BASELINE_PREFIX = "test_without_faults["
+REPORT = Path(__file__).resolve().parents[2] / "test-artifacts" / "chaos-times.md"
+
+
+@pytest.fixture(autouse=True)
+def _name_the_test(request: pytest.FixtureRequest) -> None:
+    """Completion times are recorded under the test's name."""
+    harness.current_test[0] = request.node.name
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Each fault scenario's time to completion against the same notice without faults
+    (``test_baselines.py``), printed and kept in ``test-artifacts/chaos-times.md``."""
+    times = harness.COMPLETION_TIMES
+    rows = []
+    for name, faulted in sorted(times.items()):
+        if name.startswith(BASELINE_PREFIX):
+            continue
+        clean = times.get(f"{BASELINE_PREFIX}{name.removeprefix('test_')}]")
+        ratio = (
+            f"{faulted['seconds'] / clean['seconds']:.1f}x" if clean and clean["seconds"] else "-"
+        )
+        rows.append(
+            f"| {name.removeprefix('test_')} | {faulted['people']:,} | {faulted['seconds']} s "
+            f"| {str(clean['seconds']) + ' s' if clean else '-'} | {ratio} |"
+        )
+    if not rows:
+        return
+    lines = [
+        "| scenario | people | approval to completed, with the fault | without faults | ratio |",
+        "|---|---:|---:|---:|---:|",
+        *rows,
+    ]
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text("\n".join(lines) + "\n")
+    terminalreporter.write_sep("-", "chaos: time to completion, with and without the fault")
+    for line in lines:
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture

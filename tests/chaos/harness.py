@@ -56,6 +56,15 @@ BASE_ENV = {
     "SANDBOX_KAKAO_REPORT_URL": "",
 }
 
+# -- time to completion -------------------------------------------------------
+
+# test name -> its notice's approval-to-completion time, for the suite's report
+# (conftest's terminal summary): each fault's cost against the same notice without it.
+COMPLETION_TIMES: dict[str, dict[str, Any]] = {}
+# Set by conftest for the test being run: whose completion :meth:`Run.wait_completed` records.
+current_test: list[str] = [""]
+
+
 # -- people -------------------------------------------------------------------
 
 
@@ -164,7 +173,16 @@ class Run:
         await eventually(completed, within_s, f"notice {notice.notice_id} to complete")
         view = await self.incident(notice)
         assert view["notices"][0]["state"] == "completed"
+        await self._record_completion(notice, view["notices"][0]["people"])
         return view
+
+    async def _record_completion(self, notice: Notice, people: int) -> None:
+        found = await self.store.notices.find_one(
+            {"_id": notice.notice_id}, {"approved_at": 1, "completed_at": 1}
+        )
+        assert found is not None
+        seconds = (found["completed_at"] - found["approved_at"]).total_seconds()
+        COMPLETION_TIMES[current_test[0]] = {"people": people, "seconds": round(seconds, 1)}
 
     async def count(self, notice: Notice, status: str) -> int:
         """People of ``notice`` in ``status``, from its counters; ``claimed`` (in flight: a

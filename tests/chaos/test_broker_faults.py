@@ -31,24 +31,25 @@ pytestmark = pytest.mark.chaos
 # intake (outbox relay), segmenter, delivery for sms, kakao and slack
 CONNECTED_PROCESSES = 5
 
+CONNECTIONS_CLOSED = {
+    # 40 batches, each call 200-300 ms, two at a time: the notice outlasts
+    # the few seconds rabbitmqctl takes to close five connections.
+    "ALIMI_BATCH_SIZE": "25",
+    "SANDBOX_LATENCY_MS": "200",
+    "SANDBOX_LATENCY_JITTER_MS": "100",
+    "ALIMI_PREFETCH": "2",
+    "ALIMI_PROVIDER_TIMEOUT_S": "2",
+    "ALIMI_CLAIM_LEASE_S": "4",
+    "ALIMI_RETRY_DELAYS_S": "0.5,1,2",
+}
+
 
 @pytest.mark.skipif(rabbitmqctl() is None, reason="needs rabbitmqctl on this machine")
 async def test_when_the_broker_closes_every_connection_mid_notice__then_everyone_is_told_once(
     start_stack: StartStack, store: Store, http: aiohttp.ClientSession, namespace: str
 ) -> None:
     n = 1000
-    env = {
-        # 40 batches, each call 200-300 ms, two at a time: the notice outlasts
-        # the few seconds rabbitmqctl takes to close five connections.
-        "ALIMI_BATCH_SIZE": "25",
-        "SANDBOX_LATENCY_MS": "200",
-        "SANDBOX_LATENCY_JITTER_MS": "100",
-        "ALIMI_PREFETCH": "2",
-        "ALIMI_PROVIDER_TIMEOUT_S": "2",
-        "ALIMI_CLAIM_LEASE_S": "4",
-        "ALIMI_RETRY_DELAYS_S": "0.5,1,2",
-    }
-    run = Run(start_stack(env), store, http)
+    run = Run(start_stack(CONNECTIONS_CLOSED), store, http)
     before = broker_connections(namespace)
     assert len(before) == CONNECTED_PROCESSES, before
     people = await load_people(store, n)

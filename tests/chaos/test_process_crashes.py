@@ -29,6 +29,9 @@ SLOW_PROVIDER = {
     "ALIMI_CLAIM_LEASE_S": "4",
     "ALIMI_RETRY_DELAYS_S": "0.5,1,2",
 }
+# A dead segmenter's partition is taken over once its lease (5 s here) is over.
+# Batches of 20 make segmenting slow enough for the kill to land in its middle.
+SEGMENTER_KILLED = {"ALIMI_PARTITION_LEASE_S": "5", "ALIMI_BATCH_SIZE": "20"}
 
 
 async def test_when_a_delivery_worker_is_killed_mid_notice__then_everyone_is_told_exactly_once(
@@ -61,10 +64,7 @@ async def test_when_the_segmenter_is_killed_halfway__then_it_resumes_and_everyon
     start_stack: StartStack, store: Store, http: aiohttp.ClientSession
 ) -> None:
     n = 20_000
-    # A dead segmenter's partition is taken over once its lease (5 s here) is over.
-    # Batches of 20 make segmenting slow enough for the kill to land in its middle.
-    env = {"ALIMI_PARTITION_LEASE_S": "5", "ALIMI_BATCH_SIZE": "20"}
-    run = Run(start_stack(env), store, http)
+    run = Run(start_stack(SEGMENTER_KILLED), store, http)
     people = await load_people(store, n)
     notice = await run.post_notice()
 

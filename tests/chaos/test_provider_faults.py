@@ -35,24 +35,26 @@ FAULTS = {
     "http_429": {"rate_limit_rate": 1.0},
     "timeout": {"timeout_rate": 1.0},
 }
+STORM = {
+    "ALIMI_BATCH_SIZE": "10",  # many small provider calls
+    "ALIMI_PREFETCH": "4",
+    "ALIMI_PROVIDER_TIMEOUT_S": "1",
+    "ALIMI_CLAIM_LEASE_S": "3",
+    "ALIMI_RETRY_DELAYS_S": "4,8,16",
+    "ALIMI_RETRY_JITTER": "0.2",
+    "ALIMI_BREAKER_FAILURES": "2",
+    "ALIMI_BREAKER_COOLDOWN_S": "1",
+    "SANDBOX_LATENCY_MS": "20",
+}
+# Retries and the breaker's cool-down short: the batches reach the dead letters fast.
+DOWN_FOR_GOOD = {"ALIMI_RETRY_DELAYS_S": "0.5,0.5,1", "ALIMI_BREAKER_COOLDOWN_S": "0.5"}
 
 
 async def test_when_the_provider_storms__then_retries_and_the_breaker_get_everyone_told_once(
     start_stack: StartStack, store: Store, http: aiohttp.ClientSession
 ) -> None:
     n = 300
-    env = {
-        "ALIMI_BATCH_SIZE": "10",  # many small provider calls
-        "ALIMI_PREFETCH": "4",
-        "ALIMI_PROVIDER_TIMEOUT_S": "1",
-        "ALIMI_CLAIM_LEASE_S": "3",
-        "ALIMI_RETRY_DELAYS_S": "4,8,16",
-        "ALIMI_RETRY_JITTER": "0.2",
-        "ALIMI_BREAKER_FAILURES": "2",
-        "ALIMI_BREAKER_COOLDOWN_S": "1",
-        "SANDBOX_LATENCY_MS": "20",
-    }
-    run = Run(start_stack(env), store, http)
+    run = Run(start_stack(STORM), store, http)
     people = await load_people(store, n)
     loop = asyncio.get_running_loop()
 
@@ -109,12 +111,7 @@ async def test_when_the_provider_is_down_for_good__then_dead_letters_replayed_la
     start_stack: StartStack, store: Store, http: aiohttp.ClientSession, namespace: str
 ) -> None:
     n = 200
-    env = {
-        "ALIMI_RETRY_DELAYS_S": "0.5,0.5,1",
-        "ALIMI_BREAKER_COOLDOWN_S": "0.5",
-        "SANDBOX_ERROR_RATE": "1.0",
-    }
-    run = Run(start_stack(env), store, http)
+    run = Run(start_stack({**DOWN_FOR_GOOD, "SANDBOX_ERROR_RATE": "1.0"}), store, http)
     people = await load_people(store, n)
     notice = await run.post_notice()
 

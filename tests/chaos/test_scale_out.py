@@ -28,6 +28,7 @@ from alimi.store import Store
 pytestmark = pytest.mark.chaos
 
 SEGMENTERS = ("segmenter", "segmenter.2")
+SCALE_OUT_REPLICAS = {"segmenter": 2, "delivery-sms": 2}
 
 SCALE_OUT = {
     # 20,000 people in partitions of 5,000: four partitions for two segmenters.
@@ -44,7 +45,7 @@ async def test_when_a_segmenter_dies_mid_partition_and_the_approval_comes_again_
     start_stack: StartStack, store: Store, http: aiohttp.ClientSession
 ) -> None:
     n = 20_000
-    run = Run(start_stack(SCALE_OUT, replicas={"segmenter": 2, "delivery-sms": 2}), store, http)
+    run = Run(start_stack(SCALE_OUT, replicas=SCALE_OUT_REPLICAS), store, http)
     people = await load_people(store, n)
     notice = await run.post_notice()
 
