@@ -85,7 +85,13 @@ def init_app(config: SandboxConfig) -> web.Application:
     app.cleanup_ctx.append(_reports)
     app.on_shutdown.append(_stop_hanging)
     app.on_cleanup.append(_log_stop)
+    app.on_cleanup.append(_close_inboxes)
     return app
+
+
+async def _close_inboxes(app: web.Application) -> None:
+    app[INBOX].close()
+    app[KAKAO_INBOX].close()
 
 
 async def _stop_hanging(app: web.Application) -> None:

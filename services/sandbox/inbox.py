@@ -1,12 +1,15 @@
-"""In-memory record of every message the simulated gateways accepted.
+"""The record of every message the simulated gateways accepted.
 
-Benchmarks push millions of messages through, so each recipient costs one small
-tuple; the fields every recipient of a request shares live in one Submission.
+Benchmarks push millions of messages through, so the record lives on disk
+(:class:`Inbox`); each recipient is one small tuple, and the fields every
+recipient of a request shares live in one Submission.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import pickle
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
@@ -102,39 +105,83 @@ class Recorded(Protocol):
 
 M = TypeVar("M", bound=Recorded)
 
+CACHE_KIB = 8192  # SQLite's page cache per inbox: what the record may hold in memory
+PICKLE = pickle.HIGHEST_PROTOCOL
+
 
 class Inbox(Generic[M]):
-    """Accepted messages in arrival order, indexed by recipientGroupingKey."""
+    """Accepted messages in arrival order, found by recipientGroupingKey or number.
+
+    They live in a private SQLite database on disk (deleted when the inbox is
+    closed or the process ends) with a small page cache, so a benchmark's
+    millions of messages cost disk, not memory: one row each, the message
+    pickled, indexed by grouping key.
+    """
 
     def __init__(self) -> None:
-        self._messages: list[M] = []
-        self._by_key: dict[str, list[M]] = {}
+        # "": a private, temporary on-disk database; its pages spill to disk past the cache
+        self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+        self._db.executescript(
+            f"""
+            PRAGMA cache_size = -{CACHE_KIB};
+            PRAGMA journal_mode = OFF;
+            PRAGMA synchronous = OFF;
+            CREATE TABLE messages (
+                seq INTEGER PRIMARY KEY,
+                grouping_key TEXT,
+                recipient_no TEXT NOT NULL,
+                message BLOB NOT NULL
+            );
+            CREATE INDEX by_grouping_key ON messages (grouping_key);
+            """
+        )
+        self._count = 0
 
     def __len__(self) -> int:
-        return len(self._messages)
+        return self._count
 
     def add(self, messages: Iterable[M]) -> None:
-        start = len(self._messages)
-        self._messages.extend(messages)
-        by_key = self._by_key
-        for message in self._messages[start:]:
-            key = message.grouping_key
-            if key is not None:
-                by_key.setdefault(key, []).append(message)
+        rows = [(m.grouping_key, m.recipient_no, pickle.dumps(m, PICKLE)) for m in messages]
+        self._db.execute("BEGIN")
+        self._db.executemany(
+            "INSERT INTO messages (grouping_key, recipient_no, message) VALUES (?, ?, ?)", rows
+        )
+        self._db.execute("COMMIT")
+        self._count += len(rows)
 
-    def find(self, recipient_no: str | None = None) -> Iterable[M]:
-        """Messages in arrival order, optionally only those sent to ``recipient_no``."""
+    def find(self, recipient_no: str | None = None) -> Iterator[M]:
+        """Messages in arrival order, optionally only those sent to ``recipient_no``
+        (read as they are iterated)."""
         if recipient_no is None:
-            return iter(self._messages)
-        return (m for m in self._messages if m.recipient_no == recipient_no)
+            cursor = self._db.execute("SELECT message FROM messages ORDER BY seq")
+        else:
+            cursor = self._db.execute(
+                "SELECT message FROM messages WHERE recipient_no = ? ORDER BY seq", (recipient_no,)
+            )
+        return (pickle.loads(row[0]) for row in cursor)
+
+    def count(self, recipient_no: str | None = None) -> int:
+        """How many messages :meth:`find` would give, without reading them."""
+        if recipient_no is None:
+            return self._count
+        (n,) = self._db.execute(
+            "SELECT count(*) FROM messages WHERE recipient_no = ?", (recipient_no,)
+        ).fetchone()
+        return int(n)
 
     def with_grouping_key(self, key: str) -> Sequence[M]:
-        """Messages that carried ``key`` as recipientGroupingKey, in arrival order (O(1))."""
-        return tuple(self._by_key.get(key, ()))
+        """Messages that carried ``key`` as recipientGroupingKey, in arrival order (by index)."""
+        rows = self._db.execute(
+            "SELECT message FROM messages WHERE grouping_key = ? ORDER BY seq", (key,)
+        ).fetchall()
+        return tuple(pickle.loads(row[0]) for row in rows)
 
     def clear(self) -> int:
         """Forget every message; returns how many there were."""
-        removed = len(self._messages)
-        self._messages = []
-        self._by_key = {}
+        removed = self._count
+        self._db.execute("DELETE FROM messages")
+        self._count = 0
         return removed
+
+    def close(self) -> None:
+        self._db.close()

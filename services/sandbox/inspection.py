@@ -52,7 +52,7 @@ def _listing(request: web.Request, inbox: Inbox[Any]) -> web.Response:
     if recipient_no is None:
         count = len(inbox)
     else:
-        count = sum(1 for _ in inbox.find(recipient_no))
+        count = inbox.count(recipient_no)
     shown = islice(inbox.find(recipient_no), limit)
     return web.json_response({"messages": [message.as_dict() for message in shown], "count": count})
 
