@@ -1,7 +1,8 @@
 """An approved notice becomes partitions of its audience, one message each.
 
-On ``notice.approved`` the planner counts the audience, splits the phone-hash
-space into ``ceil(audience / ALIMI_PARTITION_PEOPLE)`` ranges (at most
+On ``notice.approved`` the planner bounds the audience's size without reading it
+(:func:`size_bound`), splits the phone-hash space into
+``ceil(bound / ALIMI_PARTITION_PEOPLE)`` ranges (at most
 ``ALIMI_MAX_PARTITIONS``; :mod:`alimi.partitions`), writes one partition
 document per range for the notice's next *run* (a resumed notice starts a new
 one), moves the notice to ``segmenting`` and publishes a ``notice.partition``
@@ -94,12 +95,12 @@ async def _split(
     """Write the partitions of the notice's next run and move it to ``segmenting``; the
     notice after (whoever planned it), or None if it failed."""
     try:
-        query = to_query(AudienceSpec.model_validate(notice["audience"]))
+        spec = AudienceSpec.model_validate(notice["audience"])
+        to_query(spec)
     except (ValidationError, ValueError, KeyError) as exc:
         await _fail(store, notice, f"the audience cannot be resolved: {exc}")
         return None
-    # Counting stops where more people would not make more partitions.
-    size = await store.subjects.count_documents(query, limit=people_per_partition * most_partitions)
+    size = await size_bound(store, spec)
     count = partitions.how_many(size, people_per_partition, most_partitions)
     run = int(notice.get("run") or 0) + 1
     docs = [
@@ -121,10 +122,30 @@ async def _split(
     if moved is not None:
         log.info(
             "notice split into partitions",
-            extra={"notice_id": notice["_id"], "run": run, "partitions": count, "people": size},
+            extra={"notice_id": notice["_id"], "run": run, "partitions": count, "at_most": size},
         )
         return moved
     return await store.notices.find_one({"_id": notice["_id"]})  # another replica planned it
+
+
+async def size_bound(store: Store, spec: AudienceSpec) -> int:
+    """At most how many people ``spec`` names, found without reading them: the ids it
+    gives, its list's members, and for a filter the whole directory (the collection's
+    estimated count, from its metadata).
+
+    Partitions are cut from this bound, never from a count of the audience itself: a
+    count reads every person once before anyone is told (2.4 s per 100,000 people on
+    the development server, so 24 s at a million), and the segmenters read them again
+    anyway. A narrow filter over a big directory gets more, smaller partitions than it
+    needs (each a short query), never fewer.
+    """
+    if spec.filter is not None:
+        return await store.subjects.estimated_document_count()
+    size = len(set(spec.subject_ids))
+    if spec.list_id is not None:
+        found = await store.lists.find_one({"_id": spec.list_id}, {"members": 1})
+        size += int((found or {}).get("members") or 0)
+    return size
 
 
 async def _fail(store: Store, notice: dict[str, Any], reason: str) -> None:

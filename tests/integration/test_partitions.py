@@ -13,6 +13,7 @@ import os
 from datetime import UTC, datetime, timedelta
 
 from alimi import leases, partitions, phone, topology
+from alimi.audience import AudienceSpec
 from alimi.bus import Bus
 from alimi.counters import Shards
 from alimi.crypto import Keyring
@@ -261,3 +262,25 @@ async def test_when_a_notice_is_resumed__then_a_new_run_counts_from_zero(
     assert notice is not None and notice["run"] == 2
     total = (await partitions.progress_of(store, [notice]))["ntc_p"]
     assert total.recipients_published == PEOPLE // 2  # this run's, not both runs'
+
+
+async def test_when_a_notice_is_planned__then_its_partitions_come_from_a_bound_not_a_count(
+    store: Store,
+) -> None:
+    """The planner reads nobody: ids given, a list's member count, or the directory's size."""
+    await _seed(store)  # 401 subjects, all tagged "a"
+    await store.subjects.insert_many([{"_id": f"other{i}", "tags": ["b"]} for i in range(99)])
+    await store.lists.insert_one({"_id": "lst_0123456789abcdef0123", "members": 37})
+
+    def spec(**audience: object) -> AudienceSpec:
+        return AudienceSpec.model_validate(audience)
+
+    # A filter matching one person is bounded by the whole directory (500 subjects).
+    assert await planner.size_bound(store, spec(filter={"tags_any": ["b"]})) == 500
+    assert await planner.size_bound(store, spec(subject_ids=["s0001", "s0002", "s0001"])) == 2
+    assert (
+        await planner.size_bound(
+            store, spec(list_id="lst_0123456789abcdef0123", subject_ids=["s0001"])
+        )
+        == 38
+    )
