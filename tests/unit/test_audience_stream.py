@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alimi.audience import AudienceFilter, AudienceSpec, to_query
-from alimi_segmenter.audience_stream import in_phone_order
+from alimi_segmenter.audience_stream import PHONE_ORDER, in_phone_order, phone_order_hint
 
 LIST = "lst_0123456789abcdef0123"
 
@@ -44,3 +44,14 @@ def test_when_a_partition_is_streamed__then_its_range_bounds_the_hashes() -> Non
     assert fresh["phone_hash"] == {"$gte": "4000", "$lt": "8000"}
     assert resumed["phone_hash"] == {"$gt": "4abc", "$lt": "8000"}  # past its checkpoint
     assert last["phone_hash"] == {"$gte": "c000"}
+
+
+def test_when_the_audience_is_a_filter__then_the_phone_order_index_is_hinted() -> None:
+    by_filter = to_query(AudienceSpec(filter=AudienceFilter(tags_any=["a"])))
+    by_ids = to_query(AudienceSpec(subject_ids=["s1", "s2"]))
+    by_list = to_query(AudienceSpec(list_id=LIST))
+    mixed = to_query(AudienceSpec(subject_ids=["s1"], filter=AudienceFilter(tags_any=["a"])))
+
+    assert phone_order_hint(by_filter) == {"hint": PHONE_ORDER}
+    # Ids and lists have indexes of their own; a mix is left to the planner.
+    assert phone_order_hint(by_ids) == phone_order_hint(by_list) == phone_order_hint(mixed) == {}
