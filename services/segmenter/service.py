@@ -128,7 +128,8 @@ async def _segment(
     shard: str,
 ) -> None:
     notice_id = notice["_id"]
-    query = to_query(AudienceSpec.model_validate(notice["audience"]))
+    spec = AudienceSpec.model_validate(notice["audience"])
+    query = to_query(spec)
     checkpoint = part.get("checkpoint") or {}
     if checkpoint:
         log.info(
@@ -147,7 +148,7 @@ async def _segment(
     async for step in batches(
         audience_stream.stream(
             store,
-            query,
+            spec,
             after=checkpoint.get("last_phone_hash"),
             lo=part["lo"],
             hi=part["hi"],

@@ -14,6 +14,7 @@ order from the ``lists`` index, however many millions it holds.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -88,6 +89,49 @@ def _filter_query(f: AudienceFilter) -> dict[str, Any]:
         key = f"attributes.{name}"
         parts.append({key: {"$in": list(value)}} if isinstance(value, list) else {key: value})
     return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+def matcher(f: AudienceFilter) -> Callable[[Mapping[str, Any]], bool]:
+    """The filter ``f`` as a predicate over subject documents: true exactly where
+    :func:`to_query`'s query for ``f`` matches (MongoDB's rules for arrays, numbers and
+    booleans), for a reader that selects the audience itself from a range of the
+    directory it streams anyway (the segmenter)."""
+
+    def matches(doc: Mapping[str, Any]) -> bool:
+        tags = _values(doc.get("tags"))
+        if f.tags_any and not any(_equal(t, want) for t in tags for want in f.tags_any):
+            return False
+        if f.tags_all and not all(any(_equal(t, want) for t in tags) for want in f.tags_all):
+            return False
+        attributes = doc.get("attributes")
+        for name, wanted in f.attributes.items():
+            found = attributes.get(name, _MISSING) if isinstance(attributes, Mapping) else _MISSING
+            options = wanted if isinstance(wanted, list) else [wanted]
+            if not any(_equal(v, want) for v in _values(found) for want in options):
+                return False
+        return True
+
+    return matches
+
+
+_MISSING = object()
+
+
+def _values(found: Any) -> list[Any]:
+    """What an equality on a field compares with: the value, or each element of an array."""
+    if found is _MISSING or found is None:
+        return []
+    return list(found) if isinstance(found, list) else [found]
+
+
+def _equal(value: Any, wanted: Any) -> bool:
+    """BSON equality of a stored value and a filter's scalar: a boolean equals only a
+    boolean, numbers compare by value across int and float, a string only a string."""
+    if isinstance(value, bool) or isinstance(wanted, bool):
+        return isinstance(value, bool) and isinstance(wanted, bool) and value is wanted
+    if isinstance(value, int | float) and isinstance(wanted, int | float):
+        return value == wanted
+    return type(value) is type(wanted) and value == wanted
 
 
 def to_query(spec: AudienceSpec) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alimi.audience import AudienceFilter, AudienceSpec, to_query
-from alimi_segmenter.audience_stream import PHONE_ORDER, in_phone_order, phone_order_hint
+from alimi_segmenter.audience_stream import in_phone_order, reading
 
 LIST = "lst_0123456789abcdef0123"
 
@@ -46,12 +46,23 @@ def test_when_a_partition_is_streamed__then_its_range_bounds_the_hashes() -> Non
     assert last["phone_hash"] == {"$gte": "c000"}
 
 
-def test_when_the_audience_is_a_filter__then_the_phone_order_index_is_hinted() -> None:
-    by_filter = to_query(AudienceSpec(filter=AudienceFilter(tags_any=["a"])))
-    by_ids = to_query(AudienceSpec(subject_ids=["s1", "s2"]))
-    by_list = to_query(AudienceSpec(list_id=LIST))
-    mixed = to_query(AudienceSpec(subject_ids=["s1"], filter=AudienceFilter(tags_any=["a"])))
+def test_when_the_audience_is_a_filter__then_the_range_is_read_and_the_segmenter_selects() -> None:
+    spec = AudienceSpec(filter=AudienceFilter(tags_any=["a"]))
 
-    assert phone_order_hint(by_filter) == {"hint": PHONE_ORDER}
-    # Ids and lists have indexes of their own; a mix is left to the planner.
-    assert phone_order_hint(by_ids) == phone_order_hint(by_list) == phone_order_hint(mixed) == {}
+    query, fields, selects = reading(spec, None, "4000", "8000")
+
+    assert query == {"phone_hash": {"$gte": "4000", "$lt": "8000"}}  # the range alone
+    assert fields["tags"] == fields["attributes"] == 1
+    assert selects is not None
+    assert selects({"tags": ["a", "b"]}) and not selects({"tags": ["b"]})
+
+
+def test_when_the_audience_is_ids_or_a_list__then_the_server_filters_it() -> None:
+    for spec in (
+        AudienceSpec(subject_ids=["s1", "s2"]),
+        AudienceSpec(list_id=LIST),
+        AudienceSpec(subject_ids=["s1"], filter=AudienceFilter(tags_any=["a"])),
+    ):
+        query, _fields, selects = reading(spec, "4abc")
+        assert selects is None
+        assert query == in_phone_order(to_query(spec), "4abc")
