@@ -10,9 +10,9 @@ from rich.table import Table
 from rich.text import Text
 
 from alimi_cli import documents
+from alimi_cli.notice_counts import CHANNEL_COLUMNS, channel_rows
 from alimi_cli.options import common, session
 from alimi_cli.output import add_row, duration, table, time_left
-from alimi_cli.progress import CHANNEL_COLUMNS, channel_rows
 
 
 @click.group()
@@ -92,7 +92,7 @@ def overdue_line(console: Console, answer: dict[str, Any]) -> None:
 
 
 def notices_table(notices: list[dict[str, Any]]) -> Table:
-    """Each notice's receipts per channel (see alimi_cli.progress for the columns)."""
+    """Each notice's receipts per channel (see alimi_cli.notice_counts for the columns)."""
     found = table("notice", "state", "channel", *CHANNEL_COLUMNS)
     for notice in notices:
         rows = channel_rows(notice) or [("-", {})]

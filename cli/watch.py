@@ -15,9 +15,7 @@ from rich.text import Text
 
 from alimi_cli import incidents
 from alimi_cli.errors import CliError, Exit
-from alimi_cli.options import common, session
-from alimi_cli.output import Output, duration, time_left
-from alimi_cli.progress import (
+from alimi_cli.notice_counts import (
     UNTIL,
     Rate,
     Totals,
@@ -27,6 +25,8 @@ from alimi_cli.progress import (
     totals,
     watched,
 )
+from alimi_cli.options import common, session
+from alimi_cli.output import Output, duration, time_left
 
 HEARTBEAT_S = 10.0  # without a terminal, a line at least this often, even if nothing changed
 OUTAGE_S = 300.0  # how long the API may fail to answer before watch gives up (exit 3)

@@ -11,8 +11,8 @@ from alimi.attempts import Outcome
 from alimi.messages import DeliveryBatch, Recipient
 from alimi_delivery import kakao_client, metrics
 from alimi_delivery.claims import Standing
-from alimi_delivery.compose import NoticeMessage
 from alimi_delivery.kakao_client import KakaoClient, KakaoMessage, KakaoResult
+from alimi_delivery.provider_message import NoticeMessage
 from alimi_delivery.service import ChannelDelivery, retrying
 
 log = logging.getLogger("alimi.delivery")

@@ -33,10 +33,10 @@ from alimi.messages import Channel, DeliveryBatch, Recipient
 from alimi.store import Store
 from alimi_delivery import claims, metrics
 from alimi_delivery.claims import Standing
-from alimi_delivery.compose import NoticeMessage
 from alimi_delivery.guard import ProviderGuard
-from alimi_delivery.notices import NoticeMessages
+from alimi_delivery.notice_cache import NoticeMessages
 from alimi_delivery.provider_client import ProviderClient, ProviderResult, call_failed
+from alimi_delivery.provider_message import NoticeMessage
 from alimi_delivery.retries import Retries, RetryPolicy
 
 log = logging.getLogger("alimi.delivery")

@@ -9,7 +9,7 @@ from alimi import ids, sms_encoding, states
 from alimi.attempts import Outcome
 from alimi.messages import DeliveryBatch, Recipient
 from alimi_delivery import sms_client
-from alimi_delivery.compose import NoticeMessage, message_kind
+from alimi_delivery.provider_message import NoticeMessage, message_kind
 from alimi_delivery.service import ChannelDelivery, retrying
 from alimi_delivery.sms_client import SmsClient, SmsMessage, SmsResult
 

@@ -27,7 +27,7 @@ from alimi_intake import (
     console,
     dead_letter_views,
     idempotency,
-    imports,
+    import_views,
     privacy_views,
     status_page,
     views,
@@ -54,7 +54,7 @@ def init_app(settings: IntakeSettings) -> web.Application:
     )
     app.add_routes(views.routes)
     app.add_routes(privacy_views.routes)
-    app.add_routes(imports.routes)
+    app.add_routes(import_views.routes)
     app.add_routes(dead_letter_views.routes)
     app.add_routes(status_page.routes)
     app.add_routes(console.routes)

@@ -11,10 +11,10 @@ from .behaviour import Simulation
 from .config import SandboxConfig
 from .inbox import Inbox, KakaoMessage, Message
 from .inspection import Inspection
-from .kakao import KakaoGateway, TemplateRegistry
+from .kakao_simulator import KakaoGateway, TemplateRegistry
 from .reports import Channel, Reporter
-from .slack import SlackApi, SlackWorkspace
-from .sms_gateway import SmsGateway
+from .slack_simulator import SlackApi, SlackWorkspace
+from .sms_simulator import SmsGateway
 
 log = logging.getLogger("alimi.sandbox")
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from .behaviour import Behaviour, InvalidSetting
-from .kakao import BUILT_IN_TEMPLATES, Template
+from .kakao_simulator import BUILT_IN_TEMPLATES, Template
 
 T = TypeVar("T")
 

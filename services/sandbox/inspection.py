@@ -11,9 +11,9 @@ from aiohttp import web
 
 from .behaviour import InvalidSetting, Simulation
 from .inbox import Inbox, KakaoMessage, Message
-from .kakao import Template, TemplateRegistry
+from .kakao_simulator import Template, TemplateRegistry
 from .reports import Reporter
-from .slack import SlackWorkspace
+from .slack_simulator import SlackWorkspace
 
 log = logging.getLogger("alimi.sandbox")
 

@@ -17,7 +17,7 @@ from alimi_intake.settings import IntakeSettings
 from alimi_sandbox.app import init_app
 from alimi_sandbox.behaviour import Behaviour
 from alimi_sandbox.config import SandboxConfig
-from alimi_sandbox.kakao import Template
+from alimi_sandbox.kakao_simulator import Template
 from support import Deliveries
 
 

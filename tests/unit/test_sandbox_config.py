@@ -8,7 +8,7 @@ import pytest
 from alimi.templates import kakao_templates
 from alimi_sandbox.behaviour import Behaviour
 from alimi_sandbox.config import ConfigError, SandboxConfig
-from alimi_sandbox.kakao import BUILT_IN_TEMPLATES, Template
+from alimi_sandbox.kakao_simulator import BUILT_IN_TEMPLATES, Template
 
 # The templates file compose and the k8s sandbox component give the sandbox.
 DEPLOYED_TEMPLATES = (

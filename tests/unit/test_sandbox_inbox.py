@@ -1,7 +1,7 @@
 """The in-memory record of accepted messages."""
 
 from alimi_sandbox.inbox import Inbox, KakaoMessage, KakaoSubmission, Message, Submission
-from alimi_sandbox.kakao import search_result
+from alimi_sandbox.kakao_simulator import search_result
 
 SUBMISSION = Submission(
     request_id="20250101000000abc",

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from alimi_sandbox.behaviour import Behaviour
-from alimi_sandbox.kakao import (
+from alimi_sandbox.kakao_simulator import (
     INVALID_SENDER_KEY,
     NOT_KAKAO_USER,
     TEMPLATE_MISMATCH,
@@ -19,7 +19,7 @@ from alimi_sandbox.kakao import (
     parse_alimtalk_request,
     recipient_outcome,
 )
-from alimi_sandbox.sms_gateway import INVALID_RECIPIENT_COUNT, MALFORMED, Rejection
+from alimi_sandbox.sms_simulator import INVALID_RECIPIENT_COUNT, MALFORMED, Rejection
 from alimi_sandbox.suffixes import SuffixRanges
 
 SENDER_KEY = "sender-key"

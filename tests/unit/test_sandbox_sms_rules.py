@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from alimi_sandbox.sms_gateway import (
+from alimi_sandbox.sms_simulator import (
     INVALID_LMS_CONTENT,
     INVALID_RECIPIENT_COUNT,
     INVALID_SMS_BODY,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from alimi_cli.progress import Rate, channel_rows, failures, is_done, totals, watched
+from alimi_cli.notice_counts import Rate, channel_rows, failures, is_done, totals, watched
 
 
 def _notice(state: str, by_channel: dict[str, dict[str, int]], **kw: Any) -> dict[str, Any]:

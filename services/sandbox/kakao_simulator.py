@@ -23,7 +23,7 @@ from aiohttp import web
 from .behaviour import Behaviour, Fault, Simulation
 from .inbox import Inbox, KakaoMessage, KakaoSubmission
 from .reports import OUTCOMES, Accepted, Channel, Reporter
-from .sms_gateway import (
+from .sms_simulator import (
     INVALID_RECIPIENT_COUNT,
     INVALID_RECIPIENT_NUMBER,
     MAX_RECIPIENTS,

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from alimi.render import euc_kr_length
-from alimi_delivery.compose import (
+from alimi_delivery.provider_message import (
     LMS_TITLE_MAX_BYTES,
     SMS_MAX_BYTES,
     LocalisedNotice,

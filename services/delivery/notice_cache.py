@@ -6,7 +6,7 @@ import time
 
 from alimi import states
 from alimi.store import Store
-from alimi_delivery.compose import NoticeMessage
+from alimi_delivery.provider_message import NoticeMessage
 
 TTL_S = 30.0
 STATE_TTL_S = 1.0  # a halt takes effect within about this long
