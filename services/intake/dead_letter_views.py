@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from alimi.problems import ProblemError
-from alimi_intake import dead_letters
+from alimi_intake import dead_letters, repository
 from alimi_intake.access import requires
 from alimi_intake.context import CONTEXT
 
@@ -17,7 +17,7 @@ routes = web.RouteTableDef()
 async def list_dead_letters(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     notice_id = request.match_info["notice_id"]
-    notice = await ctx.store.notices.find_one({"_id": notice_id}, {"state": 1, "incident_id": 1})
+    notice = await repository.find_notice(ctx.store, notice_id, ["state", "incident_id"])
     if notice is None:
         raise ProblemError(404, "Not Found", "no notice with that id")
     found = await dead_letters.pending(ctx.store, notice_id)

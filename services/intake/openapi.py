@@ -29,7 +29,7 @@ from aiohttp.web_urldispatcher import AbstractRoute
 from pydantic import BaseModel
 
 from alimi.problems import MAX_HEADER_BYTES, MAX_JSON_DEPTH, MAX_URL_BYTES
-from alimi_intake import console, idempotency, rows, status_page
+from alimi_intake import console, idempotency, incident_list, rows, status_page
 from alimi_intake.access import PUBLIC, access_of
 from alimi_intake.models import IncidentIn, KeyIn, SubjectIn, UpdateIn
 
@@ -176,10 +176,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("GET", "/v1/incidents"): Operation(
         "The incidents, newest first, a page at a time (next_cursor: the next page)",
-        ok_schema=console.LIST_SCHEMA,
-        parameters=console.LIST_PARAMETERS,
+        ok_schema=incident_list.LIST_SCHEMA,
+        parameters=incident_list.LIST_PARAMETERS,
         extra={422: "limit out of range, or a cursor that names no incident"},
-        refusals=(Refusal(422, console.UNKNOWN_CURSOR, "the cursor names no incident"),),
+        refusals=(Refusal(422, incident_list.UNKNOWN_CURSOR, "the cursor names no incident"),),
     ),
     ("GET", "/v1/incidents/{incident_id}"): Operation(
         "An incident: its deadline, notices and receipt counts"

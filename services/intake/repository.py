@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -132,6 +132,44 @@ async def insert_incident_with_notice(
 
 async def find_incident(store: Store, incident_id: str) -> dict[str, Any] | None:
     return await store.incidents.find_one({"_id": incident_id})
+
+
+async def incidents_page(
+    store: Store, *, after: Mapping[str, Any] | None, limit: int
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` incidents, newest first, older than ``after`` (an incident)."""
+    query: dict[str, Any] = {}
+    if after is not None:
+        at = after["created_at"]
+        query = {
+            "$or": [{"created_at": {"$lt": at}}, {"created_at": at, "_id": {"$lt": after["_id"]}}]
+        }
+    cursor = store.incidents.find(query).sort([("created_at", -1), ("_id", -1)]).limit(limit)
+    return await cursor.to_list()
+
+
+async def notices_per_incident(store: Store, incident_ids: Sequence[str]) -> dict[str, int]:
+    return {
+        row["_id"]: row["n"]
+        async for row in await store.notices.aggregate(
+            [
+                {"$match": {"incident_id": {"$in": list(incident_ids)}}},
+                {"$group": {"_id": "$incident_id", "n": {"$sum": 1}}},
+            ]
+        )
+    }
+
+
+async def find_notice(
+    store: Store, notice_id: str, fields: Sequence[str] | None = None
+) -> dict[str, Any] | None:
+    """The notice ``notice_id`` (only ``fields``, if given), or None."""
+    projection = dict.fromkeys(fields, 1) if fields is not None else None
+    return await store.notices.find_one({"_id": notice_id}, projection)
+
+
+async def find_first_notice(store: Store, incident_id: str) -> dict[str, Any] | None:
+    return await store.notices.find_one({"incident_id": incident_id, "seq": 1})
 
 
 async def find_notices(store: Store, incident_id: str) -> list[dict[str, Any]]:

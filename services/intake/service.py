@@ -108,7 +108,7 @@ async def create_update(
     (four-eyes: nothing one person alone posts changes what the public sees).
     """
     now = _now()
-    first = await store.notices.find_one({"incident_id": incident["_id"], "seq": 1})
+    first = await repository.find_first_notice(store, incident["_id"])
     audience = (
         request.audience.model_dump(mode="json")
         if request.audience is not None

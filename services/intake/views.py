@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -12,7 +13,16 @@ from alimi import api_keys, problems
 from alimi.audience import AudienceSpec
 from alimi.problems import ProblemError
 from alimi.store import Store
-from alimi_intake import audit, dead_letters, importer, notices, openapi, service
+from alimi_intake import (
+    audit,
+    dead_letters,
+    importer,
+    incident_list,
+    notices,
+    openapi,
+    repository,
+    service,
+)
 from alimi_intake.access import KEY, public, requires
 from alimi_intake.context import CONTEXT
 from alimi_intake.models import (
@@ -154,7 +164,7 @@ async def create_incident(request: web.Request) -> web.Response:
 @requires("incidents:write")
 async def post_update(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    incident = await ctx.store.incidents.find_one({"_id": request.match_info["incident_id"]})
+    incident = await repository.find_incident(ctx.store, request.match_info["incident_id"])
     if incident is None:
         raise ProblemError(404, "Not Found", "no incident with that id")
     body = await problems.read_json(request)
@@ -180,6 +190,17 @@ async def post_update(request: web.Request) -> web.Response:
     return web.json_response(created, status=201)
 
 
+@routes.get("/v1/incidents")
+@requires("incidents:read")
+async def get_incidents(request: web.Request) -> web.Response:
+    limit, cursor = incident_list.page_request(request)
+    ctx = request.app[CONTEXT]
+    listed = await incident_list.list_incidents(
+        ctx.store, limit=limit, cursor=cursor, now=datetime.now(UTC)
+    )
+    return web.json_response(listed)
+
+
 @routes.get("/v1/incidents/{incident_id}")
 @requires("incidents:read")
 async def get_incident(request: web.Request) -> web.Response:
@@ -195,7 +216,7 @@ async def get_incident(request: web.Request) -> web.Response:
 async def replay_dead_letters(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     notice_id = request.match_info["notice_id"]
-    if await ctx.store.notices.find_one({"_id": notice_id}, {"_id": 1}) is None:
+    if await repository.find_notice(ctx.store, notice_id, ["_id"]) is None:
         raise ProblemError(404, "Not Found", "no notice with that id")
     try:
         replayed = await dead_letters.replay(ctx.store, ctx.bus, notice_id)

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from alimi import api_keys
 from alimi.store import Store
-from alimi_intake import console
+from alimi_intake import console, incident_list
 from alimi_intake.app import init_app
 from alimi_intake.settings import IntakeSettings
 
@@ -118,7 +118,7 @@ async def test_without_a_limit__then_twenty_and_with_no_incidents__then_an_empty
         [_incident(n, T0 - timedelta(minutes=n)) for n in range(1, 23)]
     )
     page = await (await client.get("/v1/incidents", headers=headers)).json()
-    assert len(page["incidents"]) == console.DEFAULT_LIMIT
+    assert len(page["incidents"]) == incident_list.DEFAULT_LIMIT
     assert page["next_cursor"] == f"inc_{20:020x}"
 
 

@@ -9,7 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from alimi_intake import console
+from alimi_intake import console, incident_list
 
 
 def test_the_inline_style_is_the_one_the_content_security_policy_allows() -> None:
@@ -62,7 +62,7 @@ def test_a_list_row_names_the_incident_its_deadline_and_time_left() -> None:
         "deadline": now + timedelta(hours=69),
         "contact": "고객센터 1599-0000",
     }
-    assert console.incident_summary(incident, notices=2, now=now) == {
+    assert incident_list.incident_summary(incident, notices=2, now=now) == {
         "incident_id": "inc_0123456789abcdef0123",
         "title": "회원 정보 유출",
         "severity": "high",
@@ -84,6 +84,6 @@ def test_without_a_stored_deadline__then_it_is_72_hours_after_discovery_and_may_
         "created_at": datetime(2026, 11, 28, tzinfo=UTC),
         "discovered_at": datetime(2026, 11, 28, tzinfo=UTC),
     }
-    row = console.incident_summary(incident, notices=0, now=now)
+    row = incident_list.incident_summary(incident, notices=0, now=now)
     assert row["deadline"] == "2026-12-01T00:00:00+00:00"
     assert row["seconds_left"] == -4 * 24 * 3600
