@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml deploy/devstack/pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 ROWS ?= 1000000
 N ?= 100000
@@ -16,11 +16,11 @@ DELIVERY ?= 1
 help: ## list the targets
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml deploy/devstack/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet --no-deps -e . -e deploy/devstack
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 .PHONY: install
@@ -40,7 +40,7 @@ chromium: ## make sure headless chromium and a Hangul font are installed (Debian
 
 .PHONY: run
 run: install rabbitmq ## start the whole system locally (SecantusDB unless MONGO_URL is set)
-	$(PY) -m alimi.devstack
+	$(PY) -m alimi_devstack
 
 .PHONY: test
 test: install rabbitmq prometheus chromium ## run the whole test suite (unit, integration, end-to-end, chaos)
@@ -60,10 +60,10 @@ bench: install rabbitmq ## one notice to N people (N=100000; SEGMENTERS=1 DELIVE
 
 .PHONY: lint
 lint: install ## ruff and mypy over shared/, services/ and cli/
-	$(VENV)/bin/ruff check shared services cli tests
-	$(VENV)/bin/ruff format --check shared services cli tests
+	$(VENV)/bin/ruff check shared services cli tests bench deploy
+	$(VENV)/bin/ruff format --check shared services cli tests bench deploy
 	@# no incremental cache: a stale one mixes up the editable install and the sources
-	$(VENV)/bin/mypy --cache-dir=/dev/null shared/alimi services cli
+	$(VENV)/bin/mypy --cache-dir=/dev/null shared/alimi services cli deploy/devstack/alimi_devstack
 
 .PHONY: lock
 lock: ## re-resolve requirements.lock from pyproject.toml

@@ -2,7 +2,7 @@
 
 Generates a CSV of ``--rows`` people (streamed to a temporary file, one row in
 every ``--bad-every`` with an invalid phone number), starts SecantusDB and the
-intake service as separate processes (``alimi.devstack.Stack``; RabbitMQ must
+intake service as separate processes (``alimi_devstack.Stack``; RabbitMQ must
 be running), uploads the file with a streaming client to
 ``POST /v1/subjects/import`` and samples the intake process's resident memory
 while it imports. Prints rows per second and the intake's peak RSS.
@@ -32,8 +32,8 @@ import aio_pika
 import aiohttp
 
 from alimi import topology
-from alimi.devstack import DEFAULT_AMQP_URL, Stack, StackError
 from alimi.store import Store
+from alimi_devstack import DEFAULT_AMQP_URL, Stack, StackError
 
 MB = 1024 * 1024
 

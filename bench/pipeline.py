@@ -6,7 +6,7 @@ What it does, in order:
 
 1. starts SecantusDB (unless ``--mongo-url``) and seeds N people straight into
    MongoDB (``seeding.py``);
-2. starts every Alimi service as its own process (``alimi.devstack.Stack``;
+2. starts every Alimi service as its own process (``alimi_devstack.Stack``;
    RabbitMQ must be running), the sandbox providers answering each call after
    a fixed latency (``--latency-ms``, 20 by default) with no rate limit;
 3. measures the ceilings for ``--ceiling-s`` seconds each (``ceilings.py``): the
@@ -43,8 +43,8 @@ import sampling
 import seeding
 
 from alimi import partitions, states
-from alimi.devstack import DEFAULT_AMQP_URL, Stack, StackError
 from alimi.store import Store
+from alimi_devstack import DEFAULT_AMQP_URL, Stack, StackError
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 SAMPLE_S = 0.5

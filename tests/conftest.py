@@ -19,8 +19,8 @@ import pytest
 
 from alimi import topology
 from alimi.bus import Bus
-from alimi.devstack import DEFAULT_AMQP_URL, Stack, StackError, rabbitmq_answers
 from alimi.store import Store
+from alimi_devstack import DEFAULT_AMQP_URL, Stack, StackError, rabbitmq_answers
 
 AMQP_URL = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
 

@@ -13,7 +13,6 @@ from aiohttp.test_utils import TestServer
 
 from alimi import attempts, counters, ids, receipt_view, states
 from alimi.bus import Bus
-from alimi.devstack import Stack
 from alimi.messages import DeliveryBatch, parse
 from alimi.store import Store
 from alimi_delivery.guard import ProviderGuard
@@ -24,6 +23,7 @@ from alimi_delivery.retries import RetryPolicy
 from alimi_delivery.sms_client import PROVIDER as SMS_PROVIDER
 from alimi_delivery.sms_client import SmsClient
 from alimi_delivery.sms_delivery import SmsDelivery
+from alimi_devstack import Stack
 
 
 @dataclass

@@ -19,7 +19,7 @@ import harness
 import pytest
 from harness import BASE_ENV, StartStack, delete_namespace
 
-from alimi.devstack import Stack, StackError
+from alimi_devstack import Stack, StackError
 
 BASELINE_PREFIX = "test_without_faults["
 REPORT = Path(__file__).resolve().parents[2] / "test-artifacts" / "chaos-times.md"

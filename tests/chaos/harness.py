@@ -32,8 +32,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
 from alimi import counters, crypto, ids, partitions, states, topology
-from alimi.devstack import Stack, eventually
 from alimi.store import Store
+from alimi_devstack import Stack, eventually
 from alimi_intake.models import SubjectIn
 from alimi_intake.service import subject_document
 from support import receipts_of

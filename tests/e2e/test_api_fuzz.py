@@ -32,8 +32,8 @@ from schemathesis.hooks import HookContext
 from schemathesis.openapi.checks import RejectedPositiveData
 
 from alimi.bus import Bus
-from alimi.devstack import Stack, StackError
 from alimi.store import Store
+from alimi_devstack import Stack, StackError
 
 pytestmark = pytest.mark.e2e
 

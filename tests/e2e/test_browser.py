@@ -27,7 +27,7 @@ import aiohttp
 import pytest
 from browser import Browser, Page, chromium_path
 
-from alimi.devstack import Stack, eventually
+from alimi_devstack import Stack, eventually
 from support import approve, operator_session
 
 pytestmark = pytest.mark.e2e

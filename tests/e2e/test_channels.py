@@ -17,8 +17,8 @@ import pytest
 from bson import json_util
 
 from alimi import counters
-from alimi.devstack import Stack, eventually
 from alimi.store import Store
+from alimi_devstack import Stack, eventually
 from support import approve, operator_session, receipts_of
 
 pytestmark = pytest.mark.e2e

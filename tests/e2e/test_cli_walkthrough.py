@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from alimi.devstack import Stack
+from alimi_devstack import Stack
 
 pytestmark = pytest.mark.e2e
 

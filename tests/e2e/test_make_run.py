@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from alimi.devstack import CURL_EXAMPLE, free_port, wait_for_port
+from alimi_devstack import CURL_EXAMPLE, free_port, wait_for_port
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 
 from alimi import crypto, phone, topology
-from alimi.devstack import Stack, eventually
 from alimi.store import Store
+from alimi_devstack import Stack, eventually
 from support import approve, operator_session, receipts_of
 
 pytestmark = pytest.mark.e2e

@@ -24,8 +24,8 @@ import aiohttp
 import pytest
 import yaml
 
-from alimi.devstack import Stack, StackError, eventually, free_port, wait_ready
 from alimi.store import Store
+from alimi_devstack import Stack, StackError, eventually, free_port, wait_ready
 from support import receipts_of
 
 pytestmark = pytest.mark.e2e

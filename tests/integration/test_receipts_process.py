@@ -5,8 +5,8 @@ from __future__ import annotations
 import aiohttp
 from pydantic import SecretStr
 
-from alimi.devstack import free_port
 from alimi.store import Store
+from alimi_devstack import free_port
 from alimi_receipts.app import ReceiptsProcess
 from alimi_receipts.settings import ReceiptsSettings
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from alimi.devstack import free_port
+from alimi_devstack import free_port
 
 
 def sandbox_env(**variables: str) -> dict[str, str]:

@@ -3,7 +3,7 @@
 Starts SecantusDB (a MongoDB-wire server) as its own process when no MongoDB
 URL is given, checks that RabbitMQ answers, starts the sandbox providers and
 every service as separate processes, and waits until each reports ready.
-``python -m alimi.devstack`` runs it in the foreground with interleaved logs
+``python -m alimi_devstack`` runs it in the foreground with interleaved logs
 until Ctrl-C.
 """
 
@@ -481,7 +481,7 @@ curl -s {sandbox}/_sandbox/slack/messages
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m alimi.devstack", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m alimi_devstack", description=__doc__)
     parser.add_argument(
         "--data-dir",
         default=os.environ.get("ALIMI_DATA_DIR", ".alimi-data"),
@@ -539,7 +539,3 @@ def main(argv: list[str] | None = None) -> int:
         print("\nStopping...", flush=True)
         stack.stop_all()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
