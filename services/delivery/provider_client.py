@@ -104,6 +104,7 @@ class ProviderClient(Generic[OutcomeT]):
     ) -> None:
         self.session = session
         self.secret_key = secret_key
+        self.timeout_s = timeout_s
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.log = log
 
@@ -122,21 +123,35 @@ class ProviderClient(Generic[OutcomeT]):
                 data = await resp.json(content_type=None) if status < 500 else None
         except (aiohttp.ClientError, TimeoutError) as exc:
             code, in_doubt = transport_failure(exc)
-            raise CallFailed(code, f"{type(exc).__name__}: {exc}", in_doubt=in_doubt) from None
+            raise CallFailed(code, self.describe(exc), in_doubt=in_doubt) from None
         except ValueError as exc:  # a body that is not JSON
             raise CallFailed("bad_response", str(exc), in_doubt=True) from None
         return Answer(status, wait, data if isinstance(data, dict) else None)
 
+    def describe(self, exc: BaseException) -> str:
+        """A failed call's error, a timeout naming the setting that bounds it."""
+        if isinstance(exc, TimeoutError):
+            return (
+                f"TimeoutError: no answer from {self.what} within {self.timeout_s:g} s "
+                "(ALIMI_PROVIDER_TIMEOUT_S)"
+            )
+        return f"{type(exc).__name__}: {exc}"
+
     async def find(self, key: str) -> str | None:
-        """The message id the provider gave a message sent with ``key``, if it has one."""
-        async with self.session.get(
-            self.find_url,
-            params={"recipientGroupingKey": key},
-            headers=self.headers,
-            timeout=self.timeout,
-        ) as resp:
-            resp.raise_for_status()
-            data = await resp.json(content_type=None)
+        """The message id the provider gave a message sent with ``key``, if it has one.
+
+        A timeout raises :class:`TimeoutError` naming the bound."""
+        try:
+            async with self.session.get(
+                self.find_url,
+                params={"recipientGroupingKey": key},
+                headers=self.headers,
+                timeout=self.timeout,
+            ) as resp:
+                resp.raise_for_status()
+                data = await resp.json(content_type=None)
+        except TimeoutError as exc:
+            raise TimeoutError(self.describe(exc).removeprefix("TimeoutError: ")) from None
         found = self.found_messages(data or {})
         if not found:
             return None

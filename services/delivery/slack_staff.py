@@ -358,9 +358,15 @@ class StaffNotifier:
                 },
             )
             raise Unprocessable(f"slack {method}: {error}") from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except TimeoutError:
             POSTS.labels(stage, "retry").inc()
-            raise RetryLater(f"slack {method}: {type(exc).__name__}") from None
+            raise RetryLater(
+                f"slack {method}: no answer within {self.client.timeout} s "
+                "(ALIMI_PROVIDER_TIMEOUT_S)"
+            ) from None
+        except aiohttp.ClientError as exc:
+            POSTS.labels(stage, "retry").inc()
+            raise RetryLater(f"slack {method}: {type(exc).__name__}: {exc}") from None
         finally:
             PROVIDER_LATENCY.labels(PROVIDER, method).observe(time.perf_counter() - started)
         POSTS.labels(stage, "ok").inc()

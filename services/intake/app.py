@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -11,7 +10,7 @@ from aiohttp import web
 from alimi import problems
 from alimi.bus import Bus
 from alimi.ops import ApiProcess, metrics_middleware
-from alimi.process import retry_until
+from alimi.process import cancel_and_wait, retry_until
 from alimi.store import (
     API_KEYS,
     AUDIT,
@@ -65,7 +64,7 @@ def init_app(settings: IntakeSettings) -> web.Application:
     app.on_startup.append(every_route_declares_access)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        store = Store(settings.mongo_url.get_secret_value(), settings.mongo_db)
+        store = Store.from_settings(settings)
         bus = Bus.from_settings(settings)
         await retry_until("mongodb", lambda: store.ensure_indexes(*OWNED_COLLECTIONS))
         await retry_until("rabbitmq", bus.connect)
@@ -73,9 +72,7 @@ def init_app(settings: IntakeSettings) -> web.Application:
         app[CONTEXT] = Context(settings=settings, store=store, bus=bus, outbox_relay=relay)
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
         yield
-        relay_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await relay_task
+        await cancel_and_wait([relay_task])
         await bus.close()
         await store.close()
 
@@ -92,6 +89,7 @@ class IntakeProcess(ApiProcess):
             ops_host=settings.ops_host,
             ops_port=settings.ops_port,
             checks={"rabbitmq": self._bus_ready, "mongodb": self._store_ready},
+            shutdown_timeout_s=settings.shutdown_timeout_s,
         )
 
     async def _bus_ready(self) -> bool:

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     async def go() -> int:
-        store = Store(settings.mongo_url.get_secret_value(), settings.mongo_db)
+        store = Store.from_settings(settings)
         try:
             return await _run(args, store)
         finally:

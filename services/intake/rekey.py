@@ -30,7 +30,7 @@ log = logging.getLogger("alimi.intake.rekey")
 
 
 async def _run(settings: IntakeSettings, chunk: int) -> Rekeyed:
-    store = Store(settings.mongo_url.get_secret_value(), settings.mongo_db)
+    store = Store.from_settings(settings)
     try:
         return await rekey_subjects(store, settings.phone_keyring, chunk=chunk)
     finally:

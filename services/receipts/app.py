@@ -9,7 +9,6 @@ background, started and cancelled with the app.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -18,7 +17,7 @@ from aiohttp import web
 from alimi import problems
 from alimi.counters import Shards
 from alimi.ops import ApiProcess, metrics_middleware
-from alimi.process import retry_until
+from alimi.process import cancel_and_wait, retry_until
 from alimi.store import ATTEMPTS, DELIVERY_REPORTS, NOTICE_COUNTS, REPORT_INBOX, Store
 from alimi_receipts import applier, inbox, metrics, views
 from alimi_receipts.context import CONTEXT, Context
@@ -39,7 +38,7 @@ def init_app(settings: ReceiptsSettings) -> web.Application:
     metrics.declare(CHANNELS)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        store = Store(settings.mongo_url.get_secret_value(), settings.mongo_db)
+        store = Store.from_settings(settings)
         # delivery owns the attempts and counters indexes; ensuring them here too
         # (idempotent) lets this service start and work on its own
         try:
@@ -65,11 +64,7 @@ def init_app(settings: ReceiptsSettings) -> web.Application:
         ]
         tasks.append(asyncio.create_task(_watch_backlog(store), name="report-backlog"))
         yield
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         await store.close()
 
     app.cleanup_ctx.append(resources)
@@ -98,6 +93,7 @@ class ReceiptsProcess(ApiProcess):
             ops_host=settings.ops_host,
             ops_port=settings.ops_port,
             checks={"mongodb": self._store_ready},
+            shutdown_timeout_s=settings.shutdown_timeout_s,
         )
 
     async def _store_ready(self) -> bool:

@@ -38,6 +38,7 @@ from prometheus_client import Counter
 from alimi import poison, topology
 from alimi.messages import InvalidMessage, parse
 from alimi.poison import PoisonPolicy
+from alimi.process import cancel_and_wait
 from alimi.settings import BaseSettings
 
 log = logging.getLogger("alimi.bus")
@@ -231,10 +232,8 @@ class Consumer(Generic[M]):
         if pending:
             log.info("draining", extra={"queue": self.queue_name, "in_flight": len(pending)})
             _done, not_done = await asyncio.wait(pending, timeout=grace_s)
-            for task in not_done:
-                task.cancel()
             if not_done:
-                await asyncio.wait(not_done)
+                await cancel_and_wait(not_done)
                 log.warning(
                     "grace period over; unfinished messages go back to the queue",
                     extra={"queue": self.queue_name, "count": len(not_done)},

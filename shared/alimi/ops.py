@@ -49,15 +49,25 @@ def routes(checks: dict[str, ReadinessCheck]) -> web.RouteTableDef:
 class OpsServer:
     """A tiny aiohttp server on its own port, kept apart from any public API."""
 
-    def __init__(self, host: str, port: int, checks: dict[str, ReadinessCheck]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        checks: dict[str, ReadinessCheck],
+        *,
+        shutdown_timeout_s: float = 10.0,
+    ) -> None:
         self.host = host
         self.port = port
         self.app = web.Application()
         self.app.add_routes(routes(checks))
+        self.shutdown_timeout_s = shutdown_timeout_s
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(
+            self.app, access_log=None, shutdown_timeout=self.shutdown_timeout_s
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
@@ -72,7 +82,9 @@ class ApiProcess:
     """An HTTP API application and its ops side-server, started and stopped together.
 
     The API's resources (store, bus) open and close in the app's cleanup
-    context; ``checks`` report readiness on the ops port.
+    context; ``checks`` report readiness on the ops port. On stop, requests in
+    flight get ``shutdown_timeout_s`` (``ALIMI_SHUTDOWN_TIMEOUT_S``) to finish and
+    are then cancelled (aiohttp's own default is 60 s: past Kubernetes' grace period).
     """
 
     def __init__(
@@ -84,12 +96,13 @@ class ApiProcess:
         ops_host: str,
         ops_port: int,
         checks: dict[str, ReadinessCheck],
+        shutdown_timeout_s: float = 10.0,
     ) -> None:
         self.app = app
         self.host = host
         self.port = port
-        self.ops = OpsServer(ops_host, ops_port, checks)
-        self._runner = web.AppRunner(app, access_log=None)
+        self.ops = OpsServer(ops_host, ops_port, checks, shutdown_timeout_s=shutdown_timeout_s)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout_s)
 
     async def start(self) -> None:
         await self.ops.start()

@@ -12,8 +12,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol, TypeVar
 
 from alimi import logging as alimi_logging
 from alimi.settings import BaseSettings, SettingsError, load
@@ -93,3 +93,22 @@ async def retry_until(
             log.warning("waiting for dependency", extra={"dependency": what, "error": repr(exc)})
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+RECANCEL_EVERY_S = 0.5
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait until every one has ended, cancelling again as needed.
+
+    A single ``cancel()`` can be lost: on Python 3.11, ``asyncio.wait_for`` with a
+    timeout returns the result instead of raising when the cancellation arrives as
+    the awaited call completes, and PyMongo awaits its socket writes that way once an
+    operation timeout (``timeoutMS``) is set. A loop around such calls would then never
+    end, and neither would a shutdown waiting for it.
+    """
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=RECANCEL_EVERY_S)

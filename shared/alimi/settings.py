@@ -55,6 +55,13 @@ class BaseSettings(BaseModel):
         description="declare replicated quorum queues, not classic ones; every service of a "
         "namespace must agree, and an existing namespace keeps the type it was created with",
     )
+    # Every wait on a dependency is bounded (and named in the error when it runs out).
+    mongo_timeout_ms: int = Field(
+        10_000,
+        ge=100,
+        le=600_000,
+        description="PyMongo's timeoutMS: the longest any one database operation may take",
+    )
     amqp_timeout_s: float = Field(
         30.0, gt=0, le=300, description="the longest a publish waits for the broker's confirm"
     )
@@ -63,6 +70,13 @@ class BaseSettings(BaseModel):
         ge=1,
         lt=BROKER_DELIVERY_LIMIT,
         description="failures after which a consumed message goes to its dead-letter queue",
+    )
+    shutdown_timeout_s: float = Field(
+        10.0,
+        ge=0,
+        le=60,
+        description="on SIGTERM, how long an HTTP server (API, ops) lets requests in flight "
+        "finish; with the rest of shutdown it must end inside the Kubernetes grace period",
     )
     phone_hash_key: SecretStr = Field(
         SecretStr("alimi-development-only-phone-hash-key"),

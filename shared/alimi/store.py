@@ -16,6 +16,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from alimi.settings import BaseSettings
+
 T = TypeVar("T")  # what a transaction's work returns
 
 INCIDENTS = "incidents"
@@ -122,6 +124,17 @@ class Store:
             url, tz_aware=True, serverSelectionTimeoutMS=5000, **client_options
         )
         self.db: AsyncDatabase[dict[str, Any]] = self.client[database]
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> Store:
+        """The store a service's settings describe, every operation bounded by
+        ``ALIMI_MONGO_TIMEOUT_MS`` (PyMongo's ``timeoutMS``: a hung call raises a timeout
+        error that names it, instead of hanging its handler)."""
+        return cls(
+            settings.mongo_url.get_secret_value(),
+            settings.mongo_db,
+            timeoutMS=settings.mongo_timeout_ms,
+        )
 
     def __getitem__(self, name: str) -> AsyncCollection[dict[str, Any]]:
         return self.db[name]

@@ -8,7 +8,6 @@ drains in-flight messages up to the grace period before closing connections.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from alimi.bus import Bus, Consumer, Handler
 from alimi.ops import OpsServer
 from alimi.poison import PoisonPolicy
-from alimi.process import retry_until
+from alimi.process import cancel_and_wait, retry_until
 from alimi.settings import BaseSettings
 from alimi.store import Store
 
@@ -30,12 +29,13 @@ class WorkerRuntime:
         self.settings = settings
         self.owned_collections = owned_collections
         self.grace_s = grace_s
-        self.store = Store(settings.mongo_url.get_secret_value(), settings.mongo_db)
+        self.store = Store.from_settings(settings)
         self.bus = Bus.from_settings(settings)
         self.ops = OpsServer(
             settings.ops_host,
             settings.ops_port,
             {"rabbitmq": self._bus_ready, "mongodb": self.store.ping},
+            shutdown_timeout_s=settings.shutdown_timeout_s,
         )
         self.consumers: list[Consumer[Any]] = []
         self._loops: list[Callable[[], Coroutine[Any, Any, None]]] = []
@@ -74,11 +74,7 @@ class WorkerRuntime:
 
     async def stop(self) -> None:
         await asyncio.gather(*(c.stop(self.grace_s) for c in self.consumers))
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         await self.bus.close()
         await self.store.close()
         await self.ops.stop()

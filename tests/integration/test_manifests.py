@@ -500,10 +500,14 @@ def test_when_a_pod_is_stopped__then_kubernetes_waits_for_its_pause_and_drain_pl
 
     for name, deployment in of_kind(objects, "Deployment").items():
         (container,) = containers(deployment)
-        drain = 0.0
         if name in WORKERS:
             default = WORKER_SETTINGS[name].model_fields["drain_grace_s"].default
             drain = float(env_values(container, config).get("ALIMI_DRAIN_GRACE_S", default))
+        elif name in SERVICE_SETTINGS:  # an HTTP service: requests in flight get this long
+            default = BaseSettings.model_fields["shutdown_timeout_s"].default
+            drain = float(env_values(container, config).get("ALIMI_SHUTDOWN_TIMEOUT_S", default))
+        else:  # the sandbox, a test double
+            drain = 0.0
         pause = pre_stop_pause_s(container)
         grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         assert grace >= pause + drain + SHUTDOWN_MARGIN_S, (

@@ -1,0 +1,147 @@
+"""Every wait on a dependency is bounded, and the error says which bound ran out: the
+database (``ALIMI_MONGO_TIMEOUT_MS``), the broker (``ALIMI_AMQP_TIMEOUT_S``) and the
+providers (``ALIMI_PROVIDER_TIMEOUT_S``). A handler whose call times out is retried
+by the consumer's normal path. Real MongoDB-wire server (its fail points hold a
+command), real RabbitMQ, the sandbox over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import pytest
+from chaos.harness import fail_point
+from pymongo.errors import PyMongoError
+
+from alimi import topology
+from alimi.bus import BrokerTimeout, Bus, Consumer
+from alimi.messages import NoticeApproved
+from alimi.poison import FAILURES_HEADER, PoisonPolicy
+from alimi.settings import BaseSettings
+from alimi.store import Store
+from alimi_delivery.sms_client import SmsClient, SmsMessage
+
+
+@pytest.fixture
+async def slow_store(mongo_url: str, namespace: str) -> AsyncIterator[Store]:
+    """A store as a service builds it, with a 300 ms operation timeout and an appName a
+    fail point can be aimed at; the fail point is switched off afterwards."""
+    settings = BaseSettings(
+        mongo_url=f"{mongo_url}{'&' if '?' in mongo_url else '?'}appName=slow-{namespace}",
+        mongo_db=namespace,
+        mongo_timeout_ms=300,
+    )
+    store = Store.from_settings(settings)
+    yield store
+    await fail_point(mongo_url, "off")
+    await store.close()
+
+
+async def _hold_finds(mongo_url: str, namespace: str, times: int) -> None:
+    await fail_point(
+        mongo_url,
+        {"times": times},
+        {
+            "failCommands": ["find"],
+            "blockConnection": True,
+            "blockTimeMS": 2000,
+            "appName": f"slow-{namespace}",
+        },
+    )
+
+
+async def test_when_a_database_call_hangs__then_it_times_out_naming_the_bound(
+    slow_store: Store, mongo_url: str, namespace: str
+) -> None:
+    await _hold_finds(mongo_url, namespace, times=1)
+    with pytest.raises(PyMongoError) as timed_out:
+        await slow_store.notices.find_one({"_id": "ntc_1"})
+    assert timed_out.value.timeout, timed_out.value
+    assert "timeoutMS: 300" in str(timed_out.value), str(timed_out.value)
+
+
+async def test_when_a_handlers_database_call_times_out__then_the_consumer_tries_it_again(
+    bus: Bus, slow_store: Store, mongo_url: str, namespace: str
+) -> None:
+    await _hold_finds(mongo_url, namespace, times=1)
+    failures_seen: list[Any] = []
+    done = asyncio.Event()
+
+    async def handler(event: NoticeApproved, incoming: Any) -> None:
+        failures_seen.append((incoming.headers or {}).get(FAILURES_HEADER))
+        await slow_store.notices.find_one({"_id": event.notice_id})
+        done.set()
+
+    consumer = Consumer(
+        bus,
+        topology.SEGMENTER_QUEUE,
+        NoticeApproved,
+        handler,
+        prefetch=1,
+        poison=PoisonPolicy(limit=3, first_pause_s=0.05),
+    )
+    await consumer.start()
+    event = NoticeApproved(notice_id="ntc_1", incident_id="inc_1", approved_at=datetime.now(UTC))
+    await bus.publish(topology.EVENTS, topology.NOTICE_APPROVED, event.to_bytes(), message_id="t")
+    await asyncio.wait_for(done.wait(), 20)
+    await consumer.stop(grace_s=5)
+    assert failures_seen == [None, 1]  # the timeout counted once, then it went through
+
+
+async def test_when_the_broker_does_not_confirm_in_time__then_the_publish_names_the_bound(
+    amqp_url: str, namespace: str
+) -> None:
+    impatient = Bus(amqp_url, namespace, publish_timeout_s=0.000001)
+    await impatient.connect()
+    try:
+        with pytest.raises(BrokerTimeout, match="ALIMI_AMQP_TIMEOUT_S"):
+            await impatient.publish(
+                topology.EVENTS, topology.NOTICE_APPROVED, b"{}", message_id="late"
+            )
+    finally:
+        channel = await impatient.channel(prefetch=1)
+        await topology.delete(channel, impatient.names)
+        await impatient.close()
+
+
+@pytest.fixture
+async def silent_url() -> AsyncIterator[str]:
+    """A server that takes connections and never answers."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    for writer in held:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_when_the_provider_does_not_answer_in_time__then_the_error_names_the_bound(
+    http: aiohttp.ClientSession, silent_url: str
+) -> None:
+    client = SmsClient(
+        http,
+        base_url=silent_url,
+        app_key="sandbox-app-key",
+        secret_key="sandbox-secret",
+        sender_no="0215990000",
+        timeout_s=0.2,
+    )
+    [result] = await client.send(
+        kind="SMS",
+        body="안내",
+        title="",
+        messages=[SmsMessage("ntc_1:s1", "+821055550001", {})],
+    )
+    assert (result.outcome, result.error_code, result.in_doubt) == ("retry", "timeout", True)
+    assert "within 0.2 s (ALIMI_PROVIDER_TIMEOUT_S)" in (result.error or "")
+    with pytest.raises(TimeoutError, match="ALIMI_PROVIDER_TIMEOUT_S"):
+        await client.find("ntc_1:s1")
