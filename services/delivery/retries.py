@@ -7,7 +7,7 @@ back to ``delivery.<channel>``. After the last step they are given up on: the
 attempt records them ``failed`` with ``dead_lettered`` (:meth:`Retries.give_up`)
 and their batch goes to ``dead.delivery.<channel>`` with the last error, from
 where intake's replay can put them back. People held by another worker's
-fresh claim are *parked* in the retry queue that outlasts the claim's lease.
+fresh claim are *parked* in ``retry.<channel>.held`` for the claim's lease.
 """
 
 from __future__ import annotations
@@ -40,13 +40,6 @@ class RetryPolicy:
     def delay(self, step: int, retry_after_s: float | None = None) -> float:
         base = self.delays_s[step - 1] * random.uniform(1 - self.jitter, 1 + self.jitter)
         return max(base, retry_after_s or 0.0)
-
-    def step_outlasting(self, seconds: float) -> int:
-        """The first step whose delay is at least ``seconds`` (else the last)."""
-        for step, delay in enumerate(self.delays_s, start=1):
-            if delay >= seconds:
-                return step
-        return len(self.delays_s)
 
     def exhausted(self, attempt: int) -> bool:
         """Is ``attempt`` the last one (no retry step left after it)?"""
@@ -139,17 +132,20 @@ class Retries:
         )
 
     async def park(self, batch: DeliveryBatch, people: Sequence[Recipient], lease_s: float) -> None:
-        """Publish ``people`` (held by another claim) to come back once the lease is over."""
+        """Publish ``people`` (held by another claim) to come back once the lease is over.
+
+        Their own queue, where every message waits the same lease: in a retry step's
+        queue they would wait that step's delay instead (300 s behind a 60 s lease by
+        default: a queue expires messages only at its head)."""
         if not people:
             return
         parked = batch.model_copy(
             update={"batch_id": f"{root_id(batch.batch_id)}:held", "recipients": tuple(people)}
         )
-        step = self.policy.step_outlasting(lease_s)
         await self.bus.publish(
             topology.RETRY,
-            topology.retry_key(self.channel, step),
+            topology.held_key(self.channel),
             parked.to_bytes(),
             message_id=parked.batch_id,
-            expiration_s=max(self.policy.delays_s[step - 1], lease_s),
+            expiration_s=lease_s,
         )

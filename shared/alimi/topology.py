@@ -8,12 +8,15 @@ carry the namespace prefix, so test runs and environments can share a broker.
                       --notice.partition->  segmenter.partitions
     delivery (direct) --<channel>-------->  delivery.<channel>
     retry (direct)    --<channel>.<step>->  retry.<channel>.<step>  --expired--> delivery
+                      --<channel>.held--->  retry.<channel>.held    --expired--> delivery
     dead (direct)     --<queue name>----->  dead.<queue name>
 
 A retry queue has no consumer: a message waits there for its own expiration
 (set per message by the publisher: the step's delay with jitter) and then is
 dead-lettered back to ``delivery`` under its channel's routing key. Retrying
-never sleeps inside a consumer.
+never sleeps inside a consumer. ``retry.<channel>.held`` works the same way for
+people held by another worker's claim: each message there waits out the claim
+lease, the same for all, so they expire in the order they came.
 
 A consumer that cannot process a message (invalid body, unknown version), or
 one that failed too often (:mod:`alimi.poison`), dead-letters it to ``dead``
@@ -67,6 +70,14 @@ def retry_queue(channel: str, step: int) -> str:
     return f"retry.{retry_key(channel, step)}"
 
 
+def held_key(channel: str) -> str:
+    return f"{channel}.held"
+
+
+def held_queue(channel: str) -> str:
+    return f"retry.{held_key(channel)}"
+
+
 @dataclass(frozen=True)
 class Exchange:
     name: str
@@ -111,8 +122,18 @@ RETRY_QUEUES: tuple[Queue, ...] = tuple(
     for step in range(1, RETRY_STEPS + 1)
 )
 
+HELD_QUEUES: tuple[Queue, ...] = tuple(
+    Queue(
+        held_queue(ch),
+        bindings=((RETRY, held_key(ch)),),
+        dead_letters=False,
+        expire_to=(DELIVERY, ch),
+    )
+    for ch in RETRIED_CHANNELS
+)
+
 # Dead-letter queues first, so a work queue never points at nothing.
-ALL_QUEUES: tuple[Queue, ...] = (*DEAD_QUEUES, *WORK_QUEUES, *RETRY_QUEUES)
+ALL_QUEUES: tuple[Queue, ...] = (*DEAD_QUEUES, *WORK_QUEUES, *RETRY_QUEUES, *HELD_QUEUES)
 
 
 class TopologyMismatch(Exception):

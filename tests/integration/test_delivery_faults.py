@@ -139,7 +139,14 @@ async def test_when_a_fresh_claim_holds_someone__then_they_wait_out_the_lease_in
     )
     await deliveries.sms(claim_lease_s=10, delays_s=(5.0, 30.0, 300.0)).handle(_batch(2))
     assert [m["recipient_no"] for m in await deliveries.inbox()] == ["01055550000"]
-    [parked] = await take_batches(bus, topology.retry_queue("sms", 2))  # the step outlasting 10 s
+    # Back once the lease is over: not after the retry step outlasting it (30 s here).
+    channel = await bus.channel(prefetch=1)
+    queue = await channel.get_queue(bus.names(topology.held_queue("sms")))
+    message = await queue.get(fail=False)
+    assert message is not None and message.expiration == 10
+    await message.ack()
+    await channel.close()
+    parked = DeliveryBatch.model_validate_json(message.body)
     assert [r.subject_id for r in parked.recipients] == ["s1"]
     assert parked.batch_id == "ntc_1:sms:00000001:held"
 

@@ -196,7 +196,7 @@ def test_when_queues_are_quorum__then_the_brokers_limit_is_above_any_consumers()
         args = topology.queue_arguments(queue, names, quorum=True)
         assert args["x-delivery-limit"] == poison.BROKER_DELIVERY_LIMIT
         assert "x-delivery-limit" not in topology.queue_arguments(queue, names, quorum=False)
-    for queue in (*topology.RETRY_QUEUES, *topology.DEAD_QUEUES):
+    for queue in (*topology.RETRY_QUEUES, *topology.HELD_QUEUES, *topology.DEAD_QUEUES):
         assert "x-delivery-limit" not in topology.queue_arguments(queue, names, quorum=True)
 
 

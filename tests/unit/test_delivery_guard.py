@@ -170,10 +170,3 @@ def test_when_a_retry_is_scheduled__then_its_delay_is_the_steps_within_the_jitte
 
 def test_when_the_provider_asked_for_longer__then_retry_after_wins() -> None:
     assert RetryPolicy((5.0, 30.0, 300.0), jitter=0.0).delay(1, retry_after_s=12) == 12
-
-
-@pytest.mark.parametrize(("lease", "step"), [(1, 1), (5, 1), (6, 2), (60, 3), (900, 3)])
-def test_when_people_wait_out_a_claim__then_the_first_step_outlasting_it_is_chosen(
-    lease: float, step: int
-) -> None:
-    assert RetryPolicy((5.0, 30.0, 300.0)).step_outlasting(lease) == step
