@@ -5,8 +5,9 @@ a pause, and counts the failure in the message itself: RabbitMQ cannot change
 the headers of a message it requeues, so the consumer publishes the same body
 again to the same queue with ``x-alimi-failures`` raised, then acks the
 delivery it had (a crash between the two leaves a duplicate, which the
-handlers already take: claims and leases). The pause grows with each failure
-(:meth:`PoisonPolicy.pause`: 1, 2, 4, 8, 16, then 30 s). The
+handlers already take: claims and leases). The pause is 1 s for the first
+three failures, as it always was (a database refusing a few writes costs what
+it did), then doubles up to 30 s (:meth:`PoisonPolicy.pause`). The
 ``ALIMI_DELIVERY_LIMIT``-th failure (default 10) dead-letters the message to
 ``dead.<queue>`` with ``x-alimi-reason`` (how often it failed) and
 ``x-alimi-error`` (the last error), counts it in ``alimi_poison_messages_total``
@@ -55,10 +56,14 @@ class PoisonPolicy:
     limit: int = 10
     first_pause_s: float = 1.0
     longest_pause_s: float = 30.0
+    steady_failures: int = 3  # failures paused by the first pause before it grows
 
     def pause(self, failures: int) -> float:
-        """The pause after the ``failures``-th failure: doubling, up to the longest."""
-        return min(self.first_pause_s * 2 ** max(failures - 1, 0), self.longest_pause_s)
+        """The pause after the ``failures``-th failure: the first pause for the first
+        ``steady_failures``, then doubling up to the longest (with the defaults 1, 1, 1,
+        2, 4, 8, 16, 30, 30 s: 93 s from the first failure to the tenth)."""
+        grown = max(failures - self.steady_failures, 0)
+        return min(self.first_pause_s * 2**grown, self.longest_pause_s)
 
     def exhausted(self, failures: int) -> bool:
         return failures >= self.limit

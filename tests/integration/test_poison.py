@@ -220,3 +220,8 @@ async def test_when_a_quorum_namespace_predates_the_delivery_limit__then_the_bus
         connection = await aio_pika.connect(amqp_url)
         async with connection:
             await topology.delete(await connection.channel(), names)
+
+
+def test_when_a_message_keeps_failing__then_its_pause_grows_after_the_first_few() -> None:
+    pauses = [PoisonPolicy().pause(n) for n in range(1, 10)]
+    assert pauses == [1, 1, 1, 2, 4, 8, 16, 30, 30]
