@@ -14,8 +14,10 @@ stand (:func:`standings`) decides what happens:
   fell back to, ``fell_back``: the receipt is taken over (:func:`take_over`,
   conditional on the attempt it still names, so two workers never both win);
 * an attempt that may have reached the provider — ``retrying`` with
-  ``in_doubt`` (a timeout), or a claim older than the lease whose attempt was
-  never written (its worker died): the provider is asked first by the receipt
+  ``in_doubt`` (a timeout), a claim older than the lease whose attempt was
+  never written (its worker died), or a claim of an attempt this very process
+  saw end without its record (the database failed mid-way: the broker
+  redelivers the batch at once): the provider is asked first by the receipt
   id; found, it is recorded ``sent`` (:func:`settle`), else taken over;
 * a fresh claim: held by another worker (perhaps one that just died); the
   caller parks them until the lease is over;

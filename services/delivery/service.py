@@ -42,6 +42,7 @@ from alimi_delivery.retries import Retries, RetryPolicy
 log = logging.getLogger("alimi.delivery")
 
 HALTED_DETAIL = "the notice was halted before this person was reached"
+ABANDONED_KEPT = 10_000  # attempt ids remembered as abandoned, the oldest forgotten first
 STATUS_QUERIES_IN_FLIGHT = 16
 
 
@@ -85,6 +86,9 @@ class ChannelDelivery(Generic[ClientT]):
         self.claim_lease_s = claim_lease_s
         self.messages = NoticeMessages(store)
         self.shards = shards or Shards.for_process(f"delivery-{self.channel}", slots=8)
+        # Attempts of this process that ended without their record (the database failed
+        # mid-way, say): their claims have no owner, and need not wait out the lease.
+        self.abandoned: dict[str, None] = {}
         metrics.declare(self.channel, self.provider)
 
     async def handle(self, batch: DeliveryBatch, _message: Any = None) -> None:
@@ -92,6 +96,16 @@ class ChannelDelivery(Generic[ClientT]):
         if notice is None:
             raise Unprocessable(f"notice {batch.notice_id} does not exist")
         attempt_id = ids.attempt_id(batch.batch_id)
+        try:
+            await self._attempt(batch, notice, attempt_id)
+        except BaseException:
+            # Its claims are orphans now: a redelivery here settles them at once.
+            self.abandoned[attempt_id] = None
+            while len(self.abandoned) > ABANDONED_KEPT:
+                del self.abandoned[next(iter(self.abandoned))]
+            raise
+
+    async def _attempt(self, batch: DeliveryBatch, notice: NoticeMessage, attempt_id: str) -> None:
         claim = await self.claim(batch, attempt_id)
         if claim.others:
             await self.already_handled(batch, claim.others)
@@ -211,7 +225,11 @@ class ChannelDelivery(Generic[ClientT]):
             return Claim(list(batch.recipients))
         found = await claims.standings(self.store, batch.notice_id, collided)
         doubtful = [
-            s for s in found if s.in_doubt or s.stale(now - timedelta(seconds=self.claim_lease_s))
+            s
+            for s in found
+            if s.in_doubt
+            or s.stale(now - timedelta(seconds=self.claim_lease_s))
+            or (s.status == states.CLAIMED and s.attempt_id in self.abandoned)
         ]
         settled = await self.settle_in_doubt(batch, doubtful, now) if doubtful else set()
         asked = {s.subject_id for s in doubtful}

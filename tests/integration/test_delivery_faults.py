@@ -7,14 +7,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestServer
+from chaos.harness import fail_point
+from pymongo.errors import PyMongoError
 
 from alimi import topology
 from alimi.bus import ERROR_HEADER, Bus
 from alimi.messages import DeliveryBatch, Recipient
 from alimi.store import Store
 from alimi_delivery.guard import OPEN
-from support import Deliveries, take_batches
+from support import Deliveries, receipts_of, take_batches
 
 
 def _batch(n: int = 3, attempt: int = 1) -> DeliveryBatch:
@@ -172,7 +175,7 @@ async def test_when_the_provider_took_the_message_but_timed_out__then_the_retry_
     [again] = await take_batches(bus, topology.retry_queue("sms", 1))
     await delivery.handle(again)
     assert len(await deliveries.inbox()) == 2  # asked, found, not sent again
-    receipts = await deliveries.receipts()
+    receipts = await receipts_of(store)
     assert {r["status"] for r in receipts.values()} == {"sent"}
     assert all("in_doubt" not in r for r in receipts.values())
 
@@ -216,3 +219,37 @@ async def test_when_the_provider_rate_limits__then_its_retry_after_holds_back_th
     assert message.expiration == 7.0
     await message.ack()
     await channel.close()
+
+
+async def test_when_an_attempt_failed_after_the_provider_took_it__then_its_redelivery_settles_at_once(  # noqa: E501
+    store: Store,
+    mongo_url: str,
+    namespace: str,
+    bus: Bus,
+    http: aiohttp.ClientSession,
+    sandbox: TestServer,
+) -> None:
+    # The delivery's own connection, so that a fail point hits its writes alone.
+    failing = Store(
+        f"{mongo_url}{'&' if '?' in mongo_url else '?'}appName=f-{namespace}", namespace
+    )
+    deliveries = Deliveries(failing, bus, http, sandbox)
+    await deliveries.seed_notice()
+    delivery = deliveries.sms(claim_lease_s=60)
+    try:
+        await fail_point(
+            mongo_url,
+            {"times": 1},
+            {"failCommands": ["commitTransaction"], "errorCode": 1, "appName": f"f-{namespace}"},
+        )
+        with pytest.raises(PyMongoError):
+            await delivery.handle(_batch(2))  # sent, then its record failed
+        await delivery.handle(_batch(2))  # the broker's redelivery, right away
+    finally:
+        await fail_point(mongo_url, "off")
+        await failing.close()
+
+    assert len(await deliveries.inbox()) == 2  # asked, found, not sent again
+    receipts = await receipts_of(store)
+    assert {r["status"] for r in receipts.values()} == {"sent"}
+    assert await take_batches(bus, topology.held_queue("sms")) == []
