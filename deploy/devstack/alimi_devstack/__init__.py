@@ -91,10 +91,14 @@ def wait_for_port(host: str, port: int, timeout_s: float) -> bool:
 
 
 def rabbitmq_answers(amqp_url: str) -> bool:
+    """Whether a node of ``amqp_url`` (one URL, or a cluster's, comma-separated) answers."""
     from urllib.parse import urlparse
 
-    parsed = urlparse(amqp_url)
-    return wait_for_port(parsed.hostname or "127.0.0.1", parsed.port or 5672, timeout_s=2)
+    for url in amqp_url.split(","):
+        parsed = urlparse(url.strip())
+        if wait_for_port(parsed.hostname or "127.0.0.1", parsed.port or 5672, timeout_s=2):
+            return True
+    return False
 
 
 async def eventually(predicate: Callable[[], Awaitable[T]], within_s: float, what: str) -> T:
