@@ -16,8 +16,8 @@ from alimi.store import Store
 from alimi_intake import (
     audit,
     dead_letters,
-    importer,
     incident_list,
+    lists,
     notices,
     openapi,
     repository,
@@ -119,7 +119,7 @@ async def import_subjects(request: web.Request) -> web.Response:
 
 async def _check_list(store: Store, audience: AudienceSpec) -> None:
     """422 if the audience names a list that does not exist or is not complete."""
-    unusable = await importer.audience_problems(store, audience)
+    unusable = await lists.audience_problems(store, audience)
     if unusable:
         raise ProblemError(
             422, "Invalid audience", "; ".join(e["message"] for e in unusable), errors=unusable
