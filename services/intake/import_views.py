@@ -17,10 +17,18 @@ from aiohttp import web
 
 from alimi import ids, problems
 from alimi.problems import ProblemError
-from alimi_intake import audit, idempotency, importer, jobs, lists, rows, upload_errors
+from alimi_intake import (
+    audit,
+    idempotency,
+    importer,
+    job_views,
+    jobs,
+    lists,
+    rows,
+    upload_errors,
+)
 from alimi_intake.access import KEY, requires
 from alimi_intake.context import CONTEXT
-from alimi_intake.job_views import accepted
 from alimi_intake.jobs import Progress
 from alimi_intake.rows import BodyTooLarge, HeaderError, Row
 from alimi_intake.upload_errors import NothingToImport
@@ -119,16 +127,15 @@ async def import_subjects_file(request: web.Request) -> web.Response:
         counts = {k: result[k] for k in ("rows", "imported", "inserted", "updated", "rejected")}
         await audit.record(ctx.store, key, "subjects.imported", import_id, counts)
 
-    job = await ctx.jobs.start(
+    return await job_views.start(
+        request,
         jobs.IMPORT,
-        job_id=import_id,
-        key=key,
         target=import_id,
         work=work,
         then=audited,
         total=staged.staged,
+        job_id=import_id,
     )
-    return accepted(job)
 
 
 @routes.get("/v1/imports/{import_id}/errors/{page}")

@@ -15,14 +15,25 @@ from aiohttp import web
 
 from alimi.problems import ProblemError
 from alimi_intake import jobs
-from alimi_intake.access import requires
+from alimi_intake.access import KEY, requires
 from alimi_intake.context import CONTEXT
 
 routes = web.RouteTableDef()
 
 
-def accepted(job: dict[str, Any]) -> web.Response:
-    """202: the job document, its URL in ``Location``."""
+async def start(
+    request: web.Request,
+    kind: jobs.Kind,
+    *,
+    target: str,
+    work: jobs.Work,
+    then: jobs.Then | None = None,
+    **more: Any,
+) -> web.Response:
+    """Start a job for the request's key; 202: the job document, its URL in ``Location``."""
+    job = await request.app[CONTEXT].jobs.start(
+        kind, key=request[KEY], target=target, work=work, then=then, **more
+    )
     return web.json_response(job, status=202, headers={"Location": job["url"]})
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from alimi import leases
+from alimi import ids, leases
 from alimi.api_keys import ApiKey
 from alimi.problems import BLANK, ProblemError
 from alimi.store import Store
@@ -64,7 +64,9 @@ class Kind:
 
 
 IMPORT = Kind("subjects.import", "imp", "subjects:write", "imports", "import_id")
-KINDS = {kind.name: kind for kind in (IMPORT,)}
+REPLAY = Kind("dead_letters.replay", "rpl", "notices:approve", "replays", "replay_id")
+PURGE = Kind("contact_data.purge", "prg", "admin", "purges", "purge_id")
+KINDS = {kind.name: kind for kind in (IMPORT, REPLAY, PURGE)}
 
 
 def _now() -> datetime:
@@ -140,14 +142,18 @@ class Jobs:
         self,
         kind: Kind,
         *,
-        job_id: str,
         key: ApiKey,
         target: str,
         work: Work,
         then: Then | None = None,
         total: int | None = None,
+        job_id: str | None = None,
     ) -> dict[str, Any]:
-        """Store the job (``queued``, its lease held here) and start its work; the job."""
+        """Store the job (``queued``, its lease held here) and start its work; the job.
+
+        Its id is ``job_id`` if given (an import's is the import's), else a new one.
+        """
+        job_id = job_id or ids.new_id(kind.prefix)
         now = _now()
         doc = {
             "_id": job_id,

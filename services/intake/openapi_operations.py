@@ -221,12 +221,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/v1/notices/{notice_id}/dead-letters"): Operation(
         "A notice's dead letters: people given up on, per channel, and the last errors"
     ),
-    ("POST", "/v1/notices/{notice_id}/dead-letters/replay"): Operation(
-        "Put a notice's dead-lettered deliveries back on their channels"
+    ("POST", "/v1/notices/{notice_id}/dead-letters/replay"): _starts_job(
+        "Put a notice's dead-lettered deliveries back on their channels (a job)",
+        extra={409: "a replay or discard of this notice's dead letters is running"},
     ),
-    ("POST", "/v1/incidents/{incident_id}/purge-contact-data"): Operation(
-        "Erase the contact data of an incident's people after the retention period",
-        extra={409: "the retention period has not passed"},
+    ("POST", "/v1/incidents/{incident_id}/purge-contact-data"): _starts_job(
+        "Erase the contact data of an incident's people after the retention period (a job)",
+        extra={409: "the retention period has not passed, or a purge is running"},
     ),
     ("POST", "/v1/keys"): Operation(
         "Create an API key (shown once)",

@@ -15,7 +15,6 @@ from alimi.problems import ProblemError
 from alimi.store import Store
 from alimi_intake import (
     audit,
-    dead_letters,
     incident_list,
     lists,
     notices,
@@ -209,35 +208,6 @@ async def get_incident(request: web.Request) -> web.Response:
     if found is None:
         raise ProblemError(404, "Not Found", "no incident with that id")
     return web.json_response(found)
-
-
-@routes.post("/v1/notices/{notice_id}/dead-letters/replay")
-@requires("notices:approve")
-async def replay_dead_letters(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
-    notice_id = request.match_info["notice_id"]
-    if await repository.find_notice(ctx.store, notice_id, ["_id"]) is None:
-        raise ProblemError(404, "Not Found", "no notice with that id")
-    try:
-        replayed = await dead_letters.replay(ctx.store, ctx.bus, notice_id)
-    except dead_letters.Busy as exc:
-        raise ProblemError(409, "Conflict", str(exc)) from None
-    await audit.record(
-        ctx.store,
-        request[KEY],
-        "dead_letters.replayed",
-        notice_id,
-        {"batches": replayed.batches, "recipients": replayed.recipients},
-    )
-    return web.json_response(
-        {
-            "notice_id": notice_id,
-            "batches": replayed.batches,
-            "recipients": replayed.recipients,
-            "recipients_by_channel": replayed.channels,
-            "more_remain": replayed.more_remain,
-        }
-    )
 
 
 def _notice_state(notice: dict[str, Any]) -> dict[str, Any]:

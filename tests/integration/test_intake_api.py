@@ -19,7 +19,7 @@ from alimi.messages import DeliveryBatch, Recipient
 from alimi.store import Store
 from alimi_intake.app import init_app
 from alimi_intake.settings import IntakeSettings
-from support import imported, seed_receipts, statuses_of, take_batches
+from support import follow_job, imported, seed_receipts, statuses_of, take_batches
 
 PROBLEM = "application/problem+json"
 
@@ -283,8 +283,12 @@ async def test_when_a_notices_dead_letters_are_replayed__then_only_its_batches_g
 
     approver = await _key(store, "notices:approve")
     resp = await client.post("/v1/notices/ntc_x/dead-letters/replay", headers=approver)
-    assert resp.status == 200, await resp.text()
-    assert (await resp.json())["recipients_by_channel"] == {"sms": 1}
+    assert resp.headers["Location"].startswith("/v1/replays/rpl_")
+    job = await follow_job(client, resp, headers=approver)
+    assert (job["state"], job["target"], job["progress"]["done"]) == ("succeeded", "ntc_x", 1)
+    assert job["result"]["recipients_by_channel"] == {"sms": 1}
+    [audited] = await store.audit.find({"action": "dead_letters.replayed"}).to_list()
+    assert audited["details"] == {"batches": 1, "recipients": 1}
 
     [replayed] = await take_batches(bus, topology.delivery_queue("sms"))
     assert (replayed.batch_id, replayed.attempt) == ("ntc_x:sms:00000001:replay", 1)
@@ -678,7 +682,7 @@ async def test_when_a_replay_of_the_same_notice_is_running__then_a_second_one_is
     assert "being replayed or discarded by another request" in (await resp.json())["detail"]
     await running.release()
     again = await client.post("/v1/notices/ntc_x/dead-letters/replay", headers=approver)
-    assert again.status == 200, await again.text()
+    assert (await follow_job(client, again, headers=approver))["state"] == "succeeded"
 
 
 class _Commands(monitoring.CommandListener):

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from alimi import api_keys, ids
+from alimi import api_keys, ids, leases
 from alimi.api_keys import ApiKey
 from alimi.bus import Bus
 from alimi.problems import ProblemError
 from alimi.store import Store
-from alimi_intake import jobs
+from alimi_intake import dead_letters, jobs
 from alimi_intake.app import init_app
 from alimi_intake.context import CONTEXT
 from alimi_intake.jobs import Jobs, Progress
@@ -243,3 +243,55 @@ async def _finished(client: TestClient[Any, Any], url: str) -> dict[str, Any]:
             return found
         await asyncio.sleep(0.01)
     raise AssertionError(f"{url} never finished")
+
+
+async def test_when_a_replay_of_the_notice_is_running__then_another_is_refused_naming_its_job(
+    intake_settings: Callable[..., IntakeSettings], store: Store, bus: Bus
+) -> None:
+    approver, _ = await api_keys.create(store, name="approver", scopes=["notices:approve"])
+    await store.notices.insert_one({"_id": "ntc_x", "incident_id": "inc_1", "state": "completed"})
+    until = datetime.now(UTC) + timedelta(minutes=1)
+    await store.jobs.insert_one(
+        {
+            "_id": "rpl_running",
+            "kind": jobs.REPLAY.name,
+            "state": "running",
+            "target": "ntc_x",
+            "lease": {"owner": "intake@other:1#abc", "until": until},
+        }
+    )
+    async with TestClient(
+        TestServer(init_app(intake_settings())), headers={"Authorization": f"Bearer {approver}"}
+    ) as c:
+        resp = await c.post("/v1/notices/ntc_x/dead-letters/replay")
+        assert resp.status == 409 and resp.content_type == "application/problem+json"
+        assert "/v1/replays/rpl_running" in (await resp.json())["detail"]
+        assert (await (await c.get("/v1/replays/rpl_running")).json())["state"] == "running"
+    assert await store.jobs.count_documents({}) == 1
+
+
+async def test_when_a_discard_takes_the_notice_after_a_replay_was_accepted__then_the_job_fails_409(
+    intake_settings: Callable[..., IntakeSettings],
+    store: Store,
+    bus: Bus,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The request's check passed (a purge's discard took the lease just after it):
+    the job meets the lease and fails with the same problem the request would give."""
+    approver, _ = await api_keys.create(store, name="approver", scopes=["notices:approve"])
+    await store.notices.insert_one({"_id": "ntc_x", "incident_id": "inc_1", "state": "completed"})
+    purging = leases.Named(store, dead_letters.lease_name("ntc_x"), "a-purge", ttl_s=60)
+    assert await purging.acquire()
+
+    async def free_when_checked(store: Store, notice_id: str) -> bool:
+        return False
+
+    monkeypatch.setattr(dead_letters, "busy", free_when_checked)
+    headers = {"Authorization": f"Bearer {approver}"}
+    async with TestClient(TestServer(init_app(intake_settings())), headers=headers) as c:
+        job = await follow_job(c, await c.post("/v1/notices/ntc_x/dead-letters/replay"))
+
+    assert job["state"] == "failed" and job["result"] is None
+    assert (job["problem"]["status"], job["problem"]["title"]) == (409, "Conflict")
+    assert "being replayed or discarded" in job["problem"]["detail"]
+    assert await store.audit.count_documents({"action": "dead_letters.replayed"}) == 0

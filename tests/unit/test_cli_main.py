@@ -530,3 +530,29 @@ def test_preview_tells_the_approver_the_status_an_update_sets(
     code, out, _ = run(capsys, "notice", "preview", "ntc_2")
     assert code == 0
     assert "Approving it also sets the incident's status to resolved" in out
+
+
+def test_a_replay_follows_its_job_and_prints_what_it_sent(
+    capsys: pytest.CaptureFixture[str], api: list[Handler]
+) -> None:
+    done = {
+        "notice_id": "ntc_1",
+        "batches": 2,
+        "recipients": 150,
+        "recipients_by_channel": {"sms": 150},
+        "more_remain": False,
+    }
+    job = {**_job("queued"), "job_id": "rpl_1", "url": "/v1/replays/rpl_1"}
+    paths: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        paths.append(f"{request.method} {request.url.path}")
+        if request.method == "POST":
+            return httpx.Response(202, json=job)
+        return httpx.Response(200, json={**job, "state": "succeeded", "result": done})
+
+    api.append(handle)
+    code, out, _ = run(capsys, "dead", "replay", "ntc_1")
+    assert code == 0
+    assert "Replayed 2 batch(es), 150 people (150 by sms)." in out
+    assert paths == ["POST /v1/notices/ntc_1/dead-letters/replay", "GET /v1/replays/rpl_1"]
