@@ -66,7 +66,8 @@ class Kind:
 IMPORT = Kind("subjects.import", "imp", "subjects:write", "imports", "import_id")
 REPLAY = Kind("dead_letters.replay", "rpl", "notices:approve", "replays", "replay_id")
 PURGE = Kind("contact_data.purge", "prg", "admin", "purges", "purge_id")
-KINDS = {kind.name: kind for kind in (IMPORT, REPLAY, PURGE)}
+PREVIEW = Kind("notice.preview", "prv", "incidents:read", "previews", "preview_id")
+KINDS = {kind.name: kind for kind in (IMPORT, REPLAY, PURGE, PREVIEW)}
 
 
 def _now() -> datetime:

@@ -205,8 +205,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/v1/incidents/{incident_id}"): Operation(
         "An incident: its deadline, notices and receipt counts"
     ),
-    ("GET", "/v1/notices/{notice_id}/preview"): Operation(
-        "Who would get what: audience per channel and each locale's message"
+    ("POST", "/v1/notices/{notice_id}/preview"): _starts_job(
+        "Who would get what: audience per channel and each locale's message (a job)"
     ),
     ("POST", "/v1/notices/{notice_id}/approve"): Operation(
         "Approve a notice (a second key: four-eyes; 403 for the key that created it)",

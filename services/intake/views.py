@@ -16,6 +16,8 @@ from alimi.store import Store
 from alimi_intake import (
     audit,
     incident_list,
+    job_views,
+    jobs,
     lists,
     notices,
     openapi,
@@ -24,6 +26,7 @@ from alimi_intake import (
 )
 from alimi_intake.access import KEY, public, requires
 from alimi_intake.context import CONTEXT
+from alimi_intake.jobs import Progress
 from alimi_intake.models import (
     MAX_SUBJECTS_PER_REQUEST,
     IncidentIn,
@@ -227,11 +230,18 @@ async def approve_notice(request: web.Request) -> web.Response:
     return web.json_response(_notice_state(notice))
 
 
-@routes.get("/v1/notices/{notice_id}/preview")
+@routes.post("/v1/notices/{notice_id}/preview")
 @requires("incidents:read")
 async def preview_notice(request: web.Request) -> web.Response:
+    """202: a job counts the audience (404 at once for an unknown notice)."""
     ctx = request.app[CONTEXT]
-    return web.json_response(await notices.preview(ctx.store, request.match_info["notice_id"]))
+    notice_id = request.match_info["notice_id"]
+    await notices.find(ctx.store, notice_id)
+
+    async def work(progress: Progress) -> dict[str, Any]:
+        return await notices.preview(ctx.store, notice_id, counted=progress.report)
+
+    return await job_views.start(request, jobs.PREVIEW, target=notice_id, work=work)
 
 
 @routes.post("/v1/notices/{notice_id}/halt")

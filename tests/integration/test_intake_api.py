@@ -408,9 +408,16 @@ async def test_when_a_notice_is_previewed__then_its_audience_and_messages_are_sh
         "notice": {"body": "유출 안내", "translations": {"en": {"body": "Your data leaked."}}},
     }
     created = await (await client.post("/v1/incidents", json=incident)).json()
-    resp = await client.get(f"/v1/notices/{created['notice_id']}/preview")
-    assert resp.status == 200, await resp.text()
-    preview = await resp.json()
+    resp = await client.post(f"/v1/notices/{created['notice_id']}/preview")
+    assert resp.headers["Location"].startswith("/v1/previews/prv_")
+    job = await follow_job(client, resp)
+    assert (job["kind"], job["state"], job["target"]) == (
+        "notice.preview",
+        "succeeded",
+        created["notice_id"],
+    )
+    preview = job["result"]
+    assert job["progress"]["done"] == 6  # every person of the audience counted
     assert preview["state"] == "pending_approval"
     # people = recipients + merged + skipped: 6 = 3 + 1 + 2
     assert preview["audience"] == {
@@ -478,7 +485,8 @@ async def test_when_an_update_asks_for_a_status__then_nothing_changes_until_a_se
     update = await resolved.json()
     # Posted by one person: neither the incident nor its public page moves.
     assert await _status(client, created) == ("investigating", "Investigating")
-    preview = await (await client.get(f"/v1/notices/{update['notice_id']}/preview")).json()
+    started = await client.post(f"/v1/notices/{update['notice_id']}/preview")
+    preview = (await follow_job(client, started))["result"]
     assert preview["incident_status"] == "resolved"  # the approver sees what approval does
 
     approved = await client.post(f"/v1/notices/{update['notice_id']}/approve", headers=approver)

@@ -295,3 +295,14 @@ async def test_when_a_discard_takes_the_notice_after_a_replay_was_accepted__then
     assert (job["problem"]["status"], job["problem"]["title"]) == (409, "Conflict")
     assert "being replayed or discarded" in job["problem"]["detail"]
     assert await store.audit.count_documents({"action": "dead_letters.replayed"}) == 0
+
+
+async def test_when_a_preview_names_no_notice__then_404_at_once_and_no_job(
+    client: TestClient[Any, Any], store: Store
+) -> None:
+    reader, _ = await api_keys.create(store, name="reader", scopes=["incidents:read"])
+    resp = await client.post(
+        f"/v1/notices/{ids.new_id('ntc')}/preview", headers={"Authorization": f"Bearer {reader}"}
+    )
+    assert resp.status == 404 and resp.content_type == "application/problem+json"
+    assert await store.jobs.count_documents({}) == 0

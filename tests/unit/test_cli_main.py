@@ -526,8 +526,18 @@ def test_preview_tells_the_approver_the_status_an_update_sets(
         },
         "messages": {},
     }
-    api.append(lambda request: httpx.Response(200, json=preview))
+    job = {**_job("queued"), "job_id": "prv_1", "url": "/v1/previews/prv_1"}
+    paths: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        paths.append(f"{request.method} {request.url.path}")
+        if request.method == "POST":
+            return httpx.Response(202, json=job)
+        return httpx.Response(200, json={**job, "state": "succeeded", "result": preview})
+
+    api.append(handle)
     code, out, _ = run(capsys, "notice", "preview", "ntc_2")
+    assert paths == ["POST /v1/notices/ntc_2/preview", "GET /v1/previews/prv_1"]
     assert code == 0
     assert "Approving it also sets the incident's status to resolved" in out
 
