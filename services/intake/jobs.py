@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from prometheus_client import Counter
+
 from alimi import ids, leases
 from alimi.api_keys import ApiKey
 from alimi.problems import BLANK, ProblemError
@@ -43,6 +45,16 @@ SHUTDOWN_GRACE_S = 5.0  # well inside the pod's termination grace period
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 UNFINISHED = (QUEUED, RUNNING)
 ABANDONED = "urn:alimi:problem:job-abandoned"
+
+FINISHED_JOBS = Counter(
+    "alimi_jobs_finished_total",
+    "Jobs this process finished, by kind and state (succeeded, failed)",
+    ["kind", "state"],
+)
+ABANDONED_JOBS = Counter(
+    "alimi_jobs_abandoned_total",
+    "Jobs failed because the process running them stopped renewing their lease",
+)
 
 
 @dataclass(frozen=True)
@@ -175,7 +187,7 @@ class Jobs:
             },
         }
         await self.store.jobs.insert_one(doc)
-        task = asyncio.create_task(self._run(job_id, work, then), name=f"job-{job_id}")
+        task = asyncio.create_task(self._run(kind, job_id, work, then), name=f"job-{job_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return shown(doc)
@@ -219,12 +231,13 @@ class Jobs:
             },
         )
         if done.modified_count:
+            ABANDONED_JOBS.inc(done.modified_count)
             log.warning(
                 "jobs abandoned by their process failed", extra={"count": done.modified_count}
             )
         return done.modified_count
 
-    async def _run(self, job_id: str, work: Work, then: Then | None) -> None:
+    async def _run(self, kind: Kind, job_id: str, work: Work, then: Then | None) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(job_id), name=f"job-{job_id}-lease")
         try:
             await self.renew(job_id, {"state": RUNNING, "updated_at": _now()})
@@ -232,24 +245,25 @@ class Jobs:
             if then is not None:
                 await then(result)
             heartbeat.cancel()
-            await self._finish(job_id, SUCCEEDED, result=result)
+            await self._finish(kind, job_id, SUCCEEDED, result=result)
         except LeaseLost:
             log.warning("job taken from this process; stopped", extra={"job_id": job_id})
         except ProblemError as exc:
             problem = _problem(exc.status, exc.title, exc.detail, type_uri=exc.type_uri)
             if exc.errors:
                 problem["errors"] = exc.errors
-            await self._finish(job_id, FAILED, problem=problem)
+            await self._finish(kind, job_id, FAILED, problem=problem)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await self._finish(
-                    job_id, FAILED, problem=abandoned("the intake process shut down")
+                    kind, job_id, FAILED, problem=abandoned("the intake process shut down")
                 )
             raise
         except Exception as exc:
             log.exception("job failed", extra={"job_id": job_id})
             detail = f"the job stopped: {type(exc).__name__}; what it wrote stays written,"
             await self._finish(
+                kind,
                 job_id,
                 FAILED,
                 problem=_problem(500, "Job failed", detail + " and running it again is safe"),
@@ -272,6 +286,7 @@ class Jobs:
 
     async def _finish(
         self,
+        kind: Kind,
         job_id: str,
         state: str,
         *,
@@ -286,7 +301,8 @@ class Jobs:
             "finished_at": now,
             "updated_at": now,
         }
-        await leases.release(self.store.jobs, job_id, self.owner, changes=changes)
+        if await leases.release(self.store.jobs, job_id, self.owner, changes=changes):
+            FINISHED_JOBS.labels(kind.name, state).inc()
 
     async def run(self) -> None:
         """The sweep, every lease period, until cancelled."""

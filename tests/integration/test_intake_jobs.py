@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import REGISTRY
 
 from alimi import api_keys, ids, leases
 from alimi.api_keys import ApiKey
@@ -52,6 +53,8 @@ async def test_when_a_file_is_imported__then_202_names_the_job_and_its_url_says_
     client: TestClient[Any, Any], store: Store
 ) -> None:
     body = "external_id,phone\nc1,010-1234-5678\nc2,12-34\nc3,\n"
+    succeeded = ("alimi_jobs_finished_total", {"kind": "subjects.import", "state": "succeeded"})
+    before = _sample(succeeded[0], **succeeded[1])
 
     answer = await client.post("/v1/subjects/import", data=body, headers=CSV)
 
@@ -69,6 +72,7 @@ async def test_when_a_file_is_imported__then_202_names_the_job_and_its_url_says_
     assert sorted(await store.subjects.distinct("_id")) == ["c1", "c3"]
     stored = await _job(store, job["job_id"])
     assert stored["lease"]["owner"] is None  # given back when it finished
+    assert _sample(succeeded[0], **succeeded[1]) == before + 1
 
 
 async def test_when_a_key_without_the_import_scope_reads_an_import__then_403(
@@ -129,7 +133,12 @@ async def test_when_the_process_running_a_job_dies__then_the_job_is_failed_once_
     assert live["state"] == "running"  # its owner still renews it: not taken from it
 
 
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 async def test_the_sweep_fails_every_job_whose_lease_is_over_and_no_other(store: Store) -> None:
+    abandoned_before = _sample("alimi_jobs_abandoned_total")
     now = datetime.now(UTC)
     for job_id, state, until in (
         ("imp_over", "running", now - timedelta(seconds=1)),
@@ -142,6 +151,7 @@ async def test_the_sweep_fails_every_job_whose_lease_is_over_and_no_other(store:
         )
 
     assert await Jobs(store).sweep() == 2
+    assert _sample("alimi_jobs_abandoned_total") == abandoned_before + 2
 
     states = {d["_id"]: d["state"] async for d in store.jobs.find({})}
     assert states == {
