@@ -13,6 +13,8 @@
 * **resume**: a halted notice is approved again from the start of its
   audience: people already told are skipped by their final receipts, the
   ``halted`` ones are sent to.
+* **preview**: who would get what, counted over the whole audience: a job
+  (:mod:`alimi_intake.jobs`), reporting the people counted so far.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ from alimi.store import Store
 from alimi_intake import audit, repository
 
 SMS_MAX_BYTES = 90
+PREVIEW_REPORT_EVERY = 10_000  # people counted between two progress reports
+
+# Told how many people a preview has counted so far.
+Counted = Callable[[int], Awaitable[None]]
 
 # More writes of a transition, in its transaction: (session, the notice after, now) ->
 # details for the audit entry.
@@ -42,7 +48,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _find(store: Store, notice_id: str) -> dict[str, Any]:
+async def find(store: Store, notice_id: str) -> dict[str, Any]:
     notice = await store.notices.find_one({"_id": notice_id})
     if notice is None:
         raise ProblemError(404, "Not Found", "no notice with that id")
@@ -113,7 +119,7 @@ async def _transition(
 
 
 async def approve(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
-    notice = await _find(store, notice_id)
+    notice = await find(store, notice_id)
     if notice.get("created_by") == key.key_id and not key.allow_self_approval:
         raise ProblemError(
             403,
@@ -142,7 +148,7 @@ async def approve(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
 
 
 async def halt(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
-    notice = await _find(store, notice_id)
+    notice = await find(store, notice_id)
     return await _transition(
         store,
         key,
@@ -156,7 +162,7 @@ async def halt(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
 async def resume(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
     """Approve again from the start: the segmenter plans a new run over the whole audience
     (its partitions count from zero; people already told are skipped by their receipts)."""
-    notice = await _find(store, notice_id)
+    notice = await find(store, notice_id)
     return await _transition(
         store,
         key,
@@ -168,13 +174,16 @@ async def resume(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
     )
 
 
-async def preview(store: Store, notice_id: str) -> dict[str, Any]:
+async def preview(
+    store: Store, notice_id: str, *, counted: Counted | None = None
+) -> dict[str, Any]:
     """Who would get what, before approval: audience per channel, each locale's message.
 
     Counts follow the segmenter's rules (dedupe by phone, the channel chain,
-    skipped reasons) by streaming the audience once, sorted by phone hash.
+    skipped reasons) by streaming the audience once, sorted by phone hash;
+    ``counted`` hears the people counted so far every :data:`PREVIEW_REPORT_EVERY`.
     """
-    notice = await _find(store, notice_id)
+    notice = await find(store, notice_id)
     incident = await store.incidents.find_one({"_id": notice["incident_id"]}) or {}
     allowed = notice.get("channels") or list(DEFAULT_PREFERENCE)
     query = to_query(AudienceSpec.model_validate(notice["audience"]))
@@ -185,7 +194,11 @@ async def preview(store: Store, notice_id: str) -> dict[str, Any]:
     cursor = store.subjects.find(
         query, {"phone_hash": 1, "channels": 1, "kakao_reachable": 1}
     ).sort([("phone_hash", 1), ("_id", 1)])
+    seen = 0
     async for subject in cursor:
+        seen += 1
+        if counted is not None and seen % PREVIEW_REPORT_EVERY == 0:
+            await counted(seen)
         phone_hash = subject.get("phone_hash")
         if phone_hash is None:
             skipped["no_phone"] = skipped.get("no_phone", 0) + 1
@@ -199,6 +212,8 @@ async def preview(store: Store, notice_id: str) -> dict[str, Any]:
             skipped[chosen.reason] = skipped.get(chosen.reason, 0) + 1
         else:
             by_channel[chosen.channel] = by_channel.get(chosen.channel, 0) + 1
+    if counted is not None:
+        await counted(seen)
     return {
         "notice_id": notice_id,
         "state": notice["state"],
