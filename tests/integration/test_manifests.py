@@ -40,7 +40,9 @@ from alimi_segmenter.settings import SegmenterSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
-OVERLAYS = ("dev", "prod")
+OVERLAYS = ("dev", "prod", "operators")
+# The overlays that run the provider sandbox (operators is dev with the broker and database).
+SANDBOXED = ("dev", "operators")
 
 # name -> (container args, port of /healthz and /readyz)
 SERVICES: dict[str, tuple[list[str], int]] = {
@@ -212,7 +214,7 @@ def of_kind(objects: tuple[dict[str, Any], ...], kind: str) -> dict[str, dict[st
 
 
 def expected_services(overlay: str) -> dict[str, tuple[list[str], int]]:
-    return SERVICES | SANDBOX if overlay == "dev" else SERVICES
+    return SERVICES | SANDBOX if overlay in SANDBOXED else SERVICES
 
 
 def containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
@@ -287,7 +289,13 @@ def test_when_an_overlay_is_rendered__then_each_service_has_a_deployment_service
     _, objects = render(f"overlays/{overlay}")
     deployments = of_kind(objects, "Deployment")
     services = of_kind(objects, "Service")
-    accounts = of_kind(objects, "ServiceAccount")
+    # Alimi's own: the operators overlay also makes the MongoDB members' account in mongodb.
+    (namespace,) = {d["metadata"]["namespace"] for d in deployments.values()}
+    accounts = {
+        name: account
+        for name, account in of_kind(objects, "ServiceAccount").items()
+        if account["metadata"]["namespace"] == namespace
+    }
 
     expected = set(expected_services(overlay))
     assert set(deployments) == expected
