@@ -585,3 +585,19 @@ def test_when_the_api_stops_answering_while_a_job_runs__then_exit_3_naming_the_j
     code, _, err = run(capsys, "subjects", "import", "people.csv")
     assert code == 3
     assert "the job goes on: GET /v1/imports/imp_1 says how it ends" in err
+
+
+def test_when_following_a_job_is_interrupted__then_it_names_the_job_that_goes_on(
+    capsys: pytest.CaptureFixture[str], api: list[Handler], tmp_path: Path
+) -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/subjects/import":
+            request.read()
+            return httpx.Response(202, json=_job("running"))
+        raise KeyboardInterrupt  # Ctrl-C while waiting for the job
+
+    api.append(handle)
+    (tmp_path / "people.csv").write_text("external_id\nc1\n")
+    code, _, err = run(capsys, "subjects", "import", "people.csv")
+    assert code == 130
+    assert "stopped following; the job goes on: GET /v1/imports/imp_1" in err
