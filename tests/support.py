@@ -58,6 +58,23 @@ class Deliveries:
         )
         return KakaoDelivery(self.store, self.bus, gateway, **self._common(KAKAO_PROVIDER, kw))
 
+    async def seed_notice(self) -> None:
+        """Incident ``inc_1`` and its notice ``ntc_1``, and the indexes delivery needs."""
+        await self.store.ensure_indexes("receipts", "attempts", "notice_counts")
+        await self.store.incidents.insert_one(
+            {"_id": "inc_1", "title": "유출", "status_url": "https://a.kr/s/x", "contact": "02"}
+        )
+        await self.store.notices.insert_one(
+            {
+                "_id": "ntc_1",
+                "incident_id": "inc_1",
+                "seq": 1,
+                "template": "short_notice",
+                "body": "#{name}님 안내: #{status_url}",
+                "created_at": datetime.now(UTC),
+            }
+        )
+
     async def configure(self, **changes: Any) -> None:
         """Change the sandbox's behaviour (``PUT /_sandbox/config``)."""
         async with self.http.put(self.sandbox.make_url("/_sandbox/config"), json=changes) as resp:

@@ -58,7 +58,7 @@ CHECKS = (
 # Left out: use_after_free, ensure_resource_availability: they follow links between
 # operations in the stateful phase, which is not run (see PHASES).
 NOT_DESCRIBABLE = {
-    # a phone number valid in its region (libphonenumber's data); an external id twice
+    # a mobile phone number valid in its region (libphonenumber's data); an external id twice
     ("POST", "/v1/subjects"),
     # text Korean SMS (EUC-KR) can carry; the size of the whole message once the
     # template is filled; the facts a template needs (the contact desk); each

@@ -112,6 +112,22 @@ async def test_when_one_subject_has_a_malformed_phone__then_422_names_it_and_not
     assert await store.subjects.count_documents({}) == 0
 
 
+async def test_when_one_subject_has_a_landline__then_422_names_it_says_why_and_nothing_is_written(
+    client: TestClient[Any, Any], store: Store
+) -> None:
+    rows = [
+        {"external_id": "ok1", "phone": "010-1234-5678"},
+        {"external_id": "office", "phone": "+82-2-123-4567"},
+    ]
+    resp = await client.post("/v1/subjects", json=rows)
+    assert resp.status == 422
+    assert resp.content_type == PROBLEM
+    [error] = (await resp.json())["errors"]
+    assert error["field"] == "[1].phone"
+    assert "a landline in KR, which cannot receive text or KakaoTalk messages" in error["message"]
+    assert await store.subjects.count_documents({}) == 0
+
+
 @pytest.mark.parametrize(
     ("body", "status", "field"),
     [

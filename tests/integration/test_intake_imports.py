@@ -62,7 +62,7 @@ async def _key(store: Store, *scopes: str) -> dict[str, str]:
 MIXED = (
     HEADER
     + "c1,김민준,010-1234-5678,ko,breach|vip,,\n"  # row 2
-    + "c2,Jane,+44 20 7946 0958,en,breach,false,sms\n"  # row 3
+    + "c2,Jane,+44 7400 123456,en,breach,false,sms\n"  # row 3: a UK mobile
     + "c3,,12-34,,,,\n"  # row 4: not a phone number
     + "c 4,,010-1234-5679,,,,\n"  # row 5: not an external id
     + "\n"  # row 6: blank, skipped
@@ -116,7 +116,7 @@ async def test_when_a_csv_has_good_and_bad_rows__then_the_good_are_imported_and_
     assert (c1["tags"], c1["channels"], c1["last_import"]["row"]) == (["breach", "vip"], None, 2)
     c2 = await store.subjects.find_one({"_id": "c2"})
     assert c2 is not None and (c2["kakao_reachable"], c2["channels"]) == (False, ["sms"])
-    assert phone.unseal(keyring, "c2", c2["phone_enc"]) == "+442079460958"
+    assert phone.unseal(keyring, "c2", c2["phone_enc"]) == "+447400123456"
 
     audit = await store.audit.find_one({"action": "subjects.imported"})
     assert audit is not None and audit["target"] == result["import_id"]
@@ -171,6 +171,39 @@ async def test_when_subjects_come_as_ndjson__then_each_line_is_a_row_numbered_fr
     assert [(e["row"], e["field"]) for e in result["errors"]] == [(2, None), (3, "nickname")]
     n1 = await store.subjects.find_one({"_id": "n1"})
     assert n1 is not None and n1["attributes"] == {"plan": "a"}
+
+
+# Valid numbers that cannot receive a text or KakaoTalk message, and a mobile for contrast.
+NOT_MOBILE = {
+    "+82-2-123-4567": "a landline in KR",
+    "+44 20 7946 0958": "a landline in GB",
+    "080-123-4567": "a toll-free number in KR",
+    "1588-1234": "a representative number (UAN) in KR",
+    "070-1234-5678": "an internet phone (VoIP) number in KR",
+    "050-1234-5678": "a forwarding (personal) number in KR",
+}
+
+
+@pytest.mark.parametrize("kind", ["csv", "ndjson"])
+async def test_when_a_file_holds_numbers_that_cannot_receive_messages__then_those_rows_say_why(
+    client: TestClient[Any, Any], store: Store, kind: str
+) -> None:
+    people = [("m1", "010-1234-5678"), *((f"x{i}", n) for i, n in enumerate(NOT_MOBILE))]
+    if kind == "csv":
+        body = "external_id,phone\n" + "".join(f"{who},{number}\n" for who, number in people)
+        first_row = 2  # the header is row 1
+    else:
+        body = "\n".join(json.dumps({"external_id": who, "phone": n}) for who, n in people)
+        first_row = 1
+    result = await imported(client, body, CSV if kind == "csv" else NDJSON)
+    assert (result["imported"], result["rejected"]) == (1, len(NOT_MOBILE))
+    for error, what in zip(result["errors"], NOT_MOBILE.values(), strict=True):
+        assert error["field"] == "phone"
+        assert what + ", which cannot receive text or KakaoTalk messages" in error["message"]
+    assert [e["row"] for e in result["errors"]] == [
+        first_row + 1 + i for i in range(len(NOT_MOBILE))
+    ]
+    assert await store.subjects.distinct("_id") == ["m1"]
 
 
 DEEP = "[" * 10_000 + "]" * 10_000  # json.loads would raise RecursionError on it

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,36 @@ def test_when_the_file_is_not_yaml__then_exit_2_before_any_request(
     (tmp_path / "i.yaml").write_text("title: [unclosed\n")
     code, _, err = run(capsys, "incident", "create", "-f", "i.yaml")
     assert code == 2 and err.startswith("error: i.yaml: not valid YAML at line 2")
+
+
+def test_when_discovered_at_is_a_time_ago__then_create_sends_that_moment_with_a_zone(
+    capsys: pytest.CaptureFixture[str], api: list[Handler], tmp_path: Path
+) -> None:
+    sent: list[Any] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(201, json={"incident_id": "inc_1", "notice_id": "ntc_1"})
+
+    api.append(handle)
+    (tmp_path / "i.yaml").write_text("title: 유출\ndiscovered_at: -2h\n")
+    before = datetime.now().astimezone().replace(microsecond=0) - timedelta(hours=2)
+    code, _, err = run(capsys, "incident", "create", "-f", "i.yaml", "--format", "{notice_id}")
+    assert code == 0, err
+    [body] = sent
+    at = datetime.fromisoformat(body["discovered_at"])
+    assert at.utcoffset() == before.utcoffset()
+    assert before <= at <= datetime.now().astimezone() - timedelta(hours=2)
+
+
+def test_when_discovered_at_reads_relative_but_is_not_a_known_form__then_exit_2_unsent(
+    capsys: pytest.CaptureFixture[str], api: list[Handler], tmp_path: Path
+) -> None:
+    api.append(lambda r: pytest.fail("no request should be made"))
+    (tmp_path / "i.yaml").write_text("title: 유출\ndiscovered_at: +2h\n")
+    code, _, err = run(capsys, "incident", "create", "-f", "i.yaml")
+    assert code == 2
+    assert err.startswith("error: i.yaml: discovered_at: '+2h' is not a time alimi understands")
 
 
 def test_create_sends_the_yaml_as_json_and_format_prints_one_field(
