@@ -6,7 +6,8 @@ The API answers an import (and other long work) with the job and its URL;
 terminal: pipes and logs get the result alone). A failed job's problem
 document becomes an :class:`~alimi_cli.errors.ApiError`, exiting as the API's
 own errors do: 1 when the job was refused (4xx), 3 when it failed (5xx,
-including a job whose intake process stopped).
+including a job whose intake process stopped). Ctrl-C, or an API that stops
+answering, ends the following, not the job: the message names its URL.
 """
 
 from __future__ import annotations
@@ -37,17 +38,32 @@ def follow(api: Api, job: dict[str, Any], console: Console, *, label: str) -> di
         disable=not console.is_terminal,
     )
     task = bar.add_task(label, total=_progress(job)[1])
-    with bar:
-        while job["state"] not in FINISHED:
-            api.wait(POLL_S)
-            job = api.get(job["url"])
-            done, total = _progress(job)
-            bar.update(task, completed=done, total=total)
+    url = job["url"]
+    try:
+        with bar:
+            while job["state"] not in FINISHED:
+                api.wait(POLL_S)
+                job = api.get(url)
+                done, total = _progress(job)
+                bar.update(task, completed=done, total=total)
+    except KeyboardInterrupt:
+        console.print(f"stopped following; the job goes on: GET {url}")
+        raise
+    except ApiError as exc:
+        if exc.status >= 500:  # the API failed, not the job
+            exc.hint = "; ".join(filter(None, (exc.hint, _goes_on(url))))
+        raise
+    except CliError as exc:  # the API went away: the job did not
+        raise CliError(f"{exc.message}; {_goes_on(url)}", code=exc.code) from None
     if job["state"] == "failed":
         problem = _object(job.get("problem"))
         status = problem.get("status") if isinstance(problem.get("status"), int) else 500
         raise ApiError(status, {"title": "Job failed", **problem})
     return job
+
+
+def _goes_on(url: str) -> str:
+    return f"the job goes on: GET {url} says how it ends"
 
 
 def _object(value: Any) -> dict[str, Any]:

@@ -85,7 +85,7 @@ def init_app(settings: IntakeSettings) -> web.Application:
         await retry_until("mongodb", lambda: store.ensure_indexes(*OWNED_COLLECTIONS))
         await retry_until("rabbitmq", bus.connect)
         relay = OutboxRelay(store, bus, poll_s=settings.outbox_poll_s)
-        jobs = Jobs(store)
+        jobs = Jobs(store, lease_s=settings.job_lease_s)
         app[CONTEXT] = Context(
             settings=settings, store=store, bus=bus, outbox_relay=relay, jobs=jobs
         )

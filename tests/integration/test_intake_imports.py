@@ -195,11 +195,7 @@ async def test_when_a_file_holds_numbers_that_cannot_receive_messages__then_thos
     else:
         body = "\n".join(json.dumps({"external_id": who, "phone": n}) for who, n in people)
         first_row = 1
-    resp = await client.post(
-        "/v1/subjects/import", data=body, headers=CSV if kind == "csv" else NDJSON
-    )
-    assert resp.status == 200, await resp.text()
-    result = await resp.json()
+    result = await imported(client, body, CSV if kind == "csv" else NDJSON)
     assert (result["imported"], result["rejected"]) == (1, len(NOT_MOBILE))
     for error, what in zip(result["errors"], NOT_MOBILE.values(), strict=True):
         assert error["field"] == "phone"

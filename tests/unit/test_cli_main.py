@@ -597,3 +597,38 @@ def test_a_replay_follows_its_job_and_prints_what_it_sent(
     assert code == 0
     assert "Replayed 2 batch(es), 150 people (150 by sms)." in out
     assert paths == ["POST /v1/notices/ntc_1/dead-letters/replay", "GET /v1/replays/rpl_1"]
+
+
+@pytest.mark.parametrize("down", ["503", "unreachable"])
+def test_when_the_api_stops_answering_while_a_job_runs__then_exit_3_naming_the_job(
+    capsys: pytest.CaptureFixture[str], api: list[Handler], tmp_path: Path, down: str
+) -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/subjects/import":
+            request.read()
+            return httpx.Response(202, json=_job("running"))
+        if down == "unreachable":
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(503, text="down for maintenance")
+
+    api.append(handle)
+    (tmp_path / "people.csv").write_text("external_id\nc1\n")
+    code, _, err = run(capsys, "subjects", "import", "people.csv")
+    assert code == 3
+    assert "the job goes on: GET /v1/imports/imp_1 says how it ends" in err
+
+
+def test_when_following_a_job_is_interrupted__then_it_names_the_job_that_goes_on(
+    capsys: pytest.CaptureFixture[str], api: list[Handler], tmp_path: Path
+) -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/subjects/import":
+            request.read()
+            return httpx.Response(202, json=_job("running"))
+        raise KeyboardInterrupt  # Ctrl-C while waiting for the job
+
+    api.append(handle)
+    (tmp_path / "people.csv").write_text("external_id\nc1\n")
+    code, _, err = run(capsys, "subjects", "import", "people.csv")
+    assert code == 130
+    assert "stopped following; the job goes on: GET /v1/imports/imp_1" in err
