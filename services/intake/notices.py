@@ -23,15 +23,13 @@ from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from alimi import ids, messages, notice_states, render, templates
+from alimi import ids, messages, notice_states, render, sms_kind, templates
 from alimi.api_keys import ApiKey
 from alimi.audience import AudienceSpec, to_query
 from alimi.channel_choice import DEFAULT_PREFERENCE, Unreachable, route
 from alimi.problems import ProblemError
 from alimi.store import Store
 from alimi_intake import audit, repository
-
-SMS_MAX_BYTES = 90
 
 # More writes of a transition, in its transaction: (session, the notice after, now) ->
 # details for the audit entry.
@@ -232,11 +230,10 @@ def _rendered(notice: dict[str, Any], incident: dict[str, Any]) -> dict[str, Any
             templates.compose(text, body=words["body"], facts=facts),
             {templates.NAME: text.default_name},
         )
-        size = render.euc_kr_length(full)
         shown[locale] = {
             "text": full,
-            "sms_type": "SMS" if size <= SMS_MAX_BYTES else "LMS",
-            "euc_kr_bytes": size,
+            "sms_type": sms_kind.sms_kind(full),
+            "euc_kr_bytes": sms_kind.euc_kr_bytes(full),
             "kakao_template_code": text.kakao_code,
         }
     return shown
