@@ -23,7 +23,7 @@ from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from alimi import ids, messages, notice_states, render, sms_kind, templates
+from alimi import dedupe, ids, messages, notice_states, partitions, render, sms_kind, templates
 from alimi.api_keys import ApiKey
 from alimi.audience import AudienceSpec, to_query
 from alimi.channel_choice import DEFAULT_PREFERENCE, Unreachable, route
@@ -169,34 +169,34 @@ async def resume(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
 async def preview(store: Store, notice_id: str) -> dict[str, Any]:
     """Who would get what, before approval: audience per channel, each locale's message.
 
-    Counts follow the segmenter's rules (dedupe by phone, the channel chain,
-    skipped reasons) by streaming the audience once, sorted by phone hash.
+    Counts follow the segmenter's rules (runs of one number by
+    :func:`alimi.dedupe.by_number`, the channel chain, skipped reasons, the sums
+    of :class:`alimi.partitions.Progress`) by streaming the audience once, sorted
+    by phone hash.
     """
     notice = await _find(store, notice_id)
     incident = await store.incidents.find_one({"_id": notice["incident_id"]}) or {}
     allowed = notice.get("channels") or list(DEFAULT_PREFERENCE)
     query = to_query(AudienceSpec.model_validate(notice["audience"]))
-    by_channel: dict[str, int] = {}
+    counted = partitions.Progress()
     skipped: dict[str, int] = {}
-    deduplicated = 0
-    last_hash: str | None = None
     cursor = store.subjects.find(
         query, {"phone_hash": 1, "channels": 1, "kakao_reachable": 1}
     ).sort([("phone_hash", 1), ("_id", 1)])
-    async for subject in cursor:
-        phone_hash = subject.get("phone_hash")
-        if phone_hash is None:
+    async for run in dedupe.by_number(cursor):
+        first = run[0]
+        if first.get("phone_hash") is None:
+            counted.skipped_no_phone += 1
             skipped["no_phone"] = skipped.get("no_phone", 0) + 1
             continue
-        if phone_hash == last_hash:
-            deduplicated += 1
-            continue
-        last_hash = phone_hash
-        chosen = route(subject, allowed)
+        counted.deduplicated += len(run) - 1
+        chosen = route(first, allowed)
         if isinstance(chosen, Unreachable):
+            counted.skipped_unreachable += 1
             skipped[chosen.reason] = skipped.get(chosen.reason, 0) + 1
         else:
-            by_channel[chosen.channel] = by_channel.get(chosen.channel, 0) + 1
+            counted.recipients_published += 1
+            counted.by_channel[chosen.channel] = counted.by_channel.get(chosen.channel, 0) + 1
     return {
         "notice_id": notice_id,
         "state": notice["state"],
@@ -204,10 +204,10 @@ async def preview(store: Store, notice_id: str) -> dict[str, Any]:
         "incident_status": notice.get("incident_status"),
         # The glossary's words: people = recipients + merged + skipped.
         "audience": {
-            "people": sum(by_channel.values()) + sum(skipped.values()) + deduplicated,
-            "recipients": sum(by_channel.values()),
-            "merged": deduplicated,
-            "messages_by_channel": by_channel,
+            "people": counted.people,
+            "recipients": counted.recipients_published,
+            "merged": counted.deduplicated,
+            "messages_by_channel": counted.by_channel,
             "skipped": skipped,
         },
         "messages": _rendered(notice, incident),
