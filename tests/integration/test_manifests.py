@@ -791,6 +791,8 @@ def test_when_the_runtime_lock_is_derived__then_it_pins_exactly_the_runtime_clos
     }
     assert names == runtime_closure()
     assert not names & DEV_ONLY_PACKAGES
+    assert not names & {"click", "rich", "httpx", "pyyaml"}, "the cli extra reached the image"
+    assert {"jinja2", "markupsafe"} <= names
     requirements = re.split(r"\n(?=\w)", result.stdout.strip())
     assert all("--hash=sha256:" in requirement for requirement in requirements)
 
