@@ -43,27 +43,34 @@ class KakaoDelivery(ChannelDelivery[KakaoClient]):
         for r in claimed:
             by_locale[r.locale].append(r)
         outcomes: list[Outcome] = []
-        for locale, people in by_locale.items():
-            text = notice.for_locale(locale)
-            messages = [
-                KakaoMessage(
-                    ids.receipt_id(batch.notice_id, r.subject_id),
-                    r.phone,
-                    text.kakao_parameters(r.name),
-                )
-                for r in people
-            ]
-            results = await self.call(
-                "alimtalk",
-                len(messages),
-                self.client.send(
-                    template_code=text.text.kakao_code,
-                    buttons=text.kakao_buttons(),
-                    messages=messages,
-                ),
-            )
-            outcomes.extend(kakao_outcome(r, res) for r, res in zip(people, results, strict=True))
+        for locale, group in by_locale.items():
+            for people in self.per_call(group):
+                outcomes += await self._send(batch, notice, locale, people)
         return outcomes
+
+    async def _send(
+        self, batch: DeliveryBatch, notice: NoticeMessage, locale: str, people: Sequence[Recipient]
+    ) -> list[Outcome]:
+        """One request: ``people`` of one locale."""
+        text = notice.for_locale(locale)
+        messages = [
+            KakaoMessage(
+                ids.receipt_id(batch.notice_id, r.subject_id),
+                r.phone,
+                text.kakao_parameters(r.name),
+            )
+            for r in people
+        ]
+        results = await self.call(
+            "alimtalk",
+            len(messages),
+            self.client.send(
+                template_code=text.text.kakao_code,
+                buttons=text.kakao_buttons(),
+                messages=messages,
+            ),
+        )
+        return [kakao_outcome(r, res) for r, res in zip(people, results, strict=True)]
 
     async def after_record(
         self, batch: DeliveryBatch, claimed: list[Recipient], outcomes: Sequence[Outcome]

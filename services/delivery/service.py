@@ -59,6 +59,7 @@ class Claim:
 
 
 ClientT = TypeVar("ClientT", bound=ProviderClient[Any])
+R = TypeVar("R")
 
 
 class ChannelDelivery(Generic[ClientT]):
@@ -108,11 +109,12 @@ class ChannelDelivery(Generic[ClientT]):
             )
         else:
             kind = attempts.SEND
-            outcomes = (
-                await self.send(batch, notice, claim.owned)
-                if self.guard.allow()
-                else [_breaker_open(r) for r in claim.owned]
-            )
+            with self.guard.calling() as allowed:
+                outcomes = (
+                    await self.send(batch, notice, claim.owned)
+                    if allowed
+                    else [_breaker_open(r) for r in claim.owned]
+                )
         outcomes = self.retries.give_up(batch, outcomes)
         doc = attempts.document(
             attempt_id,
@@ -171,6 +173,13 @@ class ChannelDelivery(Generic[ClientT]):
                 "retrying": sum(1 for o in outcomes if o.status == states.RETRYING),
             },
         )
+
+    def per_call(self, people: Sequence[R]) -> list[Sequence[R]]:
+        """``people`` in the calls they go out in: none carries more recipients than the
+        provider takes in a second (the rate limit), so waiting for the bucket keeps every
+        second within it."""
+        most = self.guard.most_per_call or len(people) or 1
+        return [people[i : i + most] for i in range(0, len(people), most)]
 
     async def call(
         self, kind: str, recipients: int, request: Coroutine[Any, Any, list[ProviderResult[Any]]]

@@ -24,9 +24,9 @@ MAX_SUBJECTS_PER_REQUEST = 50_000
 KAKAO_MAX_CHARS = 1000
 
 
-def _e164(value: str) -> str:
+def _recipient(value: str) -> str:
     try:
-        return phones.normalise(value)
+        return phones.normalise_recipient(value)
     except phones.InvalidPhone as exc:
         raise ValueError(str(exc)) from None
 
@@ -36,7 +36,7 @@ def _blank_is_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
-Phone = Annotated[str, StringConstraints(max_length=32), AfterValidator(_e164)]
+Phone = Annotated[str, StringConstraints(max_length=32), AfterValidator(_recipient)]
 Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
 PersonChannel = Literal["kakao", "sms"]
 DEFAULT_CHANNELS: tuple[PersonChannel, ...] = ("kakao", "sms")
@@ -95,8 +95,12 @@ class SubjectIn(_Strict):
     phone: Annotated[Phone | None, BeforeValidator(_blank_is_none)] = Field(
         None,
         description="E.164 (+821012345678) or a Korean national number (010-1234-5678)."
-        ' Empty (""), blank or null: no phone, as an empty cell of a CSV import (the'
-        " person is skipped with the reason no_phone; a phone stored before is removed)",
+        " A number that receives text and KakaoTalk messages: a mobile number (or one the"
+        " country's numbering cannot tell from a landline, as in the US); a landline,"
+        " toll-free (080), representative (1588), VoIP (070) or forwarding (050) number is"
+        ' refused, naming its kind. Empty (""), blank or null: no phone, as an empty cell of'
+        " a CSV import (the person is skipped with the reason no_phone; a phone stored"
+        " before is removed)",
     )
     locale: Locale = "ko"
     tags: list[Tag] = Field(default_factory=list, max_length=100)

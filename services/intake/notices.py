@@ -13,6 +13,8 @@
 * **resume**: a halted notice is approved again from the start of its
   audience: people already told are skipped by their final receipts, the
   ``halted`` ones are sent to.
+* **preview**: who would get what, counted over the whole audience: a job
+  (:mod:`alimi_intake.jobs`), reporting the people counted so far.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ from alimi.problems import ProblemError
 from alimi.store import Store
 from alimi_intake import audit, repository
 
+PREVIEW_REPORT_EVERY = 10_000  # people counted between two progress reports
+
+# Told how many people a preview has counted so far.
+Counted = Callable[[int], Awaitable[None]]
+
 # More writes of a transition, in its transaction: (session, the notice after, now) ->
 # details for the audit entry.
 Also = Callable[[AsyncClientSession, dict[str, Any], datetime], Awaitable[dict[str, Any]]]
@@ -40,7 +47,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _find(store: Store, notice_id: str) -> dict[str, Any]:
+async def find(store: Store, notice_id: str) -> dict[str, Any]:
     notice = await store.notices.find_one({"_id": notice_id})
     if notice is None:
         raise ProblemError(404, "Not Found", "no notice with that id")
@@ -111,7 +118,7 @@ async def _transition(
 
 
 async def approve(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
-    notice = await _find(store, notice_id)
+    notice = await find(store, notice_id)
     if notice.get("created_by") == key.key_id and not key.allow_self_approval:
         raise ProblemError(
             403,
@@ -140,7 +147,7 @@ async def approve(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
 
 
 async def halt(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
-    notice = await _find(store, notice_id)
+    notice = await find(store, notice_id)
     return await _transition(
         store,
         key,
@@ -154,7 +161,7 @@ async def halt(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
 async def resume(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
     """Approve again from the start: the segmenter plans a new run over the whole audience
     (its partitions count from zero; people already told are skipped by their receipts)."""
-    notice = await _find(store, notice_id)
+    notice = await find(store, notice_id)
     return await _transition(
         store,
         key,
@@ -166,37 +173,46 @@ async def resume(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
     )
 
 
-async def preview(store: Store, notice_id: str) -> dict[str, Any]:
+async def preview(
+    store: Store, notice_id: str, *, counted: Counted | None = None
+) -> dict[str, Any]:
     """Who would get what, before approval: audience per channel, each locale's message.
 
     Counts follow the segmenter's rules (runs of one number by
     :func:`alimi.dedupe.by_number`, the channel chain, skipped reasons, the sums
     of :class:`alimi.partitions.Progress`) by streaming the audience once, sorted
-    by phone hash.
+    by phone hash; ``counted`` hears the people counted so far every
+    :data:`PREVIEW_REPORT_EVERY`.
     """
-    notice = await _find(store, notice_id)
+    notice = await find(store, notice_id)
     incident = await store.incidents.find_one({"_id": notice["incident_id"]}) or {}
     allowed = notice.get("channels") or list(DEFAULT_PREFERENCE)
     query = to_query(AudienceSpec.model_validate(notice["audience"]))
-    counted = partitions.Progress()
+    tally = partitions.Progress()
     skipped: dict[str, int] = {}
     cursor = store.subjects.find(
         query, {"phone_hash": 1, "channels": 1, "kakao_reachable": 1}
     ).sort([("phone_hash", 1), ("_id", 1)])
+    seen = 0
     async for run in dedupe.by_number(cursor):
+        before, seen = seen, seen + len(run)
+        if counted is not None and seen // PREVIEW_REPORT_EVERY > before // PREVIEW_REPORT_EVERY:
+            await counted(seen)
         first = run[0]
         if first.get("phone_hash") is None:
-            counted.skipped_no_phone += 1
+            tally.skipped_no_phone += 1
             skipped["no_phone"] = skipped.get("no_phone", 0) + 1
             continue
-        counted.deduplicated += len(run) - 1
+        tally.deduplicated += len(run) - 1
         chosen = route(first, allowed)
         if isinstance(chosen, Unreachable):
-            counted.skipped_unreachable += 1
+            tally.skipped_unreachable += 1
             skipped[chosen.reason] = skipped.get(chosen.reason, 0) + 1
         else:
-            counted.recipients_published += 1
-            counted.by_channel[chosen.channel] = counted.by_channel.get(chosen.channel, 0) + 1
+            tally.recipients_published += 1
+            tally.by_channel[chosen.channel] = tally.by_channel.get(chosen.channel, 0) + 1
+    if counted is not None:
+        await counted(seen)
     return {
         "notice_id": notice_id,
         "state": notice["state"],
@@ -204,10 +220,10 @@ async def preview(store: Store, notice_id: str) -> dict[str, Any]:
         "incident_status": notice.get("incident_status"),
         # The glossary's words: people = recipients + merged + skipped.
         "audience": {
-            "people": counted.people,
-            "recipients": counted.recipients_published,
-            "merged": counted.deduplicated,
-            "messages_by_channel": counted.by_channel,
+            "people": tally.people,
+            "recipients": tally.recipients_published,
+            "merged": tally.deduplicated,
+            "messages_by_channel": tally.by_channel,
             "skipped": skipped,
         },
         "messages": _rendered(notice, incident),

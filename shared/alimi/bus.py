@@ -8,14 +8,20 @@
   validates each body into its typed message, and hands it to a handler. An
   invalid message is dead-lettered with the reason and a log line and the
   consumer keeps going; a handler error (a database that is down, say) puts
-  the message back on the queue after a short pause. On :meth:`Consumer.stop`
-  it stops taking messages, lets in-flight ones finish up to a grace period,
-  and leaves the rest unacked for the broker to redeliver.
+  the message back on the queue after a pause, and a message that keeps
+  failing ends in its dead-letter queue (:mod:`alimi.poison`). Each message is
+  handled in its own task: a broker connection that closes cancels aio-pika's
+  callback, not the handler, which finishes its writes (its ack then fails and
+  the broker redelivers the message; a redelivery of a message this process is
+  still handling waits for that handling first). On :meth:`Consumer.stop` it
+  stops taking messages, lets in-flight ones finish up to a grace period, and
+  leaves the rest unacked for the broker to redeliver.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
@@ -29,8 +35,9 @@ from aio_pika.abc import (
 )
 from prometheus_client import Counter
 
-from alimi import topology
+from alimi import poison, topology
 from alimi.messages import InvalidMessage, parse
+from alimi.poison import PoisonPolicy
 from alimi.settings import BaseSettings
 
 log = logging.getLogger("alimi.bus")
@@ -56,14 +63,26 @@ class RetryLater(Exception):
     """Raised by a handler when the message should be tried again after a pause."""
 
 
-REQUEUE_PAUSE_S = 1.0
+class BrokerTimeout(ConnectionError):
+    """The broker did not confirm a publish within ``ALIMI_AMQP_TIMEOUT_S``."""
+
+
+REQUEUE_PAUSE_S = 1.0  # before a message whose failure is not its own is put back
 
 
 class Bus:
-    def __init__(self, url: str, namespace: str, *, quorum_queues: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        namespace: str,
+        *,
+        quorum_queues: bool = False,
+        publish_timeout_s: float = 30.0,
+    ) -> None:
         self.url = url
         self.names = topology.Names(namespace)
         self.quorum_queues = quorum_queues
+        self.publish_timeout_s = publish_timeout_s
         self.connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
@@ -75,6 +94,7 @@ class Bus:
             settings.amqp_url.get_secret_value(),
             settings.namespace,
             quorum_queues=settings.quorum_queues,
+            publish_timeout_s=settings.amqp_timeout_s,
         )
 
     async def connect(self) -> None:
@@ -124,8 +144,35 @@ class Bus:
             headers=headers or {},
             expiration=expiration_s,
         )
-        await self._exchanges[exchange].publish(message, routing_key=routing_key, timeout=30)
+        await self._confirmed(self._exchanges[exchange], message, routing_key, exchange)
         PUBLISHED.labels(exchange).inc()
+
+    async def put_back(
+        self, queue: str, body: bytes, *, message_id: str, headers: dict[str, Any]
+    ) -> None:
+        """Publish ``body`` straight to ``queue`` (a logical name), persistent and confirmed:
+        a failed message's copy with its count (:mod:`alimi.poison`)."""
+        assert self._publish_channel is not None, "connect() first"
+        message = aio_pika.Message(
+            body,
+            message_id=message_id,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers=headers,
+        )
+        exchange = self._publish_channel.default_exchange
+        await self._confirmed(exchange, message, self.names(queue), f"queue {queue}")
+
+    async def _confirmed(
+        self, exchange: AbstractExchange, message: aio_pika.Message, routing_key: str, what: str
+    ) -> None:
+        try:
+            await exchange.publish(message, routing_key=routing_key, timeout=self.publish_timeout_s)
+        except TimeoutError:
+            raise BrokerTimeout(
+                f"the broker did not confirm a message to {what} within "
+                f"{self.publish_timeout_s:g} s (ALIMI_AMQP_TIMEOUT_S)"
+            ) from None
 
     async def channel(self, prefetch: int) -> AbstractChannel:
         assert self.connection is not None, "connect() first"
@@ -149,16 +196,21 @@ class Consumer(Generic[M]):
         handler: Handler[M],
         *,
         prefetch: int,
+        poison: PoisonPolicy | None = None,
     ) -> None:
         self.bus = bus
         self.queue_name = queue
         self.message_type = message_type
         self.handler = handler
         self.prefetch = prefetch
+        self.poison = poison or PoisonPolicy()
         self._channel: AbstractChannel | None = None
         self._tag: str | None = None
         self._queue: aio_pika.abc.AbstractQueue | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
+        # message id -> its handling here: a redelivery waits for the one still running
+        self._handling: dict[str, asyncio.Task[None]] = {}
+        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         self._channel = await self.bus.channel(self.prefetch)
@@ -168,6 +220,7 @@ class Consumer(Generic[M]):
 
     async def stop(self, grace_s: float) -> None:
         """Stop taking messages; let in-flight ones finish for up to ``grace_s``."""
+        self._stopping.set()  # failed messages waiting out a pause go back at once
         if self._queue is not None and self._tag is not None:
             try:
                 await self._queue.cancel(self._tag)
@@ -194,13 +247,27 @@ class Consumer(Generic[M]):
         return len(self._in_flight)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._in_flight.add(task)  # type: ignore[arg-type]
-        try:
-            await self._process(message)
-        finally:
-            self._in_flight.discard(task)  # type: ignore[arg-type]
+        # aio-pika runs this callback in a task its channel cancels when it closes: the
+        # handling runs in a task of its own, so a closed connection never cuts a write in
+        # half. Only stop() cancels handlings (past the grace period).
+        key = message.message_id or ""
+        earlier = self._handling.get(key) if key else None
+        if earlier is not None:
+            await asyncio.wait({earlier})
+        task = asyncio.create_task(self._process(message))
+        self._in_flight.add(task)
+        if key:
+            self._handling[key] = task
+        task.add_done_callback(lambda done: self._handled(key, done))
+        with contextlib.suppress(Exception):  # logged once, by _handled
+            await asyncio.shield(task)
+
+    def _handled(self, key: str, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if self._handling.get(key) is task:
+            del self._handling[key]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("message handling failed", exc_info=task.exception())
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -214,38 +281,73 @@ class Consumer(Generic[M]):
             await self.dead_letter(message, str(exc))
             return
         except RetryLater as exc:
-            log.warning(
-                "message will be retried",
-                extra={
-                    "queue": self.queue_name,
-                    "message_id": message.message_id,
-                    "reason": str(exc),
-                },
-            )
-            await self._requeue_after_pause(message, "retry")
+            await self._failed(message, exc, "retry")
             return
         except asyncio.CancelledError:
             # Shutdown past the grace period: the broker redelivers it.
             await _quietly(message.reject(requeue=True))
             CONSUMED.labels(self.queue_name, "requeued").inc()
             raise
-        except Exception:
-            log.exception(
-                "handler failed; message goes back to the queue",
-                extra={"queue": self.queue_name, "message_id": message.message_id},
-            )
-            await self._requeue_after_pause(message, "requeued")
+        except Exception as exc:
+            await self._failed(message, exc, "requeued")
             return
         if not message.processed:
-            await message.ack()
+            await _quietly(message.ack())
         CONSUMED.labels(self.queue_name, "done").inc()
 
-    async def _requeue_after_pause(self, message: AbstractIncomingMessage, outcome: str) -> None:
+    async def _failed(self, message: AbstractIncomingMessage, exc: Exception, outcome: str) -> None:
+        """Put ``message`` back after a pause, counting the failure if it is the message's;
+        dead-letter it once it has failed ``poison.limit`` times."""
+        before = poison.failures_of(message.headers)
+        blamed = poison.blames_the_message(exc)
+        failures = before + 1 if blamed else before
+        error = poison.describe(exc)
+        where = {"queue": self.queue_name, "message_id": message.message_id, "failures": failures}
+        if blamed and self.poison.exhausted(failures):
+            log.error("message failed too often", extra={**where, "error": error})
+            poison.POISON.labels(self.queue_name).inc()
+            await self.dead_letter(
+                message,
+                f"failed {failures} times; last: {error}",
+                headers=poison.dead_letter_headers(failures, error),
+            )
+            return
+        pause = self.poison.pause(failures) if blamed else REQUEUE_PAUSE_S
+        extra = {**where, "error": error, "pause_s": pause}
+        if isinstance(exc, RetryLater):
+            log.warning("message will be retried", extra=extra)
+        else:
+            log.error("handler failed; message goes back to the queue", extra=extra, exc_info=exc)
         CONSUMED.labels(self.queue_name, outcome).inc()
-        await asyncio.sleep(REQUEUE_PAUSE_S)
-        await _quietly(message.reject(requeue=True))
+        with contextlib.suppress(TimeoutError):  # stop() ends the pause early
+            await asyncio.wait_for(self._stopping.wait(), pause)
+        await self._put_back(message, failures)
 
-    async def dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+    async def _put_back(self, message: AbstractIncomingMessage, failures: int) -> None:
+        """A copy with the count, then the ack; if the copy cannot be published, the message
+        itself goes back (its count stays what it was)."""
+        if message.channel.is_closed:  # the broker redelivers it already
+            return
+        try:
+            await self.bus.put_back(
+                self.queue_name,
+                message.body,
+                message_id=message.message_id or "",
+                headers=poison.retry_headers(message.headers, failures),
+            )
+        except Exception:
+            log.warning("could not put a copy back; requeued as it was", exc_info=True)
+            await _quietly(message.reject(requeue=True))
+            return
+        await _quietly(message.ack())
+
+    async def dead_letter(
+        self,
+        message: AbstractIncomingMessage,
+        reason: str,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         """Move ``message`` to this queue's dead-letter queue with ``reason``, then ack it."""
         log.error(
             "message dead-lettered",
@@ -256,7 +358,11 @@ class Consumer(Generic[M]):
             self.queue_name,
             message.body,
             message_id=message.message_id or "",
-            headers={ERROR_HEADER: reason[:1000], "x-alimi-queue": self.queue_name},
+            headers={
+                ERROR_HEADER: reason[:1000],
+                "x-alimi-queue": self.queue_name,
+                **(headers or {}),
+            },
         )
         await message.ack()
         CONSUMED.labels(self.queue_name, "dead_lettered").inc()

@@ -15,6 +15,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from alimi import crypto
+from alimi.poison import BROKER_DELIVERY_LIMIT
 
 ENV_PREFIX = "ALIMI_"
 
@@ -53,6 +54,15 @@ class BaseSettings(BaseModel):
         False,
         description="declare replicated quorum queues, not classic ones; every service of a "
         "namespace must agree, and an existing namespace keeps the type it was created with",
+    )
+    amqp_timeout_s: float = Field(
+        30.0, gt=0, le=300, description="the longest a publish waits for the broker's confirm"
+    )
+    delivery_limit: int = Field(
+        10,
+        ge=1,
+        lt=BROKER_DELIVERY_LIMIT,
+        description="failures after which a consumed message goes to its dead-letter queue",
     )
     phone_hash_key: SecretStr = Field(
         SecretStr("alimi-development-only-phone-hash-key"),

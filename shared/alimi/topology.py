@@ -15,10 +15,13 @@ A retry queue has no consumer: a message waits there for its own expiration
 dead-lettered back to ``delivery`` under its channel's routing key. Retrying
 never sleeps inside a consumer.
 
-A consumer that cannot process a message (invalid body, unknown version)
-dead-letters it to ``dead`` with the reason in a header; each work queue also
-names ``dead`` as its dead-letter exchange, so a rejected message lands there
-too instead of being dropped.
+A consumer that cannot process a message (invalid body, unknown version), or
+one that failed too often (:mod:`alimi.poison`), dead-letters it to ``dead``
+with the reason in a header; each work queue also names ``dead`` as its
+dead-letter exchange, so a rejected message lands there too instead of being
+dropped. As quorum queues, work queues also get ``x-delivery-limit``
+(:data:`alimi.poison.BROKER_DELIVERY_LIMIT`): a message whose consumer dies on
+it every time is dead-lettered by the broker.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any, Literal
 import aiormq
 
 from alimi.messages import CHANNELS
+from alimi.poison import BROKER_DELIVERY_LIMIT
 
 ExchangeKind = Literal["direct", "topic", "fanout"]
 
@@ -133,6 +137,8 @@ def queue_arguments(queue: Queue, names: Names, *, quorum: bool) -> dict[str, An
     elif queue.dead_letters:
         args["x-dead-letter-exchange"] = names(DEAD)
         args["x-dead-letter-routing-key"] = queue.name
+        if quorum:  # a work queue: the broker's own limit, above the consumers'
+            args["x-delivery-limit"] = BROKER_DELIVERY_LIMIT
     args.update(queue.arguments)
     return args
 
@@ -157,9 +163,10 @@ async def declare(channel: Any, names: Names, *, quorum: bool = False) -> None:
             wanted = "quorum" if quorum else "classic"
             raise TopologyMismatch(
                 f"queue {names(queue.name)} exists with other arguments than a {wanted} queue's "
-                f"(the broker said: {exc}); RabbitMQ cannot change a queue's type, so "
-                "ALIMI_QUORUM_QUEUES must match what the namespace was created with: "
-                "drain and delete its queues, or use a new ALIMI_NAMESPACE"
+                f"(the broker said: {exc}); RabbitMQ cannot change a queue's type or "
+                "arguments (such as the x-delivery-limit quorum work queues have since "
+                "this version), so ALIMI_QUORUM_QUEUES must match what the namespace was "
+                "created with: drain and delete its queues, or use a new ALIMI_NAMESPACE"
             ) from exc
         for exchange, key in queue.bindings:
             await declared.bind(exchanges[exchange], routing_key=key)

@@ -15,6 +15,7 @@ from typing import Any
 
 from alimi.bus import Bus, Consumer, Handler
 from alimi.ops import OpsServer
+from alimi.poison import PoisonPolicy
 from alimi.process import retry_until
 from alimi.settings import BaseSettings
 from alimi.store import Store
@@ -46,7 +47,16 @@ class WorkerRuntime:
     def consume(
         self, queue: str, message_type: type[Any], handler: Handler[Any], *, prefetch: int
     ) -> None:
-        self.consumers.append(Consumer(self.bus, queue, message_type, handler, prefetch=prefetch))
+        self.consumers.append(
+            Consumer(
+                self.bus,
+                queue,
+                message_type,
+                handler,
+                prefetch=prefetch,
+                poison=PoisonPolicy(limit=self.settings.delivery_limit),
+            )
+        )
 
     def loop(self, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run ``factory()`` as a background task for the life of the worker."""

@@ -141,12 +141,22 @@ class Run:
         return notice
 
     async def notice_action(self, notice: Notice, action: str) -> dict[str, Any]:
-        """``POST /v1/notices/{id}/<action>`` with the approver's key (approve, replay, ...)."""
+        """``POST /v1/notices/{id}/<action>`` with the approver's key (approve, replay, ...);
+        the answer, or for a job (a replay) its result once it succeeded."""
         url = f"{self.stack.intake_url}/v1/notices/{notice.notice_id}/{action}"
         async with self.http.post(url, headers=self.key("approver")) as resp:
-            assert resp.status == 200, await resp.text()
+            assert resp.status in (200, 202), await resp.text()
             answer: dict[str, Any] = await resp.json()
-            return answer
+        while resp.status == 202 and answer["state"] not in ("succeeded", "failed"):
+            await asyncio.sleep(0.2)
+            job_url = f"{self.stack.intake_url}{answer['url']}"
+            async with self.http.get(job_url, headers=self.key("approver")) as read:
+                answer = await read.json()
+        if resp.status == 202:
+            assert answer["state"] == "succeeded", answer
+            result: dict[str, Any] = answer["result"]
+            return result
+        return answer
 
     async def incident(self, notice: Notice) -> dict[str, Any]:
         url = f"{self.stack.intake_url}/v1/incidents/{notice.incident_id}"

@@ -17,23 +17,6 @@ from alimi_delivery.guard import OPEN
 from support import Deliveries, take_batches
 
 
-async def _seed_notice(store: Store) -> None:
-    await store.ensure_indexes("receipts", "attempts", "notice_counts")
-    await store.incidents.insert_one(
-        {"_id": "inc_1", "title": "유출", "status_url": "https://a.kr/s/x", "contact": "02"}
-    )
-    await store.notices.insert_one(
-        {
-            "_id": "ntc_1",
-            "incident_id": "inc_1",
-            "seq": 1,
-            "template": "short_notice",
-            "body": "#{name}님 안내: #{status_url}",
-            "created_at": datetime.now(UTC),
-        }
-    )
-
-
 def _batch(n: int = 3, attempt: int = 1) -> DeliveryBatch:
     return DeliveryBatch(
         batch_id="ntc_1:sms:00000001" + (f":a{attempt}" if attempt > 1 else ""),
@@ -55,7 +38,7 @@ async def test_when_the_last_retry_fails__then_the_batch_is_dead_lettered_and_re
     bus: Bus,
     deliveries: Deliveries,
 ) -> None:
-    await _seed_notice(store)
+    await deliveries.seed_notice()
     await deliveries.configure(error_rate=1.0)
     await deliveries.sms().handle(_batch(attempt=4))  # three retry steps already spent
 
@@ -79,7 +62,7 @@ async def test_when_calls_keep_failing__then_the_breaker_opens_and_stops_calling
     bus: Bus,
     deliveries: Deliveries,
 ) -> None:
-    await _seed_notice(store)
+    await deliveries.seed_notice()
     await deliveries.configure(error_rate=1.0)
     delivery = deliveries.sms(breaker_failures=2, breaker_cooldown_s=60)
     await delivery.handle(_batch(1))
@@ -98,7 +81,7 @@ async def test_when_calls_keep_failing__then_the_breaker_opens_and_stops_calling
 async def test_when_a_worker_died_after_the_provider_took_the_message__then_it_is_not_sent_again(
     store: Store, http: aiohttp.ClientSession, sandbox: TestServer, deliveries: Deliveries
 ) -> None:
-    await _seed_notice(store)
+    await deliveries.seed_notice()
     delivery = deliveries.sms(claim_lease_s=10)
     await delivery.handle(_batch(2))
     # As if the worker died after the provider answered, before its attempt was written:
@@ -121,7 +104,7 @@ async def test_when_a_worker_died_after_the_provider_took_the_message__then_it_i
 async def test_when_a_worker_died_before_sending__then_the_stale_claim_is_taken_over(
     store: Store, http: aiohttp.ClientSession, sandbox: TestServer, deliveries: Deliveries
 ) -> None:
-    await _seed_notice(store)
+    await deliveries.seed_notice()
     long_ago = datetime.now(UTC) - timedelta(seconds=60)
     await store.receipts.insert_one(
         {
@@ -144,7 +127,7 @@ async def test_when_a_fresh_claim_holds_someone__then_they_wait_out_the_lease_in
     bus: Bus,
     deliveries: Deliveries,
 ) -> None:
-    await _seed_notice(store)
+    await deliveries.seed_notice()
     await store.receipts.insert_one(
         {
             "_id": "ntc_1:s1",
@@ -168,7 +151,7 @@ async def test_when_the_provider_took_the_message_but_timed_out__then_the_retry_
     bus: Bus,
     deliveries: Deliveries,
 ) -> None:
-    await _seed_notice(store)
+    await deliveries.seed_notice()
     await deliveries.configure(timeout_rate=1.0, hang_ms=2000)
     delivery = deliveries.sms(timeout_s=0.3, claim_lease_s=10)
     await delivery.handle(_batch(2))
@@ -194,7 +177,7 @@ async def test_when_a_kakao_call_timed_out_after_acceptance__then_no_second_mess
     bus: Bus,
     deliveries: Deliveries,
 ) -> None:
-    await _seed_notice(store)
+    await deliveries.seed_notice()
     await deliveries.configure(timeout_rate=1.0, hang_ms=2000)
     delivery = deliveries.kakao(timeout_s=0.3, claim_lease_s=10)
     batch = _batch(1).model_copy(update={"channel": "kakao", "batch_id": "ntc_1:kakao:00000001"})
@@ -214,7 +197,7 @@ async def test_when_the_provider_rate_limits__then_its_retry_after_holds_back_th
     bus: Bus,
     deliveries: Deliveries,
 ) -> None:
-    await _seed_notice(store)
+    await deliveries.seed_notice()
     await deliveries.configure(rate_limit_rate=1.0, retry_after_s=7)
     delivery = deliveries.sms(delays_s=(1.0, 2.0, 3.0))
     await delivery.handle(_batch(1))

@@ -2,7 +2,14 @@
 
 import pytest
 
-from alimi_delivery.guard import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, TokenBucket
+from alimi_delivery.guard import (
+    CLOSED,
+    HALF_OPEN,
+    OPEN,
+    CircuitBreaker,
+    ProviderGuard,
+    RateLimit,
+)
 from alimi_delivery.service import RetryPolicy
 
 
@@ -14,47 +21,103 @@ class Clock:
         return self.now
 
 
-def test_when_the_bucket_is_full__then_a_burst_up_to_its_size_goes_at_once() -> None:
+def test_when_the_second_is_unused__then_its_whole_budget_goes_at_once() -> None:
     clock = Clock()
-    bucket = TokenBucket(10, clock=clock)
-    assert [bucket.wait_time(1) for _ in range(10)] == [0.0] * 10
-    assert bucket.wait_time(1) == pytest.approx(0.1)
+    limit = RateLimit(10, clock=clock)
+    assert [limit.wait_time(1) for _ in range(10)] == [0.0] * 10
+    assert limit.wait_time(1) == pytest.approx(1.0)
 
 
-def test_when_time_passes__then_tokens_come_back_at_the_rate() -> None:
+def test_when_a_second_has_passed__then_what_was_taken_in_it_no_longer_counts() -> None:
     clock = Clock()
-    bucket = TokenBucket(100, clock=clock)
-    assert bucket.wait_time(100) == 0.0
+    limit = RateLimit(100, clock=clock)
+    assert limit.wait_time(60) == 0.0
     clock.now += 0.5
-    assert bucket.wait_time(50) == 0.0
-    assert bucket.wait_time(10) == pytest.approx(0.1)
+    assert limit.wait_time(40) == 0.0
+    assert limit.wait_time(50) == pytest.approx(0.5)  # the first 60 leave the window then
+    clock.now += 0.5
+    assert limit.wait_time(50) == 0.0
+    assert limit.wait_time(10) == 0.0  # 40 + 50 + 10: the second is full
+    assert limit.wait_time(1) == pytest.approx(0.5)
 
 
-def test_when_a_request_exceeds_the_bucket__then_it_waits_for_a_full_bucket() -> None:
+def test_when_a_request_exceeds_one_seconds_budget__then_it_waits_for_an_empty_second() -> None:
     clock = Clock()
-    bucket = TokenBucket(100, clock=clock)
-    assert bucket.wait_time(100) == 0.0
-    assert bucket.wait_time(1000) == pytest.approx(1.0)
+    limit = RateLimit(100, clock=clock)
+    assert limit.wait_time(100) == 0.0
+    assert limit.wait_time(1000) == pytest.approx(1.0)
+
+
+def test_when_a_request_exceeds_one_seconds_budget__then_it_counts_for_its_whole_cost() -> None:
+    clock = Clock()
+    limit = RateLimit(100, clock=clock)
+    assert limit.wait_time(250) == 0.0  # an empty second lets it go...
+    assert limit.wait_time(1) == pytest.approx(2.5)  # ...and it holds 2.5 s of budget
+    clock.now += 2.5
+    assert limit.wait_time(1) == 0.0
+
+
+def _guard(clock: Clock, *, recipients_per_s: float = 0) -> ProviderGuard:
+    return ProviderGuard(
+        "test-provider",
+        requests_per_s=0,
+        recipients_per_s=recipients_per_s,
+        breaker_failures=1,
+        breaker_cooldown_s=10,
+        clock=clock,
+    )
+
+
+def test_when_the_recipients_are_limited__then_a_call_carries_one_seconds_budget_at_most() -> None:
+    assert _guard(Clock(), recipients_per_s=40).most_per_call == 40
+    assert _guard(Clock(), recipients_per_s=0.5).most_per_call == 1
+    assert _guard(Clock()).most_per_call is None
+
+
+def test_when_the_half_open_trial_raises_before_its_answer__then_the_next_call_is_it() -> None:
+    clock = Clock()
+    guard = _guard(clock)
+    guard.observe(call_failed=True, retry_after_s=None)
+    clock.now += 10
+    with pytest.raises(RuntimeError), guard.calling() as allowed:
+        assert allowed and guard.breaker.state == HALF_OPEN
+        raise RuntimeError("between allow() and observe()")
+    with guard.calling() as allowed:
+        assert allowed, "the trial that raised still holds the breaker"
+        guard.observe(call_failed=False, retry_after_s=None)
+    assert guard.breaker.state == CLOSED
+
+
+def test_when_the_trial_is_answered__then_leaving_the_block_changes_nothing() -> None:
+    clock = Clock()
+    guard = _guard(clock)
+    guard.observe(call_failed=True, retry_after_s=None)
+    clock.now += 10
+    with guard.calling() as allowed:
+        assert allowed
+        guard.observe(call_failed=True, retry_after_s=None)
+    assert guard.breaker.state == OPEN and not guard.allow()
 
 
 def test_when_the_rate_is_zero__then_nothing_is_limited() -> None:
-    bucket = TokenBucket(0, clock=Clock())
-    assert all(bucket.wait_time(1000) == 0.0 for _ in range(100))
+    limit = RateLimit(0, clock=Clock())
+    assert all(limit.wait_time(1000) == 0.0 for _ in range(100))
 
 
 def test_when_the_provider_says_retry_after__then_nothing_goes_until_then() -> None:
     clock = Clock()
-    bucket = TokenBucket(0, clock=clock)
-    bucket.pause(3)
-    assert bucket.wait_time(1) == pytest.approx(3)
+    limit = RateLimit(0, clock=clock)
+    limit.pause(3)
+    assert limit.wait_time(1) == pytest.approx(3)
     clock.now += 3
-    assert bucket.wait_time(1) == 0.0
+    assert limit.wait_time(1) == 0.0
 
 
 async def test_when_acquiring__then_the_caller_waits_out_the_rate() -> None:
-    bucket = TokenBucket(50)
-    waited = [await bucket.acquire(1) for _ in range(55)]
-    assert sum(waited) == pytest.approx(0.1, abs=0.05)
+    limit = RateLimit(50)
+    waited = [await limit.acquire(1) for _ in range(55)]
+    assert waited[:50] == [0.0] * 50  # one second's budget at once
+    assert waited[50] > 0.5  # the 51st waits for the first to leave the window
 
 
 def test_when_failures_reach_the_threshold__then_the_breaker_opens_for_the_cooldown() -> None:

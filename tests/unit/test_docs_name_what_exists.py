@@ -50,17 +50,23 @@ def all_files() -> frozenset[str]:
     )
 
 
+PACKAGE_DIRS = {"alimi/": "shared/alimi/", "alimi_cli/": "cli/"} | {
+    f"alimi_{service}/": f"services/{service}/"
+    for service in ("intake", "segmenter", "delivery", "receipts", "sandbox")
+}
+
+
 def file_exists(name: str, doc: Path) -> bool:
-    """A path from the doc's folder or the root, or a bare name in the doc's part of the tree
-    (its folder and below, or the common package; anywhere for the root README and docs/)."""
-    here = doc.parent.relative_to(ROOT).as_posix()
-    here = "" if here in (".", "docs") else here + "/"
+    """A path from the doc's folder or the root (a package's name standing for its
+    folder: ``alimi_intake/jobs.py``), or a bare name anywhere in the tree."""
+    for package, folder in PACKAGE_DIRS.items():
+        if name.startswith(package):
+            name = folder + name.removeprefix(package)
     if (doc.parent / name).exists() or (ROOT / name).exists():
         return True
     if "/" in name:
         return any(f.endswith("/" + name) for f in all_files())
-    roots = (here, "shared/alimi/") if here else ("",)
-    return any(f.startswith(roots) and f.rsplit("/", 1)[-1] == name for f in all_files())
+    return any(f.rsplit("/", 1)[-1] == name for f in all_files())
 
 
 def module_exists(dotted: str) -> bool:

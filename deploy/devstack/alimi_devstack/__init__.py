@@ -16,7 +16,7 @@ from alimi_devstack.processes import (
     wait_for_port,
     wait_ready,
 )
-from alimi_devstack.run import CURL_EXAMPLE, main
+from alimi_devstack.run import main
 from alimi_devstack.stack import (
     DEFAULT_AMQP_URL,
     LOCAL_KEYS,
@@ -24,6 +24,7 @@ from alimi_devstack.stack import (
     Stack,
     running,
 )
+from alimi_devstack.walkthrough import CURL_EXAMPLE
 
 __all__ = [
     "CURL_EXAMPLE",

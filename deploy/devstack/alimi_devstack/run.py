@@ -1,5 +1,5 @@
 """``make run``: the local stack in the foreground with its logs interleaved, and the
-commands to try it, until Ctrl-C."""
+commands to try it (:mod:`alimi_devstack.walkthrough`), until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -12,34 +12,7 @@ from pathlib import Path
 
 from alimi_devstack.processes import StackError
 from alimi_devstack.stack import DEFAULT_AMQP_URL, Stack
-
-CURL_EXAMPLE = """\
-# make run's local keys: an operator who writes, and a second person who approves
-OPERATOR='Authorization: Bearer ak_localoperator.local-operator-secret'
-APPROVER='Authorization: Bearer ak_localapprover.local-approver-secret'
-# 1. load two people into the subject directory
-curl -s -X POST {intake}/v1/subjects -H "$OPERATOR" -H 'Content-Type: application/json' -d '[
-  {{"external_id": "cust-1", "name": "김민준", "phone": "010-1234-5678",
-    "tags": ["breach-2026-11"]}},
-  {{"external_id": "cust-2", "name": "Jane Doe", "phone": "+821098765432", "locale": "en",
-    "channels": ["sms"], "tags": ["breach-2026-11"]}}
-]'
-# 2. post an incident and its first notice to everyone tagged breach-2026-11
-NOTICE=$(curl -s -X POST {intake}/v1/incidents -H "$OPERATOR" \\
-  -H 'Content-Type: application/json' -d '{{
-  "title": "회원 정보 유출", "severity": "high", "discovered_at": "2026-11-28T09:00:00+09:00",
-  "contact": "고객센터 1588-0000",
-  "notice": {{"body": "이름과 전화번호가 유출되었습니다.",
-             "translations": {{"en": {{"body": "Your name and phone number were exposed."}}}}}},
-  "audience": {{"filter": {{"tags_any": ["breach-2026-11"]}}}}
-}}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["notice_id"])')
-# 3. nothing is sent until a second person approves the notice
-curl -s -X POST {intake}/v1/notices/$NOTICE/approve -H "$APPROVER"
-# 4. see what the sandbox received: KakaoTalk for cust-1, SMS for cust-2, Slack for staff
-curl -s {sandbox}/_sandbox/kakao/messages
-curl -s {sandbox}/_sandbox/sms/messages
-curl -s {sandbox}/_sandbox/slack/messages
-"""
+from alimi_devstack.walkthrough import CURL_EXAMPLE
 
 
 def main(argv: list[str] | None = None) -> int:
