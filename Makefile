@@ -82,7 +82,7 @@ lint: install ## ruff and mypy over shared/, services/ and cli/
 .PHONY: lock
 lock: ## re-resolve requirements.lock from pyproject.toml
 	@test -x $(VENV)/bin/uv || ($(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet uv)
-	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+	$(VENV)/bin/uv pip compile pyproject.toml --extra cli --extra dev --python-version 3.11 \
 	  --prerelease if-necessary-or-explicit --generate-hashes -o requirements.lock
 
 .PHONY: clean

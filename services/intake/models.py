@@ -16,12 +16,11 @@ from pydantic import (
     field_validator,
 )
 
-from alimi import api_keys, compliance, render, templates
+from alimi import api_keys, compliance, render, sms_kind, templates
 from alimi import phone as phones
 from alimi.audience import AttributeName, AudienceSpec, Scalar, SubjectId, Tag
 
 MAX_SUBJECTS_PER_REQUEST = 50_000
-LMS_MAX_BYTES = 2000
 KAKAO_MAX_CHARS = 1000
 
 
@@ -144,7 +143,7 @@ class DisclosureIn(_Strict):
 
 
 def _check_encodable(value: str) -> None:
-    bad = render.euc_kr_unencodable(value)
+    bad = sms_kind.unencodable(value)
     if bad:
         shown = ", ".join(f"'{ch}' (U+{ord(ch):04X})" for ch in bad[:20])
         raise ValueError(f"contains characters Korean SMS/LMS (EUC-KR) cannot carry: {shown}")
@@ -175,9 +174,11 @@ class _Words(_Strict):
     @classmethod
     def _carrier_encodable(cls, value: str) -> str:
         _check_encodable(value)
-        size = render.euc_kr_length(value)
-        if size > LMS_MAX_BYTES:
-            raise ValueError(f"is {size} bytes in EUC-KR; an LMS carries at most {LMS_MAX_BYTES}")
+        if not sms_kind.fits_lms(value):
+            raise ValueError(
+                f"is {sms_kind.euc_kr_bytes(value)} bytes in EUC-KR; "
+                f"an LMS carries at most {sms_kind.LMS_MAX_BYTES}"
+            )
         return value
 
     @field_validator("title")
@@ -312,13 +313,13 @@ def notice_template_problems(notice: NoticeIn, *, title: str, contact: str) -> l
         whole = render.fill(
             templates.compose(text, body=words.body, facts=facts), {"name": "가" * 10}
         )
-        size = render.euc_kr_length(whole)
-        if size > LMS_MAX_BYTES:
+        if not sms_kind.fits_lms(whole):
             errors.append(
                 {
                     "field": f"{where.replace('.locale', '')}.body",
-                    "message": f"the whole message in {locale} is about {size} bytes in EUC-KR; "
-                    f"an LMS carries at most {LMS_MAX_BYTES}",
+                    "message": f"the whole message in {locale} is about "
+                    f"{sms_kind.euc_kr_bytes(whole)} bytes in EUC-KR; "
+                    f"an LMS carries at most {sms_kind.LMS_MAX_BYTES}",
                 }
             )
         elif len(whole) > KAKAO_MAX_CHARS:

@@ -25,7 +25,7 @@ from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from alimi import ids, messages, notice_states, render, templates
+from alimi import dedupe, ids, messages, notice_states, partitions, render, sms_kind, templates
 from alimi.api_keys import ApiKey
 from alimi.audience import AudienceSpec, to_query
 from alimi.channel_choice import DEFAULT_PREFERENCE, Unreachable, route
@@ -33,7 +33,6 @@ from alimi.problems import ProblemError
 from alimi.store import Store
 from alimi_intake import audit, repository
 
-SMS_MAX_BYTES = 90
 PREVIEW_REPORT_EVERY = 10_000  # people counted between two progress reports
 
 # Told how many people a preview has counted so far.
@@ -179,39 +178,39 @@ async def preview(
 ) -> dict[str, Any]:
     """Who would get what, before approval: audience per channel, each locale's message.
 
-    Counts follow the segmenter's rules (dedupe by phone, the channel chain,
-    skipped reasons) by streaming the audience once, sorted by phone hash;
-    ``counted`` hears the people counted so far every :data:`PREVIEW_REPORT_EVERY`.
+    Counts follow the segmenter's rules (runs of one number by
+    :func:`alimi.dedupe.by_number`, the channel chain, skipped reasons, the sums
+    of :class:`alimi.partitions.Progress`) by streaming the audience once, sorted
+    by phone hash; ``counted`` hears the people counted so far every
+    :data:`PREVIEW_REPORT_EVERY`.
     """
     notice = await find(store, notice_id)
     incident = await store.incidents.find_one({"_id": notice["incident_id"]}) or {}
     allowed = notice.get("channels") or list(DEFAULT_PREFERENCE)
     query = to_query(AudienceSpec.model_validate(notice["audience"]))
-    by_channel: dict[str, int] = {}
+    tally = partitions.Progress()
     skipped: dict[str, int] = {}
-    deduplicated = 0
-    last_hash: str | None = None
     cursor = store.subjects.find(
         query, {"phone_hash": 1, "channels": 1, "kakao_reachable": 1}
     ).sort([("phone_hash", 1), ("_id", 1)])
     seen = 0
-    async for subject in cursor:
-        seen += 1
-        if counted is not None and seen % PREVIEW_REPORT_EVERY == 0:
+    async for run in dedupe.by_number(cursor):
+        before, seen = seen, seen + len(run)
+        if counted is not None and seen // PREVIEW_REPORT_EVERY > before // PREVIEW_REPORT_EVERY:
             await counted(seen)
-        phone_hash = subject.get("phone_hash")
-        if phone_hash is None:
+        first = run[0]
+        if first.get("phone_hash") is None:
+            tally.skipped_no_phone += 1
             skipped["no_phone"] = skipped.get("no_phone", 0) + 1
             continue
-        if phone_hash == last_hash:
-            deduplicated += 1
-            continue
-        last_hash = phone_hash
-        chosen = route(subject, allowed)
+        tally.deduplicated += len(run) - 1
+        chosen = route(first, allowed)
         if isinstance(chosen, Unreachable):
+            tally.skipped_unreachable += 1
             skipped[chosen.reason] = skipped.get(chosen.reason, 0) + 1
         else:
-            by_channel[chosen.channel] = by_channel.get(chosen.channel, 0) + 1
+            tally.recipients_published += 1
+            tally.by_channel[chosen.channel] = tally.by_channel.get(chosen.channel, 0) + 1
     if counted is not None:
         await counted(seen)
     return {
@@ -221,10 +220,10 @@ async def preview(
         "incident_status": notice.get("incident_status"),
         # The glossary's words: people = recipients + merged + skipped.
         "audience": {
-            "people": sum(by_channel.values()) + sum(skipped.values()) + deduplicated,
-            "recipients": sum(by_channel.values()),
-            "merged": deduplicated,
-            "messages_by_channel": by_channel,
+            "people": tally.people,
+            "recipients": tally.recipients_published,
+            "merged": tally.deduplicated,
+            "messages_by_channel": tally.by_channel,
             "skipped": skipped,
         },
         "messages": _rendered(notice, incident),
@@ -247,11 +246,10 @@ def _rendered(notice: dict[str, Any], incident: dict[str, Any]) -> dict[str, Any
             templates.compose(text, body=words["body"], facts=facts),
             {templates.NAME: text.default_name},
         )
-        size = render.euc_kr_length(full)
         shown[locale] = {
             "text": full,
-            "sms_type": "SMS" if size <= SMS_MAX_BYTES else "LMS",
-            "euc_kr_bytes": size,
+            "sms_type": sms_kind.sms_kind(full),
+            "euc_kr_bytes": sms_kind.euc_kr_bytes(full),
             "kakao_template_code": text.kakao_code,
         }
     return shown

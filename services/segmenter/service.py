@@ -184,7 +184,7 @@ async def _segment(
         await saved.step(step)
         BATCHES.inc(len(step.by_channel))
         RESOLVED.labels("published").inc(len(step.recipients))
-        RESOLVED.labels("deduplicated").inc(sum(len(r.also_subject_ids) for r in step.recipients))
+        RESOLVED.labels("deduplicated").inc(step.merged)
         for s in step.skipped:
             RESOLVED.labels(f"skipped_{s.reason}").inc()
 

@@ -40,8 +40,7 @@ def _name_the_test(request: pytest.FixtureRequest) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Each fault scenario's time to completion against the same notice without faults
-    (``test_baselines.py``), printed and kept in ``test-artifacts/chaos-times.md`` (``chaos-times-cluster.md`` for the
-    cluster suite)."""
+    (``test_baselines.py``), printed and kept in ``test-artifacts/`` (see :func:`_report`)."""
     times = harness.COMPLETION_TIMES
     rows = []
     for name, faulted in sorted(times.items()):
