@@ -56,7 +56,7 @@ test: install rabbitmq prometheus chromium ## run the whole test suite (unit, in
 
 .PHONY: chaos
 chaos: install rabbitmq ## only the chaos tests (part of make test): kill -9, broker and MongoDB faults, provider faults
-	$(PY) -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
+	$(PY) -m pytest -m "chaos and not cluster" tests/chaos $(PYTEST_ARGS)
 
 .PHONY: chaos-cluster
 chaos-cluster: install ## the cluster chaos tests (not in make test): start the cluster, run them, stop it
