@@ -86,8 +86,9 @@ RUN python -m pip --python /opt/alimi/bin/python install \
 COPY README.md LICENSE ./
 COPY shared/ shared/
 COPY services/ services/
-# The operators' CLI (alimi_cli) is part of the one distribution; in the image it is
-# there for a shell in a pod: alimi --url http://localhost:8080 incident show ...
+# The operators' CLI (alimi_cli) is part of the one distribution, so its sources come
+# along, but not its dependencies (the `cli` extra: click, rich, httpx, PyYAML): it runs
+# on operators' machines, not in the services' pods.
 COPY cli/ cli/
 RUN python -m pip --python /opt/alimi/bin/python install --no-deps . \
     && python -m pip --python /opt/alimi/bin/python check \

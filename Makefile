@@ -30,6 +30,14 @@ install: $(STAMP) ## create .venv and install the locked dependencies and Alimi 
 rabbitmq: ## make sure the local RabbitMQ answers (start it, or install it if missing)
 	@bash .ci/ensure-rabbitmq
 
+.PHONY: cluster
+cluster: ## start a three-node RabbitMQ cluster here (alimi-c1..c3, ports 5681-5683, data in .cluster/)
+	@bash .ci/rabbitmq-cluster start
+
+.PHONY: cluster-stop
+cluster-stop: ## stop the local RabbitMQ cluster and remove its data
+	@bash .ci/rabbitmq-cluster stop
+
 .PHONY: prometheus
 prometheus: ## make sure promtool and prometheus are installed (Debian's package if missing)
 	@bash .ci/ensure-prometheus
@@ -48,7 +56,13 @@ test: install rabbitmq prometheus chromium ## run the whole test suite (unit, in
 
 .PHONY: chaos
 chaos: install rabbitmq ## only the chaos tests (part of make test): kill -9, broker and MongoDB faults, provider faults
-	$(PY) -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
+	$(PY) -m pytest -m "chaos and not cluster" tests/chaos $(PYTEST_ARGS)
+
+.PHONY: chaos-cluster
+chaos-cluster: install ## the cluster chaos tests (not in make test): start the cluster, run them, stop it
+	@bash .ci/rabbitmq-cluster start
+	$(PY) -m pytest -m cluster tests/chaos/test_cluster.py $(PYTEST_ARGS); \
+	  status=$$?; bash .ci/rabbitmq-cluster stop; exit $$status
 
 .PHONY: bench-import
 bench-import: install rabbitmq ## import a generated CSV (ROWS=1000000) into a real intake: rows/s, peak RSS
@@ -68,9 +82,10 @@ lint: install ## ruff and mypy over shared/, services/ and cli/
 .PHONY: lock
 lock: ## re-resolve requirements.lock from pyproject.toml
 	@test -x $(VENV)/bin/uv || ($(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet uv)
-	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+	$(VENV)/bin/uv pip compile pyproject.toml --extra cli --extra dev --python-version 3.11 \
 	  --prerelease if-necessary-or-explicit --generate-hashes -o requirements.lock
 
 .PHONY: clean
 clean: ## remove the virtual environment and local data
 	rm -rf $(VENV) .alimi-data .pytest_cache
+	@bash .ci/rabbitmq-cluster stop

@@ -4,8 +4,9 @@ Generates a CSV of ``--rows`` people (streamed to a temporary file, one row in
 every ``--bad-every`` with an invalid phone number), starts SecantusDB and the
 intake service as separate processes (``alimi_devstack.Stack``; RabbitMQ must
 be running), uploads the file with a streaming client to
-``POST /v1/subjects/import`` and samples the intake process's resident memory
-while it imports. Prints rows per second and the intake's peak RSS.
+``POST /v1/subjects/import``, follows the import's job to its end and samples
+the intake process's resident memory meanwhile. Prints rows per second (upload
+and job together) and the intake's peak RSS.
 
     python bench/import_subjects.py --rows 1000000      # make bench-import
 
@@ -101,17 +102,28 @@ class Sampler(threading.Thread):
 
 
 async def upload(url: str, token: str, path: Path) -> tuple[int, dict[str, Any], float]:
+    """Upload the file, then follow the import's job to its end: (status, result, seconds)."""
     timeout = aiohttp.ClientTimeout(total=None, sock_read=3600)
+    auth = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession(timeout=timeout) as http:
         started = time.perf_counter()
         with path.open("rb") as body:  # aiohttp sends a file in chunks, never whole
             async with http.post(
                 f"{url}/v1/subjects/import",
                 data=body,
-                headers={"Authorization": f"Bearer {token}", "Content-Type": "text/csv"},
+                headers={**auth, "Content-Type": "text/csv"},
             ) as resp:
-                answer = await resp.json(content_type=None)
-        return resp.status, answer, time.perf_counter() - started
+                job = await resp.json(content_type=None)
+        if resp.status != 202:
+            return resp.status, job, time.perf_counter() - started
+        while job["state"] not in ("succeeded", "failed"):
+            await asyncio.sleep(0.2)
+            async with http.get(f"{url}{job['url']}", headers=auth) as resp:
+                job = await resp.json()
+        seconds = time.perf_counter() - started
+        if job["state"] == "failed":
+            return job["problem"]["status"], job["problem"], seconds
+        return 200, job["result"], seconds
 
 
 async def delete_queues(amqp_url: str, namespace: str) -> None:

@@ -15,7 +15,7 @@ What it does, in order:
    second key, and watches memory and the services' counters until every
    receipt is final and every delivery report applied (``sampling.py``);
 5. reads the receipts once and prints a table, writes a JSON file and a PNG
-   chart (``report.py``); the last line printed is ``RESULT ...``.
+   chart (``report.py``, ``table.py``, ``chart.py``); the last line printed is ``RESULT ...``.
 
 It is a measurement, not a test: nothing here fails on a number.
 """
@@ -37,20 +37,20 @@ from typing import Any
 
 import aiohttp
 import ceilings
+import chart
+import completion
 import profiling
 import report
 import sampling
 import seeding
+import table
 
-from alimi import partitions, states
 from alimi.store import Store
 from alimi_devstack import DEFAULT_AMQP_URL, Stack, StackError
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 SAMPLE_S = 0.5
 BIN_S = 1.0
-# Once every receipt is in: how long the notice gets to be marked completed.
-COMPLETION_GRACE_S = 120.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -190,9 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     json_path = args.out / f"pipeline-{args.n}.json"
     png_path = None if args.no_chart else args.out / f"pipeline-{args.n}.png"
     if png_path is not None:
-        report.chart(results, png_path)
+        chart.chart(results, png_path)
     report.write_json(results, json_path)
-    print(report.table(results))
+    print(table.table(results))
     print(f"\nJSON: {json_path}" + (f"\nchart: {png_path}" if png_path else ""))
     print(report.result_line(summary), flush=True)
     return 0
@@ -309,7 +309,7 @@ async def _pipeline(
         if notice is None or notice.get("approved_at") is None:
             raise RuntimeError(f"notice {notice_id} has no approved_at after its approval")
         approved_at = notice["approved_at"]
-        notice, complete = await _wait(store, watcher, notice_id, timeout_s)
+        notice, complete = await completion.wait(store, watcher, notice_id, timeout_s)
         await asyncio.sleep(SAMPLE_S)
     finally:
         await watcher.stop()
@@ -343,80 +343,6 @@ async def _opcounters(store: Store) -> dict[str, int]:
     """The database's operation counters (inserts, queries, updates, ... so far)."""
     status = await store.client.admin.command("serverStatus")
     return {k: int(v) for k, v in (status.get("opcounters") or {}).items()}
-
-
-async def _wait(
-    store: Store, watcher: sampling.Watcher, notice_id: str, timeout_s: float
-) -> tuple[dict[str, Any], bool]:
-    """Until every person is handled and every report applied, then (a little longer) until
-    the notice is ``completed``; the notice's last state, and whether all that happened
-    within ``timeout_s`` (if not, what was done by then is measured and reported)."""
-    started = time.monotonic()
-    last_print = 0.0
-    all_in: float | None = None
-    while True:
-        notice = await store.notices.find_one(
-            {"_id": notice_id},
-            {"state": 1, "run": 1, "approved_at": 1, "segmented_at": 1, "completed_at": 1},
-        )
-        assert notice is not None
-        resolved = (await partitions.progress_of(store, [notice]))[notice_id]
-        notice["progress"] = resolved.as_dict() | {
-            "recipients_published": resolved.recipients_published,
-            "deduplicated": resolved.deduplicated,
-            "skipped_no_phone": resolved.skipped_no_phone,
-            "skipped_unreachable": resolved.skipped_unreachable,
-        }
-        counters = watcher.latest()
-        sent = sum(
-            v for k, v in counters.items() if k.startswith("delivery.") and k.endswith(".sent")
-        )
-        failed = sum(
-            v for k, v in counters.items() if k.startswith("delivery.") and k.endswith(".failed")
-        )
-        applied = counters.get("receipts.applied", 0)
-        published = (notice.get("progress") or {}).get("recipients_published", 0)
-        elapsed = time.monotonic() - started
-        state = notice["state"]
-        if state in (states.NOTICE_HALTED, states.NOTICE_FAILED):
-            raise RuntimeError(f"notice {notice_id} ended {state}")
-        segmented = state in (states.NOTICE_SENDING, states.NOTICE_COMPLETED)
-        # Every report handed over by the sandbox, and applied (or given up) by receipts.
-        reports_over = (
-            counters.get("sandbox.reports.pending", 1) == 0
-            and counters.get("sandbox.reports.in_flight_batches", 1) == 0
-            and counters.get("receipts.inbox", -1) == 0
-        )
-        if (
-            all_in is None
-            and segmented
-            and sent + failed >= published
-            and (applied >= sent or reports_over)
-        ):
-            all_in = elapsed
-        if all_in is not None and (
-            state == states.NOTICE_COMPLETED or elapsed - all_in > COMPLETION_GRACE_S
-        ):
-            return notice, True
-        if elapsed > timeout_s:
-            if all_in is not None:  # everyone handled and reported; only the state lags
-                return notice, True
-            print(
-                f"  INCOMPLETE: not done after {timeout_s:.0f}s (state {state}, sent "
-                f"{sent:,.0f} of {published:,}, reports applied {applied:,.0f}); "
-                "reporting what was done",
-                flush=True,
-            )
-            return notice, False
-        if elapsed - last_print >= 5:
-            last_print = elapsed
-            print(
-                f"  {elapsed:6.1f}s  {state:<10} published "
-                f"{counters.get('segmenter.published', 0):>9,.0f}  sent {sent:>9,.0f}  "
-                f"reports applied {applied:>9,.0f}",
-                flush=True,
-            )
-        await asyncio.sleep(1.0)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ ATTEMPTS = 3
 MAX_WAIT_S = 10.0
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
-# An import answers once the whole file is stored: allow for millions of rows.
+# An import answers once the whole file is read and checked: allow for millions of rows.
 UPLOAD_TIMEOUT = httpx.Timeout(30.0, connect=5.0, read=900.0)
 
 Body = Callable[[], Iterator[bytes]]  # a fresh iterator of the body for each attempt
@@ -71,6 +71,10 @@ class Api:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    def wait(self, seconds: float) -> None:
+        """Pause between two reads of something that changes (a job)."""
+        self._sleep(seconds)
 
     def get(self, path: str) -> Any:
         return self.request("GET", path)

@@ -7,6 +7,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from alimi_cli import jobs
 from alimi_cli.options import common, session
 from alimi_cli.output import add_row, table
 
@@ -47,10 +48,14 @@ def _list(console: Console, found: dict[str, Any]) -> None:
 @click.argument("notice_id")
 @common
 def replay(notice_id: str) -> None:
-    """Send a notice's dead letters again, as first attempts (nobody is told twice)."""
+    """Send a notice's dead letters again, as first attempts (nobody is told twice).
+
+    The API replays them as a job, followed here to its end (a progress bar).
+    """
     s = session()
     with s.api() as api:
-        done = api.post(f"/v1/notices/{notice_id}/dead-letters/replay")
+        job = api.post(f"/v1/notices/{notice_id}/dead-letters/replay")
+        done = jobs.follow(api, job, s.out.err, label="replaying")["result"]
 
     def text(console: Console) -> None:
         channels = sorted(done["recipients_by_channel"].items())

@@ -34,11 +34,12 @@ def create(path: str) -> None:
     """Create an incident and its first notice from a YAML file.
 
     The file is POST /v1/incidents' body written as YAML (see
-    examples/incident.yaml and cli/README.md). The notice waits for a second
-    person's approval: alimi notice approve NOTICE_ID.
+    examples/incident.yaml and cli/README.md); its discovered_at may be now or
+    a time ago (-2h, -30m, -1d6h). The notice waits for a second person's
+    approval: alimi notice approve NOTICE_ID.
     """
     s = session()
-    body = documents.load(path)
+    body = documents.load_incident(path)
     with s.api() as api:
         created = api.post("/v1/incidents", body)
 

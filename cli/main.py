@@ -32,10 +32,10 @@ def cli() -> None:
     The config file is $ALIMI_CONFIG or ~/.config/alimi/config.toml.
 
     \b
-    Exit codes: 0 done; 1 the API refused the request (4xx); 2 usage, config
-    or file error; 3 the API cannot be reached or failed (5xx); 4 done, but
-    not everything succeeded (rejected rows, failed deliveries); 5 watch
-    --timeout passed; 130 interrupted.
+    Exit codes: 0 done; 1 the API refused the request or its job (4xx); 2
+    usage, config or file error; 3 the API cannot be reached or failed, or a
+    job failed (5xx); 4 done, but not everything succeeded (rejected rows,
+    failed deliveries); 5 watch --timeout passed; 130 interrupted.
     """
 
 

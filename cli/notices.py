@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
-from alimi_cli import documents
+from alimi_cli import documents, jobs
 from alimi_cli.options import common, session
 from alimi_cli.output import add_row, table
 
@@ -62,8 +62,15 @@ def post(incident_id: str, path: str) -> None:
 @click.argument("notice_id")
 @common
 def preview(notice_id: str) -> None:
-    """Show who would get what: people per channel, the skipped, each language's message."""
-    session().show(f"/v1/notices/{notice_id}/preview", _preview)
+    """Show who would get what: people per channel, the skipped, each language's message.
+
+    The API counts the whole audience as a job, followed here (a progress bar).
+    """
+    s = session()
+    with s.api() as api:
+        job = api.post(f"/v1/notices/{notice_id}/preview")
+        found = jobs.follow(api, job, s.out.err, label="counting people")["result"]
+    s.out.result(found, lambda console: _preview(console, found))
 
 
 def _preview(console: Console, found: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from alimi_cli import jobs
 from alimi_cli.client import UPLOAD_TIMEOUT, Api
 from alimi_cli.errors import CliError, Exit
 from alimi_cli.options import common, session
@@ -66,9 +67,11 @@ def import_file(file: Path, kind: str | None, encoding: str, errors_path: Path |
     tags, kakao_reachable, channels; tags and channels separated by |).
     NDJSON: one JSON object per line, as POST /v1/subjects takes them.
 
-    Every row that can be imported is; the others are listed with their row
-    numbers (a CSV's header is row 1) and reasons, and written to the errors
-    file. Exits 0 if every row was imported, 4 if some were rejected.
+    The file is uploaded (a progress bar), then the API imports it as a job,
+    followed to its end (another bar). Every row that can be imported is; the
+    others are listed with their row numbers (a CSV's header is row 1) and
+    reasons, and written to the errors file. Exits 0 if every row was
+    imported, 4 if some were rejected.
     """
     s = session()
     kind = kind or TYPES.get(file.suffix.lower())
@@ -78,22 +81,24 @@ def import_file(file: Path, kind: str | None, encoding: str, errors_path: Path |
         raise CliError("NDJSON is always UTF-8; --encoding is for CSV files")
     size = _size(file)
     media = MEDIA_TYPES[kind] + f"; charset={encoding}"
-    with _progress(s.out.err, size) as (progress, task), s.api() as api:
+    with s.api() as api:
+        with _progress(s.out.err, size) as (progress, task):
 
-        def body() -> Iterator[bytes]:
-            progress.reset(task, total=size)
-            with file.open("rb") as f:
-                while chunk := f.read(CHUNK_BYTES):
-                    progress.advance(task, len(chunk))
-                    yield chunk
+            def body() -> Iterator[bytes]:
+                progress.reset(task, total=size)
+                with file.open("rb") as f:
+                    while chunk := f.read(CHUNK_BYTES):
+                        progress.advance(task, len(chunk))
+                        yield chunk
 
-        answer = api.request(
-            "POST",
-            "/v1/subjects/import",
-            stream=body,
-            headers={"Content-Type": media, "Content-Length": str(size)},
-            timeout=UPLOAD_TIMEOUT,
-        )
+            job = api.request(
+                "POST",
+                "/v1/subjects/import",
+                stream=body,
+                headers={"Content-Type": media, "Content-Length": str(size)},
+                timeout=UPLOAD_TIMEOUT,
+            )
+        answer = jobs.follow(api, job, s.out.err, label="importing")["result"]
         errors = _all_errors(api, answer) if answer.get("rejected") else []
     errors_file = None
     if errors:
@@ -138,9 +143,8 @@ def _all_errors(api: Api, answer: dict[str, Any]) -> list[dict[str, Any]]:
     errors: list[dict[str, Any]] = list(answer.get("errors") or [])
     if not answer.get("errors_truncated"):
         return errors
-    found = api.get(f"/v1/imports/{answer['import_id']}")
     paged: list[dict[str, Any]] = []
-    for page in range(1, int(found.get("error_pages") or 0) + 1):
+    for page in range(1, int(answer.get("error_pages") or 0) + 1):
         paged.extend(api.get(f"/v1/imports/{answer['import_id']}/errors/{page}")["errors"])
     return paged or errors
 

@@ -87,6 +87,36 @@ def stack_env() -> dict[str, str]:
 
 
 @pytest.fixture
+def intake(
+    tmp_path: Path,
+    mongo_url: str,
+    store: Store,
+    bus: Bus,
+    namespace: str,
+    stack_env: dict[str, str],
+) -> Iterator[Stack]:
+    """Only the intake process, in this test's namespace (``stack_env`` on top): the API
+    needs nothing else to answer. ``store`` and ``bus`` remove the test's database and
+    broker objects afterwards."""
+    s = Stack(
+        workdir=tmp_path / "stack",
+        namespace=namespace,
+        amqp_url=bus.url,
+        mongo_url=mongo_url,
+        mongo_db=namespace,
+        extra_env=stack_env,
+    )
+    try:
+        s.start_service("intake", ["alimi_intake"])
+        s.seed_api_keys()
+    except StackError as exc:
+        s.stop_all()
+        pytest.fail(f"intake did not start: {exc}; logs in {s.workdir}", pytrace=False)
+    yield s
+    s.stop_all()
+
+
+@pytest.fixture
 def stack(
     tmp_path: Path, mongo_url: str, amqp_url: str, namespace: str, stack_env: dict[str, str]
 ) -> Iterator[Stack]:

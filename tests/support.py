@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -253,3 +254,37 @@ async def approve(http: aiohttp.ClientSession, stack: Stack, notice_id: str) -> 
         headers={"Authorization": f"Bearer {stack.api_key('approver')}"},
     ) as resp:
         assert resp.status == 200, await resp.text()
+
+
+FINISHED_JOB = ("succeeded", "failed")
+
+
+async def follow_job(
+    client: Any, answer: Any, *, headers: dict[str, str] | None = None, reads: int = 3000
+) -> dict[str, Any]:
+    """The job a ``202`` answer started, read at its ``Location`` until it is finished.
+
+    Waits for the job to say it is done (a positive signal), reading at most
+    ``reads`` times; never asserts on how long it took.
+    """
+    assert answer.status == 202, await answer.text()
+    location = answer.headers["Location"]
+    job: dict[str, Any] = await answer.json()
+    assert job["url"] == location
+    for _ in range(reads):
+        if job["state"] in FINISHED_JOB:
+            return job
+        await asyncio.sleep(0.01)
+        resp = await client.get(location, headers=headers)
+        assert resp.status == 200, await resp.text()
+        job = await resp.json()
+    raise AssertionError(f"job {job['job_id']} still {job['state']} after {reads} reads")
+
+
+async def imported(client: Any, data: Any, headers: dict[str, str], **more: Any) -> dict[str, Any]:
+    """POST /v1/subjects/import, followed to its end: the import's result."""
+    answer = await client.post("/v1/subjects/import", data=data, headers=headers, **more)
+    job = await follow_job(client, answer)
+    assert job["state"] == "succeeded", job
+    result: dict[str, Any] = job["result"]
+    return result

@@ -39,7 +39,7 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError
 
-from alimi import attempts, counters, decisions, ids, phone, states
+from alimi import attempts, counters, decisions, duplicate_keys, ids, phone, states
 from alimi.attempts import Outcome
 from alimi.counters import Delta
 from alimi.decisions import Where
@@ -47,7 +47,6 @@ from alimi.messages import DeliveryBatch, Recipient
 from alimi.receipt_view import attempts_by_id, chunks
 from alimi.store import Store
 
-DUPLICATE_KEY = 11000
 # Channels people fall back to; they may take over a receipt another channel handed over.
 FALLBACK_TARGETS = frozenset({"sms"})
 
@@ -150,16 +149,6 @@ def _receipt(
     }
 
 
-def _collisions(exc: BulkWriteError) -> set[int]:
-    """Positions that collided on ``_id``; any other write error is raised."""
-    lost: set[int] = set()
-    for err in exc.details["writeErrors"]:
-        if err["code"] != DUPLICATE_KEY:
-            raise exc
-        lost.add(err["index"])
-    return lost
-
-
 async def claim_new(
     store: Store, batch: DeliveryBatch, *, attempt_id: str, provider: str, now: datetime
 ) -> list[Recipient]:
@@ -171,7 +160,7 @@ async def claim_new(
             [_receipt(batch, r, attempt_id, provider, now) for r in people], ordered=False
         )
     except BulkWriteError as exc:
-        return [people[i] for i in sorted(_collisions(exc))]
+        return [people[i] for i in duplicate_keys.collided(exc)]
     return []
 
 

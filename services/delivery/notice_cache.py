@@ -20,10 +20,13 @@ class NoticeMessages:
         self._states: dict[str, tuple[float, str | None]] = {}
 
     async def halted(self, notice_id: str) -> bool:
-        """Is the notice halted (read at most once a second per notice)?"""
+        """Is the notice halted? A state that lets batches go is read at most once a second
+        per notice; ``halted`` is read again for every batch, so a batch of a notice resumed
+        a moment ago is sent, not halted by a state a second old (its people would have
+        stayed halted for good)."""
         now = time.monotonic()
         hit = self._states.get(notice_id)
-        if hit is None or now - hit[0] >= STATE_TTL_S:
+        if hit is None or now - hit[0] >= STATE_TTL_S or hit[1] == states.NOTICE_HALTED:
             found = await self.store.notices.find_one({"_id": notice_id}, {"state": 1})
             hit = (now, found.get("state") if found else None)
             if len(self._states) >= MAX_ENTRIES:

@@ -3,8 +3,8 @@
 A :class:`NoticeMessage` is a notice with its template and its incident's facts
 filled in, one text per locale; only the person's name remains. The same text
 goes out on every channel: as an AlimTalk template code plus variable values,
-or rendered in full as SMS (up to 90 EUC-KR bytes) or LMS (up to 2,000, with a
-subject line).
+or rendered in full as SMS or LMS (with a subject line), the kind chosen by
+:mod:`alimi.sms_kind` for each person's text.
 """
 
 from __future__ import annotations
@@ -12,13 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from alimi import render, templates
-
-SMS_MAX_BYTES = 90
-LMS_MAX_BYTES = 2000
-LMS_TITLE_MAX_BYTES = 40
+from alimi import render, sms_kind, templates
 
 
 @dataclass(frozen=True)
@@ -74,7 +70,7 @@ class NoticeMessage:
             locales[locale] = LocalisedNotice(
                 text=text,
                 body=words["body"],
-                title=_truncate_euc_kr(title, LMS_TITLE_MAX_BYTES),
+                title=sms_kind.cut(title, sms_kind.LMS_TITLE_MAX_BYTES),
                 facts=facts,
                 full=templates.compose(text, body=words["body"], facts=facts),
             )
@@ -87,18 +83,3 @@ class NoticeMessage:
 
 
 _INCIDENT_FIELD = {"incident_title": "title", "status_url": "status_url", "contact": "contact"}
-
-
-def message_kind(text: str) -> Literal["SMS", "LMS"]:
-    """SMS up to 90 EUC-KR bytes, LMS beyond (intake keeps bodies under 2,000)."""
-    return "SMS" if _euc_kr_bytes(text) <= SMS_MAX_BYTES else "LMS"
-
-
-def _euc_kr_bytes(text: str) -> int:
-    return len(text.encode("euc_kr", errors="replace"))
-
-
-def _truncate_euc_kr(text: str, limit: int) -> str:
-    while _euc_kr_bytes(text) > limit:
-        text = text[:-1]
-    return text

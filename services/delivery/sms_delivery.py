@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
-from alimi import ids, sms_encoding, states
+from alimi import ids, sms_encoding, sms_kind, states
 from alimi.attempts import Outcome
 from alimi.messages import DeliveryBatch, Recipient
 from alimi_delivery import sms_client
-from alimi_delivery.provider_message import NoticeMessage, message_kind
+from alimi_delivery.provider_message import NoticeMessage
 from alimi_delivery.service import ChannelDelivery, retrying
 from alimi_delivery.sms_client import SmsClient, SmsMessage, SmsResult
 
@@ -26,10 +26,10 @@ class SmsDelivery(ChannelDelivery[SmsClient]):
         self, batch: DeliveryBatch, notice: NoticeMessage, claimed: list[Recipient]
     ) -> list[Outcome]:
         # One request per (locale, SMS or LMS): the text is shared, the name is a parameter.
-        groups: dict[tuple[str, Literal["SMS", "LMS"]], list[Recipient]] = defaultdict(list)
+        groups: dict[tuple[str, sms_kind.Kind], list[Recipient]] = defaultdict(list)
         for r in claimed:
             text = notice.for_locale(r.locale)
-            groups[(r.locale, message_kind(text.text_for(r.name)))].append(r)
+            groups[(r.locale, sms_kind.sms_kind(text.text_for(r.name)))].append(r)
         outcomes: list[Outcome] = []
         for (locale, kind), group in groups.items():
             for people in self.per_call(group):
@@ -41,7 +41,7 @@ class SmsDelivery(ChannelDelivery[SmsClient]):
         batch: DeliveryBatch,
         notice: NoticeMessage,
         locale: str,
-        kind: Literal["SMS", "LMS"],
+        kind: sms_kind.Kind,
         people: Sequence[Recipient],
     ) -> list[Outcome]:
         """One request: ``people`` of one locale and kind."""

@@ -15,7 +15,9 @@ from alimi.store import (
     API_KEYS,
     AUDIT,
     IDEMPOTENCY,
+    IMPORT_CHUNKS,
     INCIDENTS,
+    JOBS,
     NOTICES,
     OUTBOX,
     SUBJECTS,
@@ -27,15 +29,27 @@ from alimi_intake import (
     dead_letter_views,
     idempotency,
     import_views,
+    job_views,
     privacy_views,
     status_page,
     views,
 )
 from alimi_intake.context import CONTEXT, Context
+from alimi_intake.jobs import Jobs
 from alimi_intake.outbox import OutboxRelay
 from alimi_intake.settings import IntakeSettings
 
-OWNED_COLLECTIONS = (SUBJECTS, INCIDENTS, NOTICES, OUTBOX, API_KEYS, AUDIT, IDEMPOTENCY)
+OWNED_COLLECTIONS = (
+    SUBJECTS,
+    INCIDENTS,
+    NOTICES,
+    OUTBOX,
+    API_KEYS,
+    AUDIT,
+    IDEMPOTENCY,
+    IMPORT_CHUNKS,
+    JOBS,
+)
 
 
 def init_app(settings: IntakeSettings) -> web.Application:
@@ -54,6 +68,7 @@ def init_app(settings: IntakeSettings) -> web.Application:
     app.add_routes(views.routes)
     app.add_routes(privacy_views.routes)
     app.add_routes(import_views.routes)
+    app.add_routes(job_views.routes)
     app.add_routes(dead_letter_views.routes)
     app.add_routes(status_page.routes)
     app.add_routes(console.routes)
@@ -69,10 +84,17 @@ def init_app(settings: IntakeSettings) -> web.Application:
         await retry_until("mongodb", lambda: store.ensure_indexes(*OWNED_COLLECTIONS))
         await retry_until("rabbitmq", bus.connect)
         relay = OutboxRelay(store, bus, poll_s=settings.outbox_poll_s)
-        app[CONTEXT] = Context(settings=settings, store=store, bus=bus, outbox_relay=relay)
-        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        jobs = Jobs(store, lease_s=settings.job_lease_s)
+        app[CONTEXT] = Context(
+            settings=settings, store=store, bus=bus, outbox_relay=relay, jobs=jobs
+        )
+        background = [
+            asyncio.create_task(relay.run(), name="outbox-relay"),
+            asyncio.create_task(jobs.run(), name="job-sweep"),
+        ]
         yield
-        await cancel_and_wait([relay_task])
+        await cancel_and_wait(background)
+        await jobs.close()  # the jobs still running are failed, saying the process stopped
         await bus.close()
         await store.close()
 

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from alimi.bus import Bus
 from alimi.store import Store
+from alimi_intake.jobs import Jobs
 from alimi_intake.outbox import OutboxRelay
 from alimi_intake.settings import IntakeSettings
 
@@ -18,6 +19,7 @@ class Context:
     store: Store
     bus: Bus
     outbox_relay: OutboxRelay
+    jobs: Jobs
 
 
 CONTEXT = web.AppKey("context", Context)

@@ -9,7 +9,8 @@ the receipts move to it, and the counts with them, in one transaction) and
 publishes each batch to its channel as a first attempt; the delivery claim
 keeps anyone from being told twice. The order (decision, publish, ack) means a
 crash part-way loses nothing: an unacked batch stays in the dead-letter queue
-and a second replay finishes the job.
+and a second replay finishes the work. The API runs a replay as a job
+(:mod:`alimi_intake.jobs`), told the counts after each batch.
 
 A dead-lettered batch carries its people's numbers in clear, so purging an
 incident's contact data (``privacy.purge_contact_data``) discards its
@@ -61,9 +62,13 @@ class Replayed:
 
 # What is done with a batch taken off a dead-letter queue, before it is acked.
 BatchAction = Callable[[str, DeliveryBatch], Awaitable[None]]
+# Told the counts so far after each batch (a job's progress).
+Counted = Callable[[Replayed], Awaitable[None]]
 
 
-async def replay(store: Store, bus: Bus, notice_id: str) -> Replayed:
+async def replay(
+    store: Store, bus: Bus, notice_id: str, *, after_batch: Counted | None = None
+) -> Replayed:
     async def send_again(channel: str, batch: DeliveryBatch) -> None:
         await _reset_receipts(store, batch)
         again = batch.model_copy(
@@ -75,7 +80,7 @@ async def replay(store: Store, bus: Bus, notice_id: str) -> Replayed:
         await bus.publish(topology.DELIVERY, channel, again.to_bytes(), message_id=again.batch_id)
 
     async with _owning(store, [notice_id]):
-        result = await _take(bus, {notice_id}, send_again)
+        result = await _take(bus, {notice_id}, send_again, after_batch)
     if result.batches:
         # A notice that completed with failures is sending again until they are final.
         await notice_states.move(
@@ -131,6 +136,16 @@ DISCARDED_DETAIL = "dead letter discarded with the people's contact data"
 LEASE_S = 300.0  # longer than a scan of MAX_SCANNED messages per channel ever takes
 
 
+def lease_name(notice_id: str) -> str:
+    return f"dead-letters:{notice_id}"
+
+
+async def busy(store: Store, notice_id: str) -> bool:
+    """Whether a replay or discard of the notice's dead letters holds its lease now."""
+    holder = await leases.Named(store, lease_name(notice_id), "", LEASE_S).holder()
+    return holder is not None
+
+
 class Busy(Exception):
     """Another request is replaying or discarding a notice's dead letters right now."""
 
@@ -150,7 +165,7 @@ async def _owning(store: Store, notice_ids: list[str]) -> AsyncIterator[None]:
     held: list[leases.Named] = []
     try:
         for notice_id in notice_ids:
-            lease = leases.Named(store, f"dead-letters:{notice_id}", owner, LEASE_S)
+            lease = leases.Named(store, lease_name(notice_id), owner, LEASE_S)
             if not await lease.acquire():
                 raise Busy(notice_id)
             held.append(lease)
@@ -160,7 +175,9 @@ async def _owning(store: Store, notice_ids: list[str]) -> AsyncIterator[None]:
             await lease.release()
 
 
-async def _take(bus: Bus, notice_ids: set[str], action: BatchAction) -> Replayed:
+async def _take(
+    bus: Bus, notice_ids: set[str], action: BatchAction, after_batch: Counted | None = None
+) -> Replayed:
     """Take the batches of ``notice_ids`` off every dead-letter queue, each after ``action``.
 
     The order (action, then ack) means a crash part-way loses nothing: an
@@ -168,12 +185,17 @@ async def _take(bus: Bus, notice_ids: set[str], action: BatchAction) -> Replayed
     """
     result = Replayed()
     for channel in topology.RETRIED_CHANNELS:
-        await _take_channel(bus, notice_ids, channel, action, result)
+        await _take_channel(bus, notice_ids, channel, action, result, after_batch)
     return result
 
 
 async def _take_channel(
-    bus: Bus, notice_ids: set[str], channel: str, action: BatchAction, result: Replayed
+    bus: Bus,
+    notice_ids: set[str],
+    channel: str,
+    action: BatchAction,
+    result: Replayed,
+    after_batch: Counted | None,
 ) -> None:
     amqp = await bus.channel(prefetch=0)
     others: list[AbstractIncomingMessage] = []
@@ -194,6 +216,8 @@ async def _take_channel(
             await action(channel, batch)
             await message.ack()
             result.count(channel, batch)
+            if after_batch is not None:
+                await after_batch(result)
         else:
             result.more_remain = True
     finally:

@@ -11,15 +11,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 
 from alimi import ids, problems
 from alimi.problems import ProblemError
-from alimi_intake import audit, idempotency, importer, rows
+from alimi_intake import (
+    audit,
+    idempotency,
+    importer,
+    job_views,
+    jobs,
+    lists,
+    rows,
+    upload_errors,
+)
 from alimi_intake.access import KEY, requires
 from alimi_intake.context import CONTEXT
+from alimi_intake.jobs import Progress
 from alimi_intake.rows import BodyTooLarge, HeaderError, Row
+from alimi_intake.upload_errors import NothingToImport
 
 routes = web.RouteTableDef()
 
@@ -85,43 +97,45 @@ def _bad_header(exc: HeaderError) -> ProblemError:
 @requires("subjects:write")
 @idempotency.streamed
 async def import_subjects_file(request: web.Request) -> web.Response:
+    """Read and check the file here; the job applies it (:mod:`alimi_intake.importer`)."""
     source, body = _rows(
         request, accepted="text/csv or application/x-ndjson", header=rows.subject_header
     )
     ctx = request.app[CONTEXT]
-    import_id = ids.new_id("imp")
+    key = request[KEY]
+    import_id = ids.new_id(jobs.IMPORT.prefix)
     try:
-        result = await importer.import_subjects(
+        staged = await importer.stage(
             ctx.store,
             rows=body,
             import_id=import_id,
             source=source,
-            key=request[KEY],
             hash_key=ctx.settings.phone_hash_key.get_secret_value().encode(),
             keyring=ctx.settings.phone_keyring,
         )
     except HeaderError as exc:
         raise _bad_header(exc) from None
     except BodyTooLarge:
-        raise _too_large(
-            request,
-            written=f" The rows before the limit were imported (import {import_id});"
-            " importing them again is safe.",
-        ) from None
-    except importer.NothingToImport:
+        raise _too_large(request, written=" Nothing was imported.") from None
+    except NothingToImport:
         raise _empty("rows") from None
-    counts = {k: result[k] for k in ("rows", "imported", "inserted", "updated", "rejected")}
-    await audit.record(ctx.store, request[KEY], "subjects.imported", import_id, counts)
-    return web.json_response(result)
 
+    async def work(progress: Progress) -> dict[str, Any]:
+        return await importer.apply(ctx.store, staged, progress)
 
-@routes.get("/v1/imports/{import_id}")
-@requires("subjects:write")
-async def get_import(request: web.Request) -> web.Response:
-    found = await importer.find_import(request.app[CONTEXT].store, request.match_info["import_id"])
-    if found is None:
-        raise ProblemError(404, "Not Found", "no import with that id")
-    return web.json_response(found)
+    async def audited(result: dict[str, Any]) -> None:
+        counts = {k: result[k] for k in ("rows", "imported", "inserted", "updated", "rejected")}
+        await audit.record(ctx.store, key, "subjects.imported", import_id, counts)
+
+    return await job_views.start(
+        request,
+        jobs.IMPORT,
+        target=import_id,
+        work=work,
+        then=audited,
+        total=staged.staged,
+        job_id=import_id,
+    )
 
 
 @routes.get("/v1/imports/{import_id}/errors/{page}")
@@ -131,7 +145,9 @@ async def get_import_errors(request: web.Request) -> web.Response:
     found = None
     if page.isascii() and page.isdigit() and len(page) <= 7:
         store = request.app[CONTEXT].store
-        found = await importer.find_error_page(store, request.match_info["import_id"], int(page))
+        found = await upload_errors.find_error_page(
+            store, request.match_info["import_id"], int(page)
+        )
     if found is None:
         raise ProblemError(404, "Not Found", "no such import, or no such page of its errors")
     return web.json_response(found)
@@ -176,14 +192,14 @@ async def create_list(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     list_id = ids.new_id("lst")
     try:
-        result = await importer.create_list(
+        result = await lists.create_list(
             ctx.store, rows=body, list_id=list_id, source=source, key=request[KEY]
         )
     except HeaderError as exc:
         raise _bad_header(exc) from None
     except BodyTooLarge:
         raise _too_large(request, written=" Nothing was kept.") from None
-    except importer.NothingToImport:
+    except NothingToImport:
         raise _empty("external ids") from None
     counts = {k: result[k] for k in ("rows", "members", "unknown_ids_count", "rejected")}
     await audit.record(ctx.store, request[KEY], "list.created", list_id, counts)
@@ -193,7 +209,7 @@ async def create_list(request: web.Request) -> web.Response:
 @routes.get("/v1/lists/{list_id}")
 @requires("incidents:read")
 async def get_list(request: web.Request) -> web.Response:
-    found = await importer.find_list(request.app[CONTEXT].store, request.match_info["list_id"])
+    found = await lists.find_list(request.app[CONTEXT].store, request.match_info["list_id"])
     if found is None:
         raise ProblemError(404, "Not Found", "no list with that id")
     return web.json_response(found)

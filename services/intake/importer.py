@@ -1,116 +1,74 @@
-"""Streamed imports: subjects in bulk chunks, and uploaded lists of people.
+"""Subject imports: rows read and checked as the upload streams in, applied by a job.
 
-Both take rows as they are read (:mod:`alimi_intake.rows`) and hold at most
-one chunk of them, so a file of millions of rows is imported in constant
-memory. Rows that cannot be imported are counted, the first
-:data:`ANSWER_ERRORS` errors go into the answer, and (for subjects) every
-error up to :data:`MAX_STORED_ERRORS` is kept in ``import_errors``, in pages
-of :data:`ERRORS_PER_PAGE`, under the import's id.
+**What the request does, and what the job does.** The body cannot outlive
+the request, so reading it stays there: :func:`stage` takes the rows as they
+are read (:mod:`alimi_intake.rows`), validates each, and stores the valid
+ones in their stored form (the phone number encrypted, hashed and masked:
+never in clear) in chunks of :data:`CHUNK_ROWS` in ``import_chunks``; rows
+that cannot be imported are counted and their errors kept (every error up
+to :data:`~alimi_intake.upload_errors.MAX_STORED_ERRORS` in
+``import_errors``, in pages, under the import's id). A file that cannot be
+used at all (its header, no row, over the size limit) is refused by the
+request, and what was staged of it is deleted: nothing is imported. The
+job (:mod:`alimi_intake.jobs`) then :func:`apply`-s the chunks in order —
+the upserts, the part that costs — reporting its progress after each chunk
+and deleting each chunk once applied. Memory stays one chunk whatever the
+size of the file.
 
 A subjects import is idempotent by external id (upserts). When one file names
 the same external id twice, the first row is imported and each later one is
-refused, naming the first: that is caught by the database, not by
-remembering ids (see :func:`alimi_intake.repository.upsert_imported_subjects`).
+refused, naming the first: within a chunk by the chunk itself, across chunks
+by the database, not by remembering ids (see
+:func:`alimi_intake.repository.upsert_imported_subjects`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+import bson
+from pydantic import ValidationError
 
 from alimi import problems
-from alimi.api_keys import ApiKey
-from alimi.audience import AudienceSpec, SubjectId
 from alimi.crypto import Keyring
 from alimi.store import Store
 from alimi_intake import repository
+from alimi_intake.jobs import Progress
 from alimi_intake.models import SubjectIn
 from alimi_intake.repository import LAST_IMPORT
 from alimi_intake.rows import Row, RowError
 from alimi_intake.service import subject_document
+from alimi_intake.upload_errors import ErrorLog, NothingToImport
 
 CHUNK_ROWS = 1000
-ANSWER_ERRORS = 1000
-ERRORS_PER_PAGE = 1000
-MAX_STORED_ERRORS = 100_000
-ANSWER_UNKNOWN_IDS = 1000
-
-_SUBJECT_ID: TypeAdapter[str] = TypeAdapter(SubjectId)
+CHUNK_BYTES = 8 * 1024 * 1024  # a staged chunk stays well under MongoDB's 16 MB a document
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class NothingToImport(Exception):
-    """The upload held no row at all (blank lines, or a CSV header alone)."""
-
-
 @dataclass
-class ErrorLog:
-    """The errors of one upload: all counted, the first kept for the answer, pages stored."""
+class Staged:
+    """An upload read whole: its rows counted, the valid ones staged in ``chunks``."""
 
-    store: Store | None = None  # None: nothing is stored (lists answer with the first only)
-    import_id: str = ""
-    count: int = 0
-    first: list[dict[str, Any]] = field(default_factory=list)
-    stored: int = 0
-    pages: int = 0
-    _page: list[dict[str, Any]] = field(default_factory=list)
-
-    async def add(self, error: RowError) -> None:
-        self.count += 1
-        entry = error.as_dict()
-        if len(self.first) < ANSWER_ERRORS:
-            self.first.append(entry)
-        if self.store is not None and self.stored < MAX_STORED_ERRORS:
-            self.stored += 1
-            self._page.append(entry)
-            if len(self._page) >= ERRORS_PER_PAGE:
-                await self.flush()
-
-    async def flush(self) -> None:
-        if self.store is None or not self._page:
-            return
-        page, self._page = self._page, []
-        self.pages += 1
-        await self.store.import_errors.insert_one(
-            {
-                "_id": f"{self.import_id}:{self.pages}",
-                "import_id": self.import_id,
-                "page": self.pages,
-                "errors": sorted(page, key=lambda e: e["row"]),
-            }
-        )
-
-    def answer(self) -> dict[str, Any]:
-        return {
-            "errors": sorted(self.first, key=lambda e: e["row"]),
-            "errors_truncated": self.count > len(self.first),
-        }
-
-
-@dataclass
-class _SubjectImport:
     store: Store
     import_id: str
+    source: str
+    errors: ErrorLog
     hash_key: bytes
     keyring: Keyring
-    errors: ErrorLog
     rows: int = 0
-    inserted: int = 0
-    updated: int = 0
     rejected: int = 0
+    staged: int = 0
+    chunks: int = 0
+    started: float = field(default_factory=time.monotonic)
     chunk: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
-    insert_first: bool = True
-    _writing: asyncio.Task[None] | None = None
+    chunk_bytes: int = 0
 
     async def take(self, row: Row) -> None:
         self.rows += 1
@@ -130,30 +88,77 @@ class _SubjectImport:
         doc = subject_document(subject, self.hash_key, self.keyring)
         doc[LAST_IMPORT] = {"id": self.import_id, "row": row.number}
         self.chunk[subject.external_id] = (row.number, doc)
-        if len(self.chunk) >= CHUNK_ROWS:
+        self.chunk_bytes += len(bson.encode(doc))
+        if len(self.chunk) >= CHUNK_ROWS or self.chunk_bytes >= CHUNK_BYTES:
             await self.write()
 
     async def write(self) -> None:
-        """Start writing the chunk while the next one is read; one write at a time, in order."""
-        chunk, self.chunk = list(self.chunk.values()), {}
-        await self.wait()
-        if chunk:
-            self._writing = asyncio.create_task(self._write(chunk))
+        """Stage the chunk read so far (one insert)."""
+        chunk, self.chunk, self.chunk_bytes = list(self.chunk.values()), {}, 0
+        if not chunk:
+            return
+        self.chunks += 1
+        self.staged += len(chunk)
+        await self.store.import_chunks.insert_one(
+            {
+                "_id": f"{self.import_id}:{self.chunks}",
+                "import_id": self.import_id,
+                "n": self.chunks,
+                "rows": [row for row, _ in chunk],
+                "docs": [doc for _, doc in chunk],
+                "created_at": _now(),
+            }
+        )
 
-    async def wait(self) -> None:
-        """Until the chunk being written is written (its errors raised here)."""
-        writing, self._writing = self._writing, None
-        if writing is not None:
-            await writing
+    async def _reject(self, *errors: RowError) -> None:
+        self.rejected += 1
+        for error in errors:
+            await self.errors.add(error)
 
-    async def abort(self) -> None:
-        writing, self._writing = self._writing, None
-        if writing is not None:
-            writing.cancel()
-            with contextlib.suppress(BaseException):
-                await writing
 
-    async def _write(self, chunk: list[tuple[int, dict[str, Any]]]) -> None:
+def _repeated(row: int, first: int) -> RowError:
+    return RowError(row, "external_id", f"repeats row {first}, which is imported; this row is not")
+
+
+async def stage(
+    store: Store,
+    *,
+    rows: AsyncIterator[Row],
+    import_id: str,
+    source: str,
+    hash_key: bytes,
+    keyring: Keyring,
+) -> Staged:
+    """Read and check every row of ``rows``, staging the valid ones for :func:`apply`.
+
+    Raises what stops the upload (the rows' own errors, :class:`NothingToImport`)
+    after deleting what was staged and stored of it.
+    """
+    staged = Staged(store, import_id, source, ErrorLog(store, import_id), hash_key, keyring)
+    try:
+        async for row in rows:
+            await staged.take(row)
+        await staged.write()
+        if staged.rows == 0:
+            raise NothingToImport
+    except BaseException:
+        await store.import_chunks.delete_many({"import_id": import_id})
+        await staged.errors.discard()
+        raise
+    return staged
+
+
+@dataclass
+class _Applied:
+    store: Store
+    import_id: str
+    errors: ErrorLog
+    inserted: int = 0
+    updated: int = 0
+    rejected: int = 0
+    insert_first: bool = True
+
+    async def write(self, chunk: list[tuple[int, dict[str, Any]]]) -> None:
         """New people are inserted (much cheaper than upserts); the others upserted, and
         a subject this import already wrote is refused, naming its row. While most of a
         chunk is known already (a repeated import), upserts go first."""
@@ -192,216 +197,45 @@ class _SubjectImport:
         for error in errors:
             await self.errors.add(error)
 
-    def counts(self) -> dict[str, int]:
+
+async def apply(store: Store, staged: Staged, progress: Progress) -> dict[str, Any]:
+    """Write the staged chunks in order; the import's counts and first errors.
+
+    If it stops part-way, the rows written until then stay written, which is
+    safe: importing the file again only upserts them again.
+    """
+    applied = _Applied(store, staged.import_id, staged.errors)
+    done = 0
+
+    def counts() -> dict[str, int]:
         return {
-            "rows": self.rows,
-            "imported": self.inserted + self.updated,
-            "inserted": self.inserted,
-            "updated": self.updated,
-            "rejected": self.rejected,
+            "rows": staged.rows,
+            "imported": applied.inserted + applied.updated,
+            "inserted": applied.inserted,
+            "updated": applied.updated,
+            "rejected": staged.rejected + applied.rejected,
         }
 
-
-def _repeated(row: int, first: int) -> RowError:
-    return RowError(row, "external_id", f"repeats row {first}, which is imported; this row is not")
-
-
-async def import_subjects(
-    store: Store,
-    *,
-    rows: AsyncIterator[Row],
-    import_id: str,
-    source: str,
-    key: ApiKey,
-    hash_key: bytes,
-    keyring: Keyring,
-) -> dict[str, Any]:
-    """Validate and upsert every row of ``rows``; the counts and the first errors.
-
-    The import's summary is kept in ``imports`` (state ``running``, then
-    ``done``; ``failed`` with the counts so far if reading or writing stops
-    it: the rows written until then stay written, which is safe, as a
-    repeated import only upserts them again).
-    """
-    started = time.monotonic()
-    await store.imports.insert_one(
-        {
-            "_id": import_id,
-            "kind": "subjects",
-            "source": source,
-            "state": "running",
-            "key_id": key.key_id,
-            "started_at": _now(),
-        }
-    )
-    job = _SubjectImport(store, import_id, hash_key, keyring, ErrorLog(store, import_id))
     try:
-        async for row in rows:
-            await job.take(row)
-        await job.write()
-        await job.wait()
-        if job.rows == 0:
-            raise NothingToImport
-    except BaseException as exc:
-        await job.abort()
-        await job.errors.flush()
-        await _finish(store, job, "failed", started, reason=type(exc).__name__)
-        raise
-    await job.errors.flush()
-    await _finish(store, job, "done", started)
-    return {"import_id": import_id, **job.counts(), **job.errors.answer()}
-
-
-async def _finish(
-    store: Store, job: _SubjectImport, state: str, started: float, *, reason: str | None = None
-) -> None:
-    await store.imports.update_one(
-        {"_id": job.import_id},
-        {
-            "$set": {
-                "state": state,
-                "reason": reason,
-                **job.counts(),
-                "errors": job.errors.count,
-                "errors_stored": job.errors.stored,
-                "error_pages": job.errors.pages,
-                "seconds": round(time.monotonic() - started, 3),
-                "finished_at": _now(),
-            }
-        },
-    )
-
-
-async def find_import(store: Store, import_id: str) -> dict[str, Any] | None:
-    found = await store.imports.find_one({"_id": import_id})
-    if found is None:
-        return None
-    found["import_id"] = found.pop("_id")
-    for when in ("started_at", "finished_at"):
-        if found.get(when) is not None:
-            found[when] = found[when].isoformat()
-    return found
-
-
-async def find_error_page(store: Store, import_id: str, page: int) -> dict[str, Any] | None:
-    found = await store.import_errors.find_one({"_id": f"{import_id}:{page}"})
-    if found is None:
-        return None
-    return {"import_id": import_id, "page": page, "errors": found["errors"]}
-
-
-# -- lists --------------------------------------------------------------------
-
-
-@dataclass
-class _ListUpload:
-    store: Store
-    list_id: str
-    errors: ErrorLog
-    rows: int = 0
-    rejected: int = 0
-    unknown: int = 0
-    unknown_ids: dict[str, None] = field(default_factory=dict)  # the first, in order
-    chunk: dict[str, None] = field(default_factory=dict)
-
-    async def take(self, row: Row) -> None:
-        self.rows += 1
-        if not row.errors:
-            try:
-                subject_id = _SUBJECT_ID.validate_python(row.values.get("external_id"))
-            except ValidationError as exc:
-                message = exc.errors()[0]["msg"] if exc.errors() else "not an external id"
-                row = Row(row.number, errors=(RowError(row.number, "external_id", message),))
-            else:
-                self.chunk[subject_id] = None
-                if len(self.chunk) >= CHUNK_ROWS:
-                    await self.write()
-                return
-        self.rejected += 1
-        for error in row.errors:
-            await self.errors.add(error)
-
-    async def write(self) -> None:
-        ids, self.chunk = list(self.chunk), {}
-        known = await repository.existing_subject_ids(self.store, ids)
-        for subject_id in ids:
-            if subject_id not in known:
-                self.unknown += 1
-                if len(self.unknown_ids) < ANSWER_UNKNOWN_IDS:
-                    self.unknown_ids[subject_id] = None
-        await repository.mark_list_members(self.store, self.list_id, [i for i in ids if i in known])
-
-
-async def create_list(
-    store: Store, *, rows: AsyncIterator[Row], list_id: str, source: str, key: ApiKey
-) -> dict[str, Any]:
-    """Mark every known subject ``rows`` names as a member of a new list; the counts.
-
-    The list is usable as an audience only once complete (``ready``); if the
-    upload stops part-way it is ``failed`` and its marks are taken off again.
-    """
-    await store.lists.insert_one(
-        {
-            "_id": list_id,
-            "state": "building",
-            "source": source,
-            "key_id": key.key_id,
-            "key_name": key.name,
-            "created_at": _now(),
-        }
-    )
-    job = _ListUpload(store, list_id, ErrorLog())
-    try:
-        async for row in rows:
-            await job.take(row)
-        if job.rows == 0:
-            raise NothingToImport
-        await job.write()
-        members = await repository.count_list_members(store, list_id)
-    except BaseException:
-        await store.lists.update_one({"_id": list_id}, {"$set": {"state": "failed"}})
-        await repository.unmark_list_members(store, list_id)
-        raise
-    counts = {
-        "rows": job.rows,
-        "members": members,
-        "unknown_ids_count": job.unknown,
-        "rejected": job.rejected,
-    }
-    await store.lists.update_one(
-        {"_id": list_id}, {"$set": {"state": "ready", "ready_at": _now(), **counts}}
-    )
+        for n in range(1, staged.chunks + 1):
+            chunk_id = f"{staged.import_id}:{n}"
+            found = await store.import_chunks.find_one({"_id": chunk_id})
+            if found is None:
+                raise LookupError(f"staged chunk {chunk_id} is gone")
+            await applied.write(list(zip(found["rows"], found["docs"], strict=True)))
+            await store.import_chunks.delete_one({"_id": chunk_id})
+            done += len(found["rows"])
+            await progress.report(done, staged.staged, **counts())
+    finally:
+        await staged.errors.flush()
+        await store.import_chunks.delete_many({"import_id": staged.import_id})
     return {
-        "list_id": list_id,
-        **counts,
-        "unknown_ids": list(job.unknown_ids),
-        **job.errors.answer(),
+        "import_id": staged.import_id,
+        "source": staged.source,
+        **counts(),
+        **staged.errors.answer(),
+        "error_count": staged.errors.count,
+        "errors_stored": staged.errors.stored,
+        "error_pages": staged.errors.pages,
+        "seconds": round(time.monotonic() - staged.started, 3),
     }
-
-
-async def find_list(store: Store, list_id: str) -> dict[str, Any] | None:
-    found = await store.lists.find_one({"_id": list_id}, {"key_id": 0})
-    if found is None:
-        return None
-    found["list_id"] = found.pop("_id")
-    for when in ("created_at", "ready_at"):
-        if found.get(when) is not None:
-            found[when] = found[when].isoformat()
-    return found
-
-
-async def audience_problems(store: Store, audience: AudienceSpec) -> list[dict[str, str]]:
-    """Why the audience's list cannot be used, if it names one: unknown, or not complete."""
-    if audience.list_id is None:
-        return []
-    found = await store.lists.find_one({"_id": audience.list_id}, {"state": 1})
-    if found is None:
-        return [{"field": "audience.list_id", "message": "no list with this id"}]
-    if found["state"] != "ready":
-        return [
-            {
-                "field": "audience.list_id",
-                "message": f"the list is {found['state']}, not ready: upload it again",
-            }
-        ]
-    return []

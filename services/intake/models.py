@@ -16,18 +16,17 @@ from pydantic import (
     field_validator,
 )
 
-from alimi import api_keys, compliance, render, templates
+from alimi import api_keys, compliance, render, sms_kind, templates
 from alimi import phone as phones
 from alimi.audience import AttributeName, AudienceSpec, Scalar, SubjectId, Tag
 
 MAX_SUBJECTS_PER_REQUEST = 50_000
-LMS_MAX_BYTES = 2000
 KAKAO_MAX_CHARS = 1000
 
 
-def _e164(value: str) -> str:
+def _recipient(value: str) -> str:
     try:
-        return phones.normalise(value)
+        return phones.normalise_recipient(value)
     except phones.InvalidPhone as exc:
         raise ValueError(str(exc)) from None
 
@@ -37,7 +36,7 @@ def _blank_is_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
-Phone = Annotated[str, StringConstraints(max_length=32), AfterValidator(_e164)]
+Phone = Annotated[str, StringConstraints(max_length=32), AfterValidator(_recipient)]
 Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
 PersonChannel = Literal["kakao", "sms"]
 DEFAULT_CHANNELS: tuple[PersonChannel, ...] = ("kakao", "sms")
@@ -96,8 +95,12 @@ class SubjectIn(_Strict):
     phone: Annotated[Phone | None, BeforeValidator(_blank_is_none)] = Field(
         None,
         description="E.164 (+821012345678) or a Korean national number (010-1234-5678)."
-        ' Empty (""), blank or null: no phone, as an empty cell of a CSV import (the'
-        " person is skipped with the reason no_phone; a phone stored before is removed)",
+        " A number that receives text and KakaoTalk messages: a mobile number (or one the"
+        " country's numbering cannot tell from a landline, as in the US); a landline,"
+        " toll-free (080), representative (1588), VoIP (070) or forwarding (050) number is"
+        ' refused, naming its kind. Empty (""), blank or null: no phone, as an empty cell of'
+        " a CSV import (the person is skipped with the reason no_phone; a phone stored"
+        " before is removed)",
     )
     locale: Locale = "ko"
     tags: list[Tag] = Field(default_factory=list, max_length=100)
@@ -140,7 +143,7 @@ class DisclosureIn(_Strict):
 
 
 def _check_encodable(value: str) -> None:
-    bad = render.euc_kr_unencodable(value)
+    bad = sms_kind.unencodable(value)
     if bad:
         shown = ", ".join(f"'{ch}' (U+{ord(ch):04X})" for ch in bad[:20])
         raise ValueError(f"contains characters Korean SMS/LMS (EUC-KR) cannot carry: {shown}")
@@ -171,9 +174,11 @@ class _Words(_Strict):
     @classmethod
     def _carrier_encodable(cls, value: str) -> str:
         _check_encodable(value)
-        size = render.euc_kr_length(value)
-        if size > LMS_MAX_BYTES:
-            raise ValueError(f"is {size} bytes in EUC-KR; an LMS carries at most {LMS_MAX_BYTES}")
+        if not sms_kind.fits_lms(value):
+            raise ValueError(
+                f"is {sms_kind.euc_kr_bytes(value)} bytes in EUC-KR; "
+                f"an LMS carries at most {sms_kind.LMS_MAX_BYTES}"
+            )
         return value
 
     @field_validator("title")
@@ -308,13 +313,13 @@ def notice_template_problems(notice: NoticeIn, *, title: str, contact: str) -> l
         whole = render.fill(
             templates.compose(text, body=words.body, facts=facts), {"name": "가" * 10}
         )
-        size = render.euc_kr_length(whole)
-        if size > LMS_MAX_BYTES:
+        if not sms_kind.fits_lms(whole):
             errors.append(
                 {
                     "field": f"{where.replace('.locale', '')}.body",
-                    "message": f"the whole message in {locale} is about {size} bytes in EUC-KR; "
-                    f"an LMS carries at most {LMS_MAX_BYTES}",
+                    "message": f"the whole message in {locale} is about "
+                    f"{sms_kind.euc_kr_bytes(whole)} bytes in EUC-KR; "
+                    f"an LMS carries at most {sms_kind.LMS_MAX_BYTES}",
                 }
             )
         elif len(whole) > KAKAO_MAX_CHARS:

@@ -13,6 +13,8 @@
 * **resume**: a halted notice is approved again from the start of its
   audience: people already told are skipped by their final receipts, the
   ``halted`` ones are sent to.
+* **preview**: who would get what, counted over the whole audience: a job
+  (:mod:`alimi_intake.jobs`), reporting the people counted so far.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from alimi import ids, messages, notice_states, render, templates
+from alimi import dedupe, ids, messages, notice_states, partitions, render, sms_kind, templates
 from alimi.api_keys import ApiKey
 from alimi.audience import AudienceSpec, to_query
 from alimi.channel_choice import DEFAULT_PREFERENCE, Unreachable, route
@@ -31,7 +33,10 @@ from alimi.problems import ProblemError
 from alimi.store import Store
 from alimi_intake import audit, repository
 
-SMS_MAX_BYTES = 90
+PREVIEW_REPORT_EVERY = 10_000  # people counted between two progress reports
+
+# Told how many people a preview has counted so far.
+Counted = Callable[[int], Awaitable[None]]
 
 # More writes of a transition, in its transaction: (session, the notice after, now) ->
 # details for the audit entry.
@@ -42,7 +47,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _find(store: Store, notice_id: str) -> dict[str, Any]:
+async def find(store: Store, notice_id: str) -> dict[str, Any]:
     notice = await store.notices.find_one({"_id": notice_id})
     if notice is None:
         raise ProblemError(404, "Not Found", "no notice with that id")
@@ -113,7 +118,7 @@ async def _transition(
 
 
 async def approve(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
-    notice = await _find(store, notice_id)
+    notice = await find(store, notice_id)
     if notice.get("created_by") == key.key_id and not key.allow_self_approval:
         raise ProblemError(
             403,
@@ -142,7 +147,7 @@ async def approve(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
 
 
 async def halt(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
-    notice = await _find(store, notice_id)
+    notice = await find(store, notice_id)
     return await _transition(
         store,
         key,
@@ -156,7 +161,7 @@ async def halt(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
 async def resume(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
     """Approve again from the start: the segmenter plans a new run over the whole audience
     (its partitions count from zero; people already told are skipped by their receipts)."""
-    notice = await _find(store, notice_id)
+    notice = await find(store, notice_id)
     return await _transition(
         store,
         key,
@@ -168,37 +173,46 @@ async def resume(store: Store, key: ApiKey, notice_id: str) -> dict[str, Any]:
     )
 
 
-async def preview(store: Store, notice_id: str) -> dict[str, Any]:
+async def preview(
+    store: Store, notice_id: str, *, counted: Counted | None = None
+) -> dict[str, Any]:
     """Who would get what, before approval: audience per channel, each locale's message.
 
-    Counts follow the segmenter's rules (dedupe by phone, the channel chain,
-    skipped reasons) by streaming the audience once, sorted by phone hash.
+    Counts follow the segmenter's rules (runs of one number by
+    :func:`alimi.dedupe.by_number`, the channel chain, skipped reasons, the sums
+    of :class:`alimi.partitions.Progress`) by streaming the audience once, sorted
+    by phone hash; ``counted`` hears the people counted so far every
+    :data:`PREVIEW_REPORT_EVERY`.
     """
-    notice = await _find(store, notice_id)
+    notice = await find(store, notice_id)
     incident = await store.incidents.find_one({"_id": notice["incident_id"]}) or {}
     allowed = notice.get("channels") or list(DEFAULT_PREFERENCE)
     query = to_query(AudienceSpec.model_validate(notice["audience"]))
-    by_channel: dict[str, int] = {}
+    tally = partitions.Progress()
     skipped: dict[str, int] = {}
-    deduplicated = 0
-    last_hash: str | None = None
     cursor = store.subjects.find(
         query, {"phone_hash": 1, "channels": 1, "kakao_reachable": 1}
     ).sort([("phone_hash", 1), ("_id", 1)])
-    async for subject in cursor:
-        phone_hash = subject.get("phone_hash")
-        if phone_hash is None:
+    seen = 0
+    async for run in dedupe.by_number(cursor):
+        before, seen = seen, seen + len(run)
+        if counted is not None and seen // PREVIEW_REPORT_EVERY > before // PREVIEW_REPORT_EVERY:
+            await counted(seen)
+        first = run[0]
+        if first.get("phone_hash") is None:
+            tally.skipped_no_phone += 1
             skipped["no_phone"] = skipped.get("no_phone", 0) + 1
             continue
-        if phone_hash == last_hash:
-            deduplicated += 1
-            continue
-        last_hash = phone_hash
-        chosen = route(subject, allowed)
+        tally.deduplicated += len(run) - 1
+        chosen = route(first, allowed)
         if isinstance(chosen, Unreachable):
+            tally.skipped_unreachable += 1
             skipped[chosen.reason] = skipped.get(chosen.reason, 0) + 1
         else:
-            by_channel[chosen.channel] = by_channel.get(chosen.channel, 0) + 1
+            tally.recipients_published += 1
+            tally.by_channel[chosen.channel] = tally.by_channel.get(chosen.channel, 0) + 1
+    if counted is not None:
+        await counted(seen)
     return {
         "notice_id": notice_id,
         "state": notice["state"],
@@ -206,10 +220,10 @@ async def preview(store: Store, notice_id: str) -> dict[str, Any]:
         "incident_status": notice.get("incident_status"),
         # The glossary's words: people = recipients + merged + skipped.
         "audience": {
-            "people": sum(by_channel.values()) + sum(skipped.values()) + deduplicated,
-            "recipients": sum(by_channel.values()),
-            "merged": deduplicated,
-            "messages_by_channel": by_channel,
+            "people": tally.people,
+            "recipients": tally.recipients_published,
+            "merged": tally.deduplicated,
+            "messages_by_channel": tally.by_channel,
             "skipped": skipped,
         },
         "messages": _rendered(notice, incident),
@@ -232,11 +246,10 @@ def _rendered(notice: dict[str, Any], incident: dict[str, Any]) -> dict[str, Any
             templates.compose(text, body=words["body"], facts=facts),
             {templates.NAME: text.default_name},
         )
-        size = render.euc_kr_length(full)
         shown[locale] = {
             "text": full,
-            "sms_type": "SMS" if size <= SMS_MAX_BYTES else "LMS",
-            "euc_kr_bytes": size,
+            "sms_type": sms_kind.sms_kind(full),
+            "euc_kr_bytes": sms_kind.euc_kr_bytes(full),
             "kakao_template_code": text.kakao_code,
         }
     return shown

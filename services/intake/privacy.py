@@ -21,7 +21,7 @@ keep their contact data; its id is in the answer. The notices' dead letters
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -203,15 +203,10 @@ async def _addressed(store: Store, notice_ids: list[str]) -> AsyncIterator[list[
         yield list(chunk)
 
 
-async def purge_contact_data(
-    store: Store,
-    bus: Bus,
-    incident_id: str,
-    *,
-    retention_days: int,
-    now: datetime | None = None,
-) -> Purged:
-    """Remove the contact data of the people the incident's notices addressed.
+async def check_purge(
+    store: Store, incident_id: str, *, retention_days: int, now: datetime | None = None
+) -> list[str]:
+    """The ids of the incident's notices, if its contact data may be purged now.
 
     Raises :class:`IncidentNotFound`, or :class:`PurgeRefused` while the incident is
     open and within its retention, or while one of its notices may still send.
@@ -236,10 +231,32 @@ async def purge_contact_data(
             f"notices of this incident may still send: {busy}; purge once each is "
             "completed, halted or failed"
         )
+    return [n["_id"] for n in notices]
 
+
+# Told the counts so far after each chunk of subjects (a job's progress).
+Counted = Callable[["Purged"], Awaitable[None]]
+
+
+async def purge_contact_data(
+    store: Store,
+    bus: Bus,
+    incident_id: str,
+    *,
+    retention_days: int,
+    now: datetime | None = None,
+    after_chunk: Counted | None = None,
+) -> Purged:
+    """Remove the contact data of the people the incident's notices addressed.
+
+    Checks first, raising as :func:`check_purge` does.
+    """
+    now = now or _now()
+    retention = timedelta(days=retention_days)
+    notice_ids = await check_purge(store, incident_id, retention_days=retention_days, now=now)
     result = Purged(incident_id=incident_id, purged_at=now)
     try:
-        discarded = await dead_letters.discard(store, bus, [n["_id"] for n in notices])
+        discarded = await dead_letters.discard(store, bus, notice_ids)
     except dead_letters.Busy as exc:
         raise PurgeRefused(str(exc)) from None
     result.dead_letters_discarded = discarded.recipients
@@ -249,7 +266,7 @@ async def purge_contact_data(
         "$unset": dict.fromkeys(CONTACT_FIELDS, ""),
         "$set": {"contact_purged_at": now, "contact_purged_for": incident_id},
     }
-    async for subject_ids in _addressed(store, [n["_id"] for n in notices]):
+    async for subject_ids in _addressed(store, notice_ids):
         selected: dict[str, Any] = {
             "_id": {"$in": subject_ids},
             "contact_purged_at": {"$exists": False},
@@ -263,6 +280,8 @@ async def purge_contact_data(
                     result.kept_for_open_incidents.add(other)
         written = await store.subjects.update_many(selected, update)
         result.subjects_purged += written.modified_count
+        if after_chunk is not None:
+            await after_chunk(result)
 
     await store.incidents.update_one(
         {"_id": incident_id},

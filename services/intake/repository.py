@@ -11,11 +11,11 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from alimi import duplicate_keys
 from alimi.store import Store
 
 LEGACY_CLEAR_PHONE = "phone"  # where versions before encryption at rest kept the number
 LAST_IMPORT = "last_import"  # {id, row}: the streamed import, and its row, that last wrote it
-DUPLICATE_KEY = 11000
 
 
 def _subject_update(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -49,10 +49,7 @@ async def insert_new_subjects(
             [{**doc, "created_at": now, "updated_at": now} for doc in docs], ordered=False
         )
     except BulkWriteError as exc:
-        errors = exc.details["writeErrors"]
-        if any(e["code"] != DUPLICATE_KEY for e in errors):
-            raise
-        return sorted(e["index"] for e in errors)
+        return duplicate_keys.collided(exc)
     return []
 
 
@@ -83,10 +80,7 @@ async def upsert_imported_subjects(
     try:
         result = await store.subjects.bulk_write(ops, ordered=False)
     except BulkWriteError as exc:
-        errors = exc.details["writeErrors"]
-        if any(e["code"] != DUPLICATE_KEY for e in errors):
-            raise
-        refused = sorted(e["index"] for e in errors)
+        refused = duplicate_keys.collided(exc)
         return Upserted(exc.details["nUpserted"], exc.details["nMatched"], refused)
     return Upserted(result.upserted_count, result.matched_count, [])
 

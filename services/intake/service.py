@@ -74,19 +74,15 @@ async def create_incident(
         "created_at": now,
     }
     notice = {
-        "_id": notice_id,
-        "incident_id": incident_id,
+        **_notice_document(
+            notice_id,
+            incident_id,
+            request.notice,
+            audience=request.audience.model_dump(mode="json"),
+            key=key,
+            now=now,
+        ),
         "seq": 1,
-        "state": states.NOTICE_PENDING_APPROVAL,
-        "created_by": key.key_id,
-        "template": request.notice.template,
-        "locale": request.notice.locale,
-        "body": request.notice.body,
-        "title": request.notice.title,
-        "texts": _texts(request.notice),
-        "audience": request.audience.model_dump(mode="json"),
-        "channels": list(request.notice.channels),
-        "created_at": now,
     }
     entry = audit.entry(key, "incident.created", incident_id, {"notice_id": notice_id})
     await repository.insert_incident_with_notice(store, incident, notice, entry)
@@ -116,19 +112,10 @@ async def create_update(
     )
     notice_id = ids.new_id("ntc")
     notice = {
-        "_id": notice_id,
-        "incident_id": incident["_id"],
-        "state": states.NOTICE_PENDING_APPROVAL,
-        "created_by": key.key_id,
-        "template": request.notice.template,
-        "locale": request.notice.locale,
-        "body": request.notice.body,
-        "title": request.notice.title,
-        "texts": _texts(request.notice),
-        "audience": audience,
-        "channels": list(request.notice.channels),
+        **_notice_document(
+            notice_id, incident["_id"], request.notice, audience=audience, key=key, now=now
+        ),
         "incident_status": request.status,  # applied on approval (notices.approve)
-        "created_at": now,
     }
     seq = await repository.insert_update(
         store,
@@ -141,6 +128,33 @@ async def create_update(
         ),
     )
     return {"incident_id": incident["_id"], "notice_id": notice_id, "seq": seq}
+
+
+def _notice_document(
+    notice_id: str,
+    incident_id: str,
+    notice: NoticeIn,
+    *,
+    audience: Any,
+    key: ApiKey,
+    now: datetime,
+) -> dict[str, Any]:
+    """A notice as stored, waiting for a second key's approval (without its ``seq``,
+    which the first notice has as 1 and an update gets when it is inserted)."""
+    return {
+        "_id": notice_id,
+        "incident_id": incident_id,
+        "state": states.NOTICE_PENDING_APPROVAL,
+        "created_by": key.key_id,
+        "template": notice.template,
+        "locale": notice.locale,
+        "body": notice.body,
+        "title": notice.title,
+        "texts": _texts(notice),
+        "audience": audience,
+        "channels": list(notice.channels),
+        "created_at": now,
+    }
 
 
 def _texts(notice: NoticeIn) -> dict[str, Any]:

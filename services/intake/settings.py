@@ -24,3 +24,9 @@ class IntakeSettings(PhoneKeySettings):
         le=36500,
         description="days after an incident opened before its people's contact data may be purged",
     )
+    job_lease_s: float = Field(
+        60.0,
+        ge=1,
+        le=3600,
+        description="how long a job stays running after its process stops renewing it",
+    )

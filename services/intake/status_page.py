@@ -6,9 +6,11 @@ in a notice becomes the template's neutral word ("고객", "customer") and only
 the incident's public facts fill the other variables.
 
 The rendering functions take plain data (the incident and notice documents)
-and return an HTML string; every value that comes from the database goes
-through :func:`html.escape`. The page is plain HTML with one inline style
-block, allowed by the Content-Security-Policy through its hash; no script.
+and return an HTML string, rendered from the Jinja2 templates in
+``templates/`` with autoescape on: every value is escaped unless it is
+markup built here (the stylesheet, ``<time>`` elements). The page is plain
+HTML with one inline style block (``templates/status_page.css``), allowed by
+the Content-Security-Policy through its hash; no script.
 
 Times are shown in Korea Standard Time (the time of the organisation and of
 most people told); the English page adds UTC. Korea has kept UTC+9 without
@@ -19,14 +21,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from importlib import resources
 from typing import Any
 
+import jinja2
 from aiohttp import web
+from markupsafe import Markup
 
 from alimi import render, states, templates
 from alimi.store import Store
@@ -57,35 +61,14 @@ PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 CACHE_CONTROL = "public, max-age=60"
 
-CSS = (
-    ":root{color-scheme:light}"
-    "*{box-sizing:border-box}"
-    "html{-webkit-text-size-adjust:100%;text-size-adjust:100%}"
-    "body{margin:0;background:#fff;color:#1b1b1b;"
-    'font:1.0625rem/1.65 system-ui,-apple-system,"Apple SD Gothic Neo","Malgun Gothic",'
-    '"Noto Sans KR",sans-serif;word-break:keep-all;overflow-wrap:anywhere}'
-    "header,main,footer{max-width:40rem;margin:0 auto;padding:0 1rem}"
-    "nav{text-align:right;padding-top:.5rem}"
-    "nav a{display:inline-block;min-height:2.75rem;padding:.55rem .75rem}"
-    "a{color:#0b57d0}"
-    "a:focus-visible{outline:3px solid #0b57d0;outline-offset:2px}"
-    "h1{font-size:1.6rem;line-height:1.3;margin:.25rem 0 1rem}"
-    "h2{font-size:1.25rem;line-height:1.35;margin:1.75rem 0 .5rem}"
-    "h3{font-size:1.0625rem;margin:0 0 .25rem}"
-    ".kicker{margin:0;color:#4a4a4a;font-size:.95rem}"
-    ".status{border-left:.375rem solid #3c3c3c;background:#f3f3f3;padding:.5rem 1rem;"
-    "margin-bottom:1.25rem}"
-    ".status p{margin:.25rem 0}"
-    ".now{font-size:1.2rem}"
-    ".todo{border:3px solid #8a4b00;border-radius:.5rem;background:#fff6e8;padding:.25rem 1rem;"
-    "margin-top:0}"
-    ".todo h2{font-size:1.4rem;margin-top:.75rem}"
-    ".todo .act{font-size:1.125rem}"
-    ".meta{color:#4a4a4a;font-size:.95rem;margin:0 0 .5rem}"
-    "ol{list-style:none;margin:0;padding:0}"
-    "li{border-top:1px solid #c8c8c8;padding:1rem 0}"
-    "footer{color:#4a4a4a;font-size:.95rem;padding-top:1.5rem;padding-bottom:2rem}"
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("alimi_intake", "templates"),
+    autoescape=True,  # every template: the page is HTML whatever a template is named
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=jinja2.StrictUndefined,
 )
+CSS = Markup(resources.files("alimi_intake").joinpath("templates/status_page.css").read_text())
 STYLE_HASH = base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
 CONTENT_SECURITY_POLICY = (
     f"default-src 'none'; style-src 'sha256-{STYLE_HASH}'; "
@@ -160,10 +143,6 @@ NEUTRAL_NAME = {"ko": "고객", "en": "customer"}
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def _primary(tag: str) -> str:
     return tag.strip().lower().split("-")[0]
 
@@ -188,7 +167,7 @@ def negotiate(query_lang: str | None, accept_language: str | None) -> str:
     return best
 
 
-def format_time(moment: datetime, lang: str) -> str:
+def format_time(moment: datetime, lang: str) -> Markup:
     """A ``<time>`` element: KST on the Korean page, KST and UTC on the English one."""
     if moment.tzinfo is None:  # stored times are UTC
         moment = moment.replace(tzinfo=UTC)
@@ -200,7 +179,7 @@ def format_time(moment: datetime, lang: str) -> str:
             f"{kst.day} {MONTHS[kst.month - 1]} {kst.year}, {kst:%H:%M} KST"
             f" ({utc.day} {MONTHS[utc.month - 1]} {utc:%H:%M} UTC)"
         )
-    return f'<time datetime="{utc:%Y-%m-%dT%H:%M:%SZ}">{_e(shown)}</time>'
+    return Markup('<time datetime="{}">{}</time>').format(f"{utc:%Y-%m-%dT%H:%M:%SZ}", shown)
 
 
 @dataclass(frozen=True)
@@ -252,58 +231,13 @@ def _neutral(notice: Mapping[str, Any], locale: str) -> str:
     return NEUTRAL_NAME.get(_primary(locale), NEUTRAL_NAME["en"])
 
 
-def _paragraphs(text: str) -> str:
+def _blocks(text: str) -> list[list[str]]:
+    """Paragraphs (split at blank lines) of lines, for the templates' ``blocks`` filter."""
     blocks = [b for b in re.split(r"\n\s*\n", text.strip()) if b.strip()]
-    return "".join(
-        "<p>" + "<br>".join(_e(line) for line in block.strip().splitlines()) + "</p>"
-        for block in blocks
-    )
+    return [block.strip().splitlines() for block in blocks]
 
 
-def _text_block(notice: NoticeText, lang: str, text: str | None = None, css: str = "") -> str:
-    """``text`` (the notice's body by default) marked with its language."""
-    words = WORDS[lang]
-    note = ""
-    if _primary(notice.locale) != lang:
-        language = LANGUAGE_NAMES[lang].get(_primary(notice.locale), notice.locale)
-        note = f'<p class="meta">{_e(words["only_in"].format(language=language))}</p>'
-    shown = _paragraphs(notice.body if text is None else text)
-    classes = f' class="{css}"' if css else ""
-    return f'{note}<div lang="{_e(notice.locale)}"{classes}>{shown}</div>'
-
-
-def _todo(shown: Sequence[NoticeText], lang: str) -> str:
-    """What the person should do: the newest "what you can do" item of the notices,
-    else the latest notice's whole text."""
-    words = WORDS[lang]
-    if not shown:
-        return f"<p>{_e(words['no_notice'])}</p>"
-    with_item = next((n for n in shown if n.what_you_can_do), None)
-    source = with_item or shown[0]
-    text = with_item.what_you_can_do if with_item is not None else None
-    when = (
-        f'<p class="meta">{_e(words["todo_from"]).format(when=format_time(source.at, lang))}</p>'
-        if source.at
-        else ""
-    )
-    return when + _text_block(source, lang, text, css="act" if text else "")
-
-
-def _timeline_entry(notice: NoticeText, lang: str) -> str:
-    words = WORDS[lang]
-    heading_lang = ""
-    if notice.title:
-        heading, heading_lang = notice.title, f' lang="{_e(notice.locale)}"'
-    elif notice.seq == 1:
-        heading = words["first_notice"]
-    else:
-        heading = words["notice_n"].format(seq=notice.seq)
-    when = f'<p class="meta">{format_time(notice.at, lang)}</p>' if notice.at else ""
-    return (
-        f'<li><article aria-labelledby="notice-{notice.seq}">'
-        f'<h3 id="notice-{notice.seq}"{heading_lang}>{_e(heading)}</h3>{when}'
-        f"{_text_block(notice, lang)}</article></li>"
-    )
+TEMPLATES.filters.update(blocks=_blocks, primary=_primary, format_time=format_time)
 
 
 def render_page(
@@ -314,7 +248,6 @@ def render_page(
     page_url: str,
 ) -> str:
     """The status page of ``incident`` in ``lang``; only public notices, newest first."""
-    words = WORDS[lang]
     title = str(incident.get("title", ""))
     contact = str(incident.get("contact") or "")
     facts = {"incident_title": title, "contact": contact, "status_url": page_url}
@@ -322,69 +255,29 @@ def render_page(
     status = str(incident.get("status", ""))
     status_word, status_line = STATUS_WORDS[lang].get(status, (status, ""))
     other = next(x for x in LANGUAGES if x != lang)
-
-    status_meta = ""  # in the header with the status: on a phone, seen without scrolling
-    if incident.get("discovered_at"):
-        status_meta += (
-            f'<p class="meta">{_e(words["discovered"])}: '
-            f"{format_time(incident['discovered_at'], lang)}</p>"
-        )
-    if shown and shown[0].at:
-        status_meta += (
-            f'<p class="meta">{_e(words["last_notice"])}: {format_time(shown[0].at, lang)}</p>'
-        )
-
-    if shown:
-        timeline = f"<ol reversed>{''.join(_timeline_entry(n, lang) for n in shown)}</ol>"
-    else:
-        timeline = f"<p>{_e(words['no_notice'])}</p>"
-
-    contact_section = (
-        f'<section aria-labelledby="contact-h"><h2 id="contact-h">{_e(words["contact"])}</h2>'
-        f"<p>{_e(contact)}</p></section>"
-        if contact.strip()
-        else ""
-    )
-    return (
-        f'<!doctype html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        '<meta name="robots" content="noindex">\n'
-        f"<title>{_e(title)} · {_e(words['page'])}</title>\n"
-        f"<style>{CSS}</style>\n</head>\n<body>\n"
-        f'<header>\n<nav aria-label="{_e(words["language_nav"])}">'
-        f'<a href="?lang={other}" hreflang="{other}" lang="{other}">{_e(ENDONYMS[other])}</a>'
-        "</nav>\n"
-        f'<p class="kicker">{_e(words["kicker"])}</p>\n<h1>{_e(title)}</h1>\n'
-        f'<div class="status"><p class="now">{_e(words["status"])}: '
-        f"<strong>{_e(status_word)}</strong></p>"
-        f"<p>{_e(status_line)} {_e(words['updates_here'])}</p>{status_meta}</div>\n</header>\n"
-        "<main>\n"
-        f'<section class="todo" aria-labelledby="todo-h">'
-        f'<h2 id="todo-h">{_e(words["todo"])}</h2>{_todo(shown, lang)}</section>\n'
-        f"{contact_section}\n"
-        f'<section aria-labelledby="timeline-h">'
-        f'<h2 id="timeline-h">{_e(words["timeline"])}</h2>{timeline}</section>\n'
-        "</main>\n"
-        f"<footer><p>{_e(words['footer'])}</p></footer>\n"
-        "</body>\n</html>\n"
+    # What the person should do: the newest "what you can do" item of the notices, else
+    # the latest notice's whole text.
+    todo = next((n for n in shown if n.what_you_can_do), shown[0] if shown else None)
+    return TEMPLATES.get_template("status_page.html").render(
+        css=CSS,
+        lang=lang,
+        words=WORDS[lang],
+        language_names=LANGUAGE_NAMES[lang],
+        title=title,
+        contact=contact,
+        status_word=status_word,
+        status_line=status_line,
+        other=other,
+        other_name=ENDONYMS[other],
+        discovered_at=incident.get("discovered_at"),
+        shown=shown,
+        todo=todo,
     )
 
 
 def render_not_found() -> str:
     """The one 404 page, in both languages: it says nothing about what exists."""
-    return (
-        '<!doctype html>\n<html lang="ko">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        '<meta name="robots" content="noindex">\n'
-        "<title>페이지를 찾을 수 없습니다 · Page not found</title>\n"
-        f"<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
-        "<h1>페이지를 찾을 수 없습니다</h1>\n"
-        "<p>주소를 다시 확인해 주세요. 받으신 메시지의 링크를 그대로 여시면 됩니다.</p>\n"
-        '<section lang="en" aria-labelledby="en-h"><h2 id="en-h">Page not found</h2>\n'
-        "<p>Please check the address: open the link exactly as it is in the message you"
-        " received.</p></section>\n"
-        "</main>\n</body>\n</html>\n"
-    )
+    return TEMPLATES.get_template("not_found.html").render(css=CSS, lang="ko")
 
 
 NOT_FOUND_PAGE = render_not_found()

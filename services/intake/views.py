@@ -15,9 +15,10 @@ from alimi.problems import ProblemError
 from alimi.store import Store
 from alimi_intake import (
     audit,
-    dead_letters,
-    importer,
     incident_list,
+    job_views,
+    jobs,
+    lists,
     notices,
     openapi,
     repository,
@@ -25,6 +26,7 @@ from alimi_intake import (
 )
 from alimi_intake.access import KEY, public, requires
 from alimi_intake.context import CONTEXT
+from alimi_intake.jobs import Progress
 from alimi_intake.models import (
     MAX_SUBJECTS_PER_REQUEST,
     IncidentIn,
@@ -119,7 +121,7 @@ async def import_subjects(request: web.Request) -> web.Response:
 
 async def _check_list(store: Store, audience: AudienceSpec) -> None:
     """422 if the audience names a list that does not exist or is not complete."""
-    unusable = await importer.audience_problems(store, audience)
+    unusable = await lists.audience_problems(store, audience)
     if unusable:
         raise ProblemError(
             422, "Invalid audience", "; ".join(e["message"] for e in unusable), errors=unusable
@@ -211,35 +213,6 @@ async def get_incident(request: web.Request) -> web.Response:
     return web.json_response(found)
 
 
-@routes.post("/v1/notices/{notice_id}/dead-letters/replay")
-@requires("notices:approve")
-async def replay_dead_letters(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
-    notice_id = request.match_info["notice_id"]
-    if await repository.find_notice(ctx.store, notice_id, ["_id"]) is None:
-        raise ProblemError(404, "Not Found", "no notice with that id")
-    try:
-        replayed = await dead_letters.replay(ctx.store, ctx.bus, notice_id)
-    except dead_letters.Busy as exc:
-        raise ProblemError(409, "Conflict", str(exc)) from None
-    await audit.record(
-        ctx.store,
-        request[KEY],
-        "dead_letters.replayed",
-        notice_id,
-        {"batches": replayed.batches, "recipients": replayed.recipients},
-    )
-    return web.json_response(
-        {
-            "notice_id": notice_id,
-            "batches": replayed.batches,
-            "recipients": replayed.recipients,
-            "recipients_by_channel": replayed.channels,
-            "more_remain": replayed.more_remain,
-        }
-    )
-
-
 def _notice_state(notice: dict[str, Any]) -> dict[str, Any]:
     return {
         "notice_id": notice["_id"],
@@ -257,11 +230,18 @@ async def approve_notice(request: web.Request) -> web.Response:
     return web.json_response(_notice_state(notice))
 
 
-@routes.get("/v1/notices/{notice_id}/preview")
+@routes.post("/v1/notices/{notice_id}/preview")
 @requires("incidents:read")
 async def preview_notice(request: web.Request) -> web.Response:
+    """202: a job counts the audience (404 at once for an unknown notice)."""
     ctx = request.app[CONTEXT]
-    return web.json_response(await notices.preview(ctx.store, request.match_info["notice_id"]))
+    notice_id = request.match_info["notice_id"]
+    await notices.find(ctx.store, notice_id)
+
+    async def work(progress: Progress) -> dict[str, Any]:
+        return await notices.preview(ctx.store, notice_id, counted=progress.report)
+
+    return await job_views.start(request, jobs.PREVIEW, target=notice_id, work=work)
 
 
 @routes.post("/v1/notices/{notice_id}/halt")

@@ -38,7 +38,7 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError
 
-from alimi import attempts, counters, ids, states
+from alimi import attempts, counters, duplicate_keys, ids, states
 from alimi.counters import Delta, Shards
 from alimi.receipt_view import chunks
 from alimi.store import Store
@@ -46,7 +46,6 @@ from alimi_receipts import inbox, metrics
 
 log = logging.getLogger("alimi.receipts")
 
-DUPLICATE_KEY = 11000
 LOGGED_UNKNOWN = 20  # unknown reports named in one log line; the rest are only counted
 BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
@@ -267,10 +266,7 @@ class Applier:
         try:
             await self.store.delivery_reports.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
-            for err in exc.details["writeErrors"]:
-                if err["code"] != DUPLICATE_KEY:
-                    raise
-                collided.add(err["index"])
+            collided = set(duplicate_keys.collided(exc))
         # Collisions are reports applied before, unless their own entry put them there
         # on an earlier run that ended before its counts were added.
         ours = await self._inserted_by([docs[i] for i in collided])

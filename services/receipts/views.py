@@ -9,8 +9,9 @@ from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
 from alimi import problems
+from alimi import report_signature as signature
 from alimi.problems import ProblemError
-from alimi_receipts import inbox, metrics, signature
+from alimi_receipts import inbox, metrics
 from alimi_receipts.context import CONTEXT
 from alimi_receipts.models import CHANNELS, ReportBatch
 

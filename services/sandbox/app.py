@@ -95,8 +95,11 @@ async def _close_inboxes(app: web.Application) -> None:
 
 
 async def _stop_hanging(app: web.Application) -> None:
-    """Answer held send calls now: shutdown runs this before it waits for open requests."""
+    """Answer held send calls and waiting listings now: shutdown runs this before it
+    waits for open requests."""
     app[SIMULATION].stop_hanging()
+    for arrivals in (app[INBOX].arrivals, app[KAKAO_INBOX].arrivals, app[SLACK].arrivals):
+        arrivals.close()
 
 
 async def _reports(app: web.Application) -> AsyncIterator[None]:

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
+from .arrivals import Arrivals
+
 
 @dataclass(frozen=True, slots=True)
 class Submission:
@@ -115,7 +117,8 @@ class Inbox(Generic[M]):
     They live in a private SQLite database on disk (deleted when the inbox is
     closed or the process ends) with a small page cache, so a benchmark's
     millions of messages cost disk, not memory: one row each, the message
-    pickled, indexed by grouping key.
+    pickled, indexed by grouping key. ``arrivals`` wakes listings that wait for
+    messages (:mod:`.arrivals`) each time messages are added.
     """
 
     def __init__(self) -> None:
@@ -136,6 +139,7 @@ class Inbox(Generic[M]):
             """
         )
         self._count = 0
+        self.arrivals = Arrivals()
 
     def __len__(self) -> int:
         return self._count
@@ -148,6 +152,7 @@ class Inbox(Generic[M]):
         )
         self._db.execute("COMMIT")
         self._count += len(rows)
+        self.arrivals.recorded()
 
     def find(self, recipient_no: str | None = None) -> Iterator[M]:
         """Messages in arrival order, optionally only those sent to ``recipient_no``

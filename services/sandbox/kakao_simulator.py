@@ -22,13 +22,13 @@ from aiohttp import web
 
 from .behaviour import Behaviour, Fault, Simulation
 from .inbox import Inbox, KakaoMessage, KakaoSubmission
-from .reports import OUTCOMES, Accepted, Channel, Reporter
-from .sms_simulator import (
+from .nhn_api import (
     INVALID_RECIPIENT_COUNT,
     INVALID_RECIPIENT_NUMBER,
     MAX_RECIPIENTS,
     Rejection,
     authenticate,
+    grouping_key,
     header,
     inject,
     is_plausible_number,
@@ -37,6 +37,7 @@ from .sms_simulator import (
     read_payload,
     rejection_response,
 )
+from .reports import OUTCOMES, Accepted, Channel, Reporter
 
 log = logging.getLogger("alimi.sandbox")
 
@@ -325,9 +326,7 @@ class KakaoGateway:
         """Accepted messages by ``recipientGroupingKey``, in NHN's list shape."""
         try:
             self._authenticate(request)
-            key = request.query.get("recipientGroupingKey")
-            if not key:
-                raise malformed("the recipientGroupingKey query parameter is required")
+            key = grouping_key(request)
         except Rejection as rejection:
             return rejection_response(rejection)
         messages = [search_result(m) for m in self._inbox.with_grouping_key(key)]

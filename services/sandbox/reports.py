@@ -3,7 +3,7 @@
 A provider reports delivery some time after it accepted a message. The gateways
 hand each accepted message to the Reporter as one small tuple; a background task
 posts them after ``delay_ms`` in chunks of up to 1,000, signed as the receipts
-service expects (see README). The send API only appends to a queue, so reporting
+service expects (:mod:`alimi.report_signature`). The send API only appends to a queue, so reporting
 never slows it down.
 
 The queue's memory is bounded: up to ``max_in_memory`` pending reports per
@@ -16,8 +16,6 @@ down.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import shutil
@@ -31,6 +29,8 @@ from enum import StrEnum
 from typing import Any
 
 import aiohttp
+
+from alimi import report_signature
 
 log = logging.getLogger("alimi.sandbox")
 
@@ -58,12 +58,6 @@ OUTCOMES: Mapping[tuple[Channel, bool], tuple[str, str, str]] = {
 Accepted = tuple[str, int, str | None, str, bool]
 # The same with its due time (time.monotonic()) in front; one float shared per request.
 Pending = tuple[float, str, int, str | None, str, bool]
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The ``X-Alimi-Signature`` value: ``v1=`` + hex HMAC-SHA256 of ``"{ts}." + body``."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"v1={digest.hexdigest()}"
 
 
 def report_body(channel: Channel, batch: Iterable[Pending], delivered_at: str) -> bytes:
@@ -268,11 +262,10 @@ class Reporter:
             if attempt:
                 self.stats.retried += count
                 await asyncio.sleep(self._retry_delays[attempt - 1])
-            timestamp = int(time.time())
+            # Signed again at each attempt: the timestamp is the attempt's own.
             headers = {
                 "Content-Type": "application/json",
-                "X-Alimi-Timestamp": str(timestamp),
-                "X-Alimi-Signature": sign(self._secret, timestamp, body),
+                **report_signature.headers(self._secret.encode(), body),
             }
             try:
                 async with self._session.post(url, data=body, headers=headers) as response:

@@ -2,7 +2,8 @@
 
 Point ``slack_sdk``'s ``AsyncWebClient(base_url=f"{sandbox}/slack/api/")`` here. Like
 Slack, errors are HTTP 200 with ``{"ok": false, "error": ...}``, except a rate limit,
-which is HTTP 429 with ``Retry-After``.
+which is HTTP 429 with ``Retry-After``. A message's ``metadata`` (``event_type`` and
+``event_payload``) is kept, so listings can pick messages by their event type.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .arrivals import Arrivals
 from .behaviour import Simulation
 
 log = logging.getLogger("alimi.sandbox")
@@ -41,6 +43,7 @@ class SlackMessage:
     received_at: str
     updated_at: str | None = None
     reply_count: int = 0
+    metadata: dict[str, Any] | None = None  # {"event_type": ..., "event_payload": {...}}
 
     def as_api(self) -> dict[str, Any]:
         message: dict[str, Any] = {
@@ -54,6 +57,8 @@ class SlackMessage:
             message["blocks"] = self.blocks
         if self.thread_ts is not None:
             message["thread_ts"] = self.thread_ts
+        if self.metadata is not None:
+            message["metadata"] = self.metadata
         return message
 
     def as_dict(self) -> dict[str, Any]:
@@ -66,6 +71,7 @@ class SlackMessage:
             "reply_count": self.reply_count,
             "received_at": self.received_at,
             "updated_at": self.updated_at,
+            "metadata": self.metadata,
         }
 
 
@@ -79,11 +85,13 @@ class RateLimit:
 
 @dataclass(slots=True)
 class SlackWorkspace:
-    """Every message posted, in order, and an index by (channel, ts) for updates."""
+    """Every message posted, in order, and an index by (channel, ts) for updates;
+    ``arrivals`` wakes listings waiting for messages when one is posted or edited."""
 
     messages: list[SlackMessage] = field(default_factory=list)
     by_ts: dict[tuple[str, str], SlackMessage] = field(default_factory=dict)
     rate_limit: RateLimit = field(default_factory=RateLimit)
+    arrivals: Arrivals = field(default_factory=Arrivals)
     _last_micros: int = 0
 
     def next_ts(self) -> str:
@@ -92,11 +100,15 @@ class SlackWorkspace:
         self._last_micros = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
-    def find(self, channel: str | None, thread_ts: str | None) -> Iterable[SlackMessage]:
+    def find(
+        self, channel: str | None, thread_ts: str | None, event_type: str | None = None
+    ) -> Iterable[SlackMessage]:
         for message in self.messages:
             if channel is not None and message.channel != channel:
                 continue
             if thread_ts is not None and thread_ts not in (message.thread_ts, message.ts):
+                continue
+            if event_type is not None and (message.metadata or {}).get("event_type") != event_type:
                 continue
             yield message
 
@@ -156,6 +168,7 @@ class SlackApi:
             blocks=blocks,
             thread_ts=thread_ts,
             received_at=_now(),
+            metadata=_metadata(args),
         )
         if thread_ts is not None:
             parent = workspace.by_ts.get((channel, thread_ts))
@@ -164,6 +177,7 @@ class SlackApi:
             parent.reply_count += 1
         workspace.messages.append(message)
         workspace.by_ts[channel, message.ts] = message
+        workspace.arrivals.recorded()
         return {"channel": channel, "ts": message.ts, "message": message.as_api()}
 
     def _update(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -175,9 +189,13 @@ class SlackApi:
         if message is None:
             raise SlackError("message_not_found")
         text, blocks = _content(args)
+        metadata = _metadata(args)
         message.text = text
         message.blocks = blocks
+        if metadata is not None:  # as in Slack, an update without metadata keeps it
+            message.metadata = metadata
         message.updated_at = _now()
+        self._workspace.arrivals.recorded()
         return {"channel": channel, "ts": ts, "text": text or "", "message": message.as_api()}
 
 
@@ -228,6 +246,24 @@ def _optional_text(args: dict[str, Any], name: str) -> str | None:
     if not isinstance(value, str):
         raise SlackError(f"invalid_{name}")
     return value
+
+
+def _metadata(args: dict[str, Any]) -> dict[str, Any] | None:
+    """``{"event_type": "...", "event_payload": {...}}`` (a JSON string in a form body)."""
+    value = args.get("metadata")
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise SlackError("invalid_metadata_format") from None
+    if not isinstance(value, dict):
+        raise SlackError("invalid_metadata_format")
+    event_type, payload = value.get("event_type"), value.get("event_payload")
+    if not isinstance(event_type, str) or not event_type or not isinstance(payload, dict):
+        raise SlackError("invalid_metadata_schema")
+    return {"event_type": event_type, "event_payload": payload}
 
 
 def _content(args: dict[str, Any]) -> tuple[str | None, list[Any] | None]:

@@ -6,9 +6,7 @@ tested without a server; ``SmsGateway`` wires them to aiohttp routes.
 
 from __future__ import annotations
 
-import json
 import logging
-import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +17,21 @@ from aiohttp import web
 
 from .behaviour import Fault, Simulation
 from .inbox import Inbox, Message, Submission
+from .nhn_api import (
+    INVALID_RECIPIENT_COUNT,
+    INVALID_RECIPIENT_NUMBER,
+    MAX_RECIPIENTS,
+    Rejection,
+    authenticate,
+    grouping_key,
+    header,
+    inject,
+    is_plausible_number,
+    malformed,
+    new_request_id,
+    read_payload,
+    rejection_response,
+)
 from .reports import Accepted, Channel, Reporter
 
 log = logging.getLogger("alimi.sandbox")
@@ -28,44 +41,20 @@ T = TypeVar("T")
 SMS_MAX_BYTES = 90
 LMS_MAX_BYTES = 2000
 LMS_TITLE_MAX_BYTES = 40
-MAX_RECIPIENTS = 1000
 DEFAULT_COUNTRY_CODE = "82"
 
-MALFORMED = -1
-INVALID_SECRET_KEY = -1000
-UNKNOWN_APP_KEY = -1001
 # NHN documents no rate-limit code for SMS v3.0; AlimTalk's "volume exceeded" number is
 # used so one mapping covers both.
 TOO_MANY_REQUESTS = -1030
 UNREGISTERED_SENDER = -2000
 INVALID_SMS_BODY = -2001
 INVALID_LMS_CONTENT = -2002
-INVALID_RECIPIENT_COUNT = -2003
 UNENCODABLE_TEXT = -2004
-INVALID_RECIPIENT_NUMBER = -2005
-SIMULATED_FAILURE = -9999
 
 
 class MessageType(StrEnum):
     SMS = "SMS"
     LMS = "LMS"
-
-
-class Rejection(Exception):
-    """A request the gateway refuses; NHN reports most of these with HTTP 200."""
-
-    def __init__(
-        self,
-        result_code: int,
-        message: str,
-        status: int = 200,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.result_code = result_code
-        self.message = message
-        self.status = status
-        self.headers = headers or {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,14 +80,6 @@ class SendRequest:
     recipients: list[Recipient]
 
 
-def header(result_code: int, message: str) -> dict[str, Any]:
-    return {
-        "isSuccessful": result_code == 0,
-        "resultCode": result_code,
-        "resultMessage": message,
-    }
-
-
 def euc_kr_length(text: str, field: str) -> int:
     """Byte length of ``text`` in EUC-KR, the unit Korean carriers bill by."""
     try:
@@ -107,12 +88,6 @@ def euc_kr_length(text: str, field: str) -> int:
         raise Rejection(
             UNENCODABLE_TEXT, f"{field} contains characters EUC-KR cannot encode"
         ) from None
-
-
-def is_plausible_number(number: str) -> bool:
-    """Digits only (after an optional leading '+'), 8 to 15 of them."""
-    digits = number.removeprefix("+")
-    return 8 <= len(digits) <= 15 and digits.isascii() and digits.isdigit()
 
 
 def parse_send_request(
@@ -192,65 +167,6 @@ def _field(payload: dict[str, Any], name: str, kind: type[T], default: T) -> T:
     return value
 
 
-def malformed(detail: str) -> Rejection:
-    return Rejection(MALFORMED, f"Malformed request body: {detail}", status=400)
-
-
-# -- HTTP pieces every simulated NHN-style API shares ---------------------------
-
-
-def authenticate(request: web.Request, *, path_key: str, app_key: str, secret_key: str) -> None:
-    """Check the app key in the path and the ``X-Secret-Key`` header; raise Rejection."""
-    if request.match_info[path_key] != app_key:
-        log.info("rejected a request with an unknown %s", path_key)
-        raise Rejection(UNKNOWN_APP_KEY, f"Invalid {path_key}", status=401)
-    if request.headers.get("X-Secret-Key") != secret_key:
-        log.info("rejected a request with a missing or wrong X-Secret-Key")
-        raise Rejection(INVALID_SECRET_KEY, "Invalid secret key", status=401)
-
-
-async def read_payload(request: web.Request) -> object:
-    try:
-        return json.loads(await request.read())
-    except ValueError:
-        raise malformed("not valid JSON") from None
-    except ConnectionResetError:
-        # A client killed or timed out mid-upload: nobody is left to answer.
-        log.info("a client went away before its request body arrived")
-        raise malformed("the connection closed before the body arrived") from None
-
-
-def rejection_response(rejection: Rejection) -> web.Response:
-    return web.json_response(
-        {"header": header(rejection.result_code, rejection.message)},
-        status=rejection.status,
-        headers=rejection.headers,
-    )
-
-
-def inject(simulation: Simulation, *, rate_limit_code: int, rate_limit_message: str) -> Fault:
-    """Decide this send call's injected fault; raise the Rejection of a 500 or a 429.
-
-    Returns ``Fault.HANG`` or ``Fault.NONE``: the caller accepts the request, and for
-    HANG waits ``simulation.hang()`` before answering.
-    """
-    fault = simulation.decide()
-    if fault is Fault.FAIL:
-        log.debug("answering a send call with a simulated failure")
-        raise Rejection(SIMULATED_FAILURE, "Internal error (simulated)", status=500)
-    if fault is Fault.RATE_LIMIT:
-        retry_after = str(simulation.behaviour.retry_after_s)
-        log.debug("answering a send call with a simulated rate limit")
-        raise Rejection(
-            rate_limit_code, rate_limit_message, status=429, headers={"Retry-After": retry_after}
-        )
-    return fault
-
-
-def new_request_id(now: datetime) -> str:
-    return f"{now:%Y%m%d%H%M%S}{uuid.uuid4().hex[:12]}"
-
-
 class SmsGateway:
     """The ``/sms/v3.0`` routes, accepting messages into an Inbox."""
 
@@ -283,9 +199,7 @@ class SmsGateway:
         """Accepted messages by ``recipientGroupingKey``, for reconciliation after a crash."""
         try:
             self._authenticate(request)
-            key = request.query.get("recipientGroupingKey")
-            if not key:
-                raise malformed("the recipientGroupingKey query parameter is required")
+            key = grouping_key(request)
         except Rejection as rejection:
             return rejection_response(rejection)
         data = [

@@ -1,10 +1,10 @@
 """Pure logic: people sorted by phone hash in, deduplicated delivery batches out.
 
-The audience arrives sorted by phone hash, so everyone sharing a number is
-adjacent: one pass with a single pending group (one phone hash) dedupes in
-constant memory. Each person is routed to their first channel
-(:mod:`alimi.channel_choice`); a step holds one batch per channel plus the people nobody
-can reach, and ends when any of them is full. A group is placed whole, so
+The audience arrives sorted by phone hash and is read in runs of one number
+(:func:`alimi.dedupe.by_number`, which intake's preview counts with too). Each
+run is routed to its first person's first channel (:mod:`alimi.channel_choice`);
+a step holds one batch per channel plus the people nobody can reach, and ends
+when any of them is full. A group is placed whole, so
 everything up to a step's last phone hash is in that step or an earlier one,
 which makes the hash a checkpoint to resume from.
 
@@ -19,6 +19,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from alimi import dedupe
 from alimi.channel_choice import DEFAULT_PREFERENCE, Unreachable, route
 from alimi.messages import Channel, Recipient
 
@@ -46,6 +47,14 @@ class Batch:
     @property
     def recipients(self) -> list[Recipient]:
         return [r for people in self.by_channel.values() for r in people]
+
+    @property
+    def merged(self) -> int:
+        """People who share another's number: on a recipient's receipt, or on a skipped
+        person's (nobody can reach that number), so that people = recipients + merged +
+        skipped counts everyone once."""
+        on_recipients = sum(len(r.also_subject_ids) for r in self.recipients)
+        return on_recipients + sum(len(s.also_subject_ids) for s in self.skipped)
 
 
 @dataclass
@@ -110,15 +119,12 @@ async def batches(
         people.append(pending.recipient(chosen.fallback))
         return full or len(people) >= size
 
-    pending: _Pending | None = None
-    async for doc in subjects:
-        if pending is None or doc["phone_hash"] != pending.phone_hash:
-            if pending is not None and add(pending):
-                yield step
-                step = Batch(step.seq + 1, {}, [], "")
-            pending = _Pending(doc["phone_hash"])
-        pending.take(doc)
-    if pending is not None:
-        add(pending)
+    async for run in dedupe.by_number(subjects):
+        pending = _Pending(run[0]["phone_hash"])
+        for doc in run:
+            pending.take(doc)
+        if add(pending):
+            yield step
+            step = Batch(step.seq + 1, {}, [], "")
     if step.by_channel or step.skipped:
         yield step

@@ -56,7 +56,7 @@ class Checkpoint:
         """Count ``step`` (published) and move past it; saved at most every ``every_s``."""
         self.count("recipients_published", len(step.recipients))
         self.count("batches_published", len(step.by_channel))
-        self.count("deduplicated", sum(len(r.also_subject_ids) for r in step.recipients))
+        self.count("deduplicated", step.merged)
         self.count("skipped_unreachable", len(step.skipped))
         for channel, people in step.by_channel.items():
             self.count(f"by_channel.{channel}", len(people))

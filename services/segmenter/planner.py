@@ -25,15 +25,13 @@ from typing import Any
 from pydantic import ValidationError
 from pymongo.errors import BulkWriteError
 
-from alimi import notice_states, partitions, states, topology
+from alimi import duplicate_keys, notice_states, partitions, states, topology
 from alimi.audience import AudienceSpec, to_query
 from alimi.bus import Bus, Unprocessable
 from alimi.messages import NoticeApproved, NoticePartition
 from alimi.store import Store
 
 log = logging.getLogger("alimi.segmenter.planner")
-
-DUPLICATE_KEY = 11000
 
 
 async def plan(
@@ -110,8 +108,7 @@ async def _split(
     try:
         await store.partitions.insert_many(docs, ordered=False)
     except BulkWriteError as exc:  # planned before, up to a crash: they stay as they are
-        if any(e["code"] != DUPLICATE_KEY for e in exc.details["writeErrors"]):
-            raise
+        duplicate_keys.collided(exc)
     moved = await notice_states.move(
         store,
         notice["_id"],

@@ -17,6 +17,7 @@ When the last partition of the notice's run is done, the notice is ``sending``.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -66,7 +67,13 @@ async def segment_partition(
     keyring: Keyring,
     shards: Shards,
 ) -> str:
-    """Segment the partition ``message`` names if this replica can take it; the outcome."""
+    """Segment the partition ``message`` names if this replica can take it; the outcome.
+
+    ``owner`` names the process; each run takes the lease under an owner of its own
+    (``{owner}/{random}``), so a second copy of the message handled by the same process
+    at the same time (prefetch > 1, a partition published again while queued) finds
+    the lease held and stops, instead of renewing it and running beside the first."""
+    owner = f"{owner}/{secrets.token_hex(4)}"
     part = await store.partitions.find_one({"_id": message.partition_id})
     if part is None:
         raise Unprocessable(f"partition {message.partition_id} does not exist")
@@ -96,9 +103,9 @@ async def segment_partition(
     try:
         async with shards.take() as shard:
             await _segment(store, bus, notice, part, saved, batch_size, keyring, shard)
+        await saved.save(state=partitions.DONE, done_at=datetime.now(UTC))
     except LeaseLost:
         return _outcome("lease_lost", where)
-    await saved.save(state=partitions.DONE, done_at=datetime.now(UTC))
     await leases.release(store.partitions, part["_id"], owner)
     await _maybe_segmented(store, notice)
     return _outcome("done", where)
@@ -177,7 +184,7 @@ async def _segment(
         await saved.step(step)
         BATCHES.inc(len(step.by_channel))
         RESOLVED.labels("published").inc(len(step.recipients))
-        RESOLVED.labels("deduplicated").inc(sum(len(r.also_subject_ids) for r in step.recipients))
+        RESOLVED.labels("deduplicated").inc(step.merged)
         for s in step.skipped:
             RESOLVED.labels(f"skipped_{s.reason}").inc()
 

@@ -18,14 +18,13 @@ from prometheus_client import Counter
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from alimi import attempts, counters, ids, states
+from alimi import attempts, counters, duplicate_keys, ids, states
 from alimi.attempts import Outcome
 from alimi.counters import Delta
 from alimi.receipt_view import chunks
 from alimi.store import Store
 from alimi_segmenter.batching import Batch, Skipped
 
-DUPLICATE_KEY = 11000
 NO_PHONE = "no_phone"
 
 RESOLVED = Counter(
@@ -114,18 +113,12 @@ async def write(store: Store, notice: dict[str, Any], people: list[Decided], *, 
     try:
         await store.in_transaction(work)
     except (DuplicateKeyError, BulkWriteError) as exc:
-        if not _duplicates_only(exc):
+        if not duplicate_keys.only_duplicates(exc):
             raise
         # Written by an earlier run of this step, or a receipt created meanwhile: the
         # transaction wrote nothing; what is there stays.
         return 0
     return len(new)
-
-
-def _duplicates_only(exc: DuplicateKeyError | BulkWriteError) -> bool:
-    if isinstance(exc, DuplicateKeyError):
-        return True
-    return all(e["code"] == DUPLICATE_KEY for e in exc.details["writeErrors"])
 
 
 def not_reached(step: Batch) -> list[Decided]:

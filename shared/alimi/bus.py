@@ -1,7 +1,8 @@
 """RabbitMQ access: one robust connection, confirmed publishing, a consumer base.
 
 * :class:`Bus` owns the connection (``connect_robust`` reconnects and restores
-  consumers by itself) and a publisher channel with publisher confirms: a
+  consumers by itself; :mod:`alimi.broker` picks the node of a cluster it
+  connects to and fails over) and a publisher channel with publisher confirms: a
   ``publish`` returns only once the broker has taken responsibility for the
   message, and an unroutable message raises instead of vanishing.
 * :class:`Consumer` reads one queue with manual acks and a bounded prefetch,
@@ -35,7 +36,7 @@ from aio_pika.abc import (
 )
 from prometheus_client import Counter
 
-from alimi import poison, topology
+from alimi import broker, poison, topology
 from alimi.messages import InvalidMessage, parse
 from alimi.poison import PoisonPolicy
 from alimi.process import cancel_and_wait
@@ -85,6 +86,9 @@ class Bus:
         self.quorum_queues = quorum_queues
         self.publish_timeout_s = publish_timeout_s
         self.connection: AbstractRobustConnection | None = None
+        self._link = broker.NodeLink(
+            broker.node_urls(url), client_name=f"alimi:{self.names.namespace}"
+        )
         self._publish_channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
 
@@ -99,10 +103,15 @@ class Bus:
         )
 
     async def connect(self) -> None:
-        self.connection = await aio_pika.connect_robust(
-            self.url, client_properties={"connection_name": f"alimi:{self.names.namespace}"}
-        )
-        self._publish_channel = await self.connection.channel(
+        """Connect to the first broker node that answers and declare the topology.
+
+        Safe to call again after a failure: a connection the topology could not
+        be declared on is closed, never left reconnecting in the background.
+        """
+        self.connection = await self._link.open(self._set_up)
+
+    async def _set_up(self, connection: AbstractRobustConnection) -> None:
+        self._publish_channel = await connection.channel(
             publisher_confirms=True, on_return_raises=True
         )
         await topology.declare(self._publish_channel, self.names, quorum=self.quorum_queues)
@@ -110,9 +119,8 @@ class Bus:
             self._exchanges[ex.name] = await self._publish_channel.get_exchange(self.names(ex.name))
 
     async def close(self) -> None:
-        if self.connection is not None:
-            await self.connection.close()
-            self.connection = None
+        await self._link.close()
+        self.connection = None
 
     @property
     def is_connected(self) -> bool:

@@ -1,5 +1,8 @@
 """Phone numbers: normalisation to E.164, masking, the keyed lookup hash, encryption at rest.
 
+:func:`normalise` takes any valid number; :func:`normalise_recipient` only one
+that receives messages (a mobile number), as a subject's must be.
+
 Only masked numbers ever leave the component that needs the real one: logs,
 receipts and metrics use :func:`mask`. In ``subjects`` the number is stored
 encrypted (:func:`seal`), bound to the subject's id; only the segmenter opens
@@ -50,6 +53,56 @@ def normalise(raw: str, default_region: str = DEFAULT_REGION) -> str:
     ``default_region`` (an ISO 3166 code, Korea unless told). Only numbers valid
     for their region pass; the error says why one does not.
     """
+    return _e164(_valid_number(raw, default_region))
+
+
+# The kinds of number that receive SMS and KakaoTalk messages. FIXED_LINE_OR_MOBILE is
+# a number of a country whose numbering does not tell the two apart (the US, Canada).
+RECIPIENT_TYPES = frozenset(
+    {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+)
+# Every other kind, as the refusal names it (Korean prefixes: 080, 060, 070, 050, 15xx).
+_KINDS = {
+    phonenumbers.PhoneNumberType.FIXED_LINE: "a landline",
+    phonenumbers.PhoneNumberType.TOLL_FREE: "a toll-free number",
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
+    phonenumbers.PhoneNumberType.SHARED_COST: "a shared-cost number",
+    phonenumbers.PhoneNumberType.VOIP: "an internet phone (VoIP) number",
+    phonenumbers.PhoneNumberType.PERSONAL_NUMBER: "a forwarding (personal) number",
+    phonenumbers.PhoneNumberType.PAGER: "a pager number",
+    phonenumbers.PhoneNumberType.UAN: "a representative number (UAN)",
+    phonenumbers.PhoneNumberType.VOICEMAIL: "a voicemail access number",
+}
+
+
+def normalise_recipient(raw: str, default_region: str = DEFAULT_REGION) -> str:
+    """:func:`normalise`, for a number messages are sent to: only a mobile number passes.
+
+    A number valid in its region but of another kind (a landline, a toll-free
+    or representative number, VoIP, forwarding, ...) cannot receive SMS or
+    KakaoTalk messages; :class:`InvalidPhone` names its kind and region.
+    """
+    number = _valid_number(raw, default_region)
+    kind = phonenumbers.number_type(number)
+    if kind in RECIPIENT_TYPES:
+        return _e164(number)
+    region = phonenumbers.region_code_for_number(number) or phonenumbers.UNKNOWN_REGION
+    what = _KINDS.get(kind, "a number of no known kind")
+    raise InvalidPhone(
+        f"{what} in {region}, which cannot receive text or KakaoTalk messages:"
+        f" expected a mobile number like {_mobile_example(region)}"
+    )
+
+
+def _mobile_example(region: str) -> str:
+    if region == DEFAULT_REGION:
+        return "+821012345678 or 010-1234-5678"
+    example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    return _e164(example) if example is not None else "+821012345678"
+
+
+def _valid_number(raw: str, default_region: str) -> phonenumbers.PhoneNumber:
+    """``raw`` parsed, if it is a valid number of its region; else :class:`InvalidPhone`."""
     text = raw.strip()
     if not text or not _PHONE_CHARACTERS.match(text):
         raise InvalidPhone(_why("not a phone number (only digits, spaces, +, -, ., / and ( ))"))
@@ -60,12 +113,12 @@ def normalise(raw: str, default_region: str = DEFAULT_REGION) -> str:
         with contextlib.suppress(InvalidPhone):
             as_written = _parse(text, default_region)
             if phonenumbers.is_valid_number(as_written):
-                return _e164(as_written)
+                return as_written
         text = "+" + compact[2:]
     number = _parse(text, default_region)
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhone(_why(_invalid_reason(number)))
-    return _e164(number)
+    return number
 
 
 def _e164(number: phonenumbers.PhoneNumber) -> str:

@@ -28,19 +28,3 @@ def unknown_variables(template: str) -> list[str]:
 def fill(template: str, values: Mapping[str, str]) -> str:
     """Replace every ``#{var}`` present in ``values``; leave the others as they are."""
     return VARIABLE.sub(lambda m: values.get(m.group(1), m.group(0)), template)
-
-
-def euc_kr_length(text: str) -> int:
-    """Bytes of ``text`` in EUC-KR, the measure Korean carriers use for SMS/LMS limits."""
-    return len(text.encode("euc_kr"))
-
-
-def euc_kr_unencodable(text: str) -> list[str]:
-    """The characters of ``text`` that EUC-KR cannot carry (emoji, for instance)."""
-    bad = []
-    for ch in dict.fromkeys(text):
-        try:
-            ch.encode("euc_kr")
-        except UnicodeEncodeError:
-            bad.append(ch)
-    return bad

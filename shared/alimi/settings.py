@@ -44,7 +44,11 @@ class BaseSettings(BaseModel):
         pattern=r"^[a-z][a-z0-9_.-]{0,40}$",
         description="prefix of every queue, exchange and collection name",
     )
-    amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    amqp_url: SecretStr = Field(
+        SecretStr("amqp://guest:guest@127.0.0.1:5672/"),
+        description="the broker's URL, or its cluster nodes' URLs separated by commas "
+        "(connected to in turn, failing over to the next: shared/alimi/broker.py)",
+    )
     mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
     mongo_db: str = Field("alimi", pattern=r"^[A-Za-z0-9_-]{1,60}$")
     ops_host: str = "0.0.0.0"
@@ -83,6 +87,18 @@ class BaseSettings(BaseModel):
         min_length=16,
         description="key of the keyed hash used to dedupe and look up phone numbers",
     )
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _broker_urls(cls, value: SecretStr) -> SecretStr:
+        urls = [u.strip() for u in value.get_secret_value().split(",") if u.strip()]
+        if not urls:
+            raise ValueError("no broker URL given")
+        for position, url in enumerate(urls, 1):
+            if not url.startswith(("amqp://", "amqps://")):
+                # the URL holds the password: say which one is wrong, never what it is
+                raise ValueError(f"URL {position} of {len(urls)} is not an amqp:// or amqps:// URL")
+        return value
 
     def startup_warnings(self) -> list[str]:
         """Things an operator should know about this configuration, logged at start-up."""

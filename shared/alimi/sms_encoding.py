@@ -5,7 +5,7 @@ message, 153 a segment when split (the user-data header takes the rest).
 Characters of the GSM-7 extension table (``{ } [ ] ~ \\ | ^ €`` and form feed)
 take two septets. Anything else forces UCS-2: 70 UTF-16 code units in one
 message, 67 a segment. Korean domestic routes measure EUC-KR bytes instead
-(see :mod:`alimi.render`).
+(see :mod:`alimi.sms_kind`).
 """
 
 from __future__ import annotations

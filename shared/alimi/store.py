@@ -28,9 +28,13 @@ OUTBOX = "outbox"
 API_KEYS = "api_keys"
 AUDIT = "audit"
 IDEMPOTENCY = "idempotency"
-# Streamed subject imports: one summary per import, its rejected rows in pages.
+# Streamed subject imports: one summary per import (versions before jobs), its rejected rows
+# in pages, and the rows read but not yet applied (IMPORT_CHUNKS: a chunk of 1,000 each).
 IMPORTS = "imports"
 IMPORT_ERRORS = "import_errors"
+IMPORT_CHUNKS = "import_chunks"
+# Long work that leaves the request (imports, replays, purges, previews): state and progress.
+JOBS = "jobs"
 # Uploaded lists of people (an audience); the members carry the list's id in ``lists``.
 LISTS = "lists"
 # What happened to each person of a handled batch (alimi.attempts): receipts point here.
@@ -109,6 +113,14 @@ INDEXES: dict[str, tuple[Index, ...]] = {
         Index((("state", ASCENDING), ("lease.until", ASCENDING)), "state_lease"),
     ),
     LEASES: (),  # by _id (the lease's name) only
+    # Chunks an import's job has not applied yet: read in order; those of an import whose
+    # job never ran (its process died) go by themselves a day later.
+    IMPORT_CHUNKS: (
+        Index((("import_id", ASCENDING), ("n", ASCENDING)), "import_n"),
+        Index((("created_at", ASCENDING),), "ttl", expire_after_s=86_400),
+    ),
+    # The sweep finds jobs still queued or running whose owner's lease is over.
+    JOBS: (Index((("state", ASCENDING), ("lease.until", ASCENDING)), "state_lease"),),
 }
 
 # Indexes earlier versions created and nothing reads any more: every write would still
@@ -178,6 +190,14 @@ class Store:
     @property
     def import_errors(self) -> AsyncCollection[dict[str, Any]]:
         return self.db[IMPORT_ERRORS]
+
+    @property
+    def import_chunks(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db[IMPORT_CHUNKS]
+
+    @property
+    def jobs(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db[JOBS]
 
     @property
     def lists(self) -> AsyncCollection[dict[str, Any]]:

@@ -22,7 +22,14 @@ from harness import BASE_ENV, StartStack, delete_namespace
 from alimi_devstack import Stack, StackError
 
 BASELINE_PREFIX = "test_without_faults["
-REPORT = Path(__file__).resolve().parents[2] / "test-artifacts" / "chaos-times.md"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def _report(config: Any) -> Path:
+    """Where this run's table goes: the cluster suite (``-m cluster``, its own step in
+    CI) keeps its own, so it does not overwrite the main suite's."""
+    cluster = "cluster" in (config.getoption("markexpr") or "").replace("not cluster", "")
+    return ARTIFACTS / ("chaos-times-cluster.md" if cluster else "chaos-times.md")
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +40,7 @@ def _name_the_test(request: pytest.FixtureRequest) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Each fault scenario's time to completion against the same notice without faults
-    (``test_baselines.py``), printed and kept in ``test-artifacts/chaos-times.md``."""
+    (``test_baselines.py``), printed and kept in ``test-artifacts/`` (see :func:`_report`)."""
     times = harness.COMPLETION_TIMES
     rows = []
     for name, faulted in sorted(times.items()):
@@ -54,8 +61,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         "|---|---:|---:|---:|---:|",
         *rows,
     ]
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text("\n".join(lines) + "\n")
+    report = _report(terminalreporter.config)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text("\n".join(lines) + "\n")
     terminalreporter.write_sep("-", "chaos: time to completion, with and without the fault")
     for line in lines:
         terminalreporter.write_line(line)

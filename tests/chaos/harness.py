@@ -15,15 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-import shutil
 import signal
-import subprocess
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 import aio_pika
@@ -31,7 +27,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
-from alimi import counters, crypto, ids, partitions, states, topology
+from alimi import broker, counters, crypto, ids, partitions, states, topology
 from alimi.store import Store
 from alimi_devstack import Stack, eventually
 from alimi_intake.models import SubjectIn
@@ -141,12 +137,22 @@ class Run:
         return notice
 
     async def notice_action(self, notice: Notice, action: str) -> dict[str, Any]:
-        """``POST /v1/notices/{id}/<action>`` with the approver's key (approve, replay, ...)."""
+        """``POST /v1/notices/{id}/<action>`` with the approver's key (approve, replay, ...);
+        the answer, or for a job (a replay) its result once it succeeded."""
         url = f"{self.stack.intake_url}/v1/notices/{notice.notice_id}/{action}"
         async with self.http.post(url, headers=self.key("approver")) as resp:
-            assert resp.status == 200, await resp.text()
+            assert resp.status in (200, 202), await resp.text()
             answer: dict[str, Any] = await resp.json()
-            return answer
+        while resp.status == 202 and answer["state"] not in ("succeeded", "failed"):
+            await asyncio.sleep(0.2)
+            job_url = f"{self.stack.intake_url}{answer['url']}"
+            async with self.http.get(job_url, headers=self.key("approver")) as read:
+                answer = await read.json()
+        if resp.status == 202:
+            assert answer["state"] == "succeeded", answer
+            result: dict[str, Any] = answer["result"]
+            return result
+        return answer
 
     async def incident(self, notice: Notice) -> dict[str, Any]:
         url = f"{self.stack.intake_url}/v1/incidents/{notice.incident_id}"
@@ -347,64 +353,20 @@ class Metrics:
 # -- RabbitMQ ---------------------------------------------------------------------
 
 
-def rabbitmqctl() -> str | None:
-    return shutil.which("rabbitmqctl") or (
-        "/usr/sbin/rabbitmqctl" if Path("/usr/sbin/rabbitmqctl").exists() else None
-    )
-
-
-def broker_connections(namespace: str) -> list[str]:
-    """Erlang pids of the broker's connections whose client named itself ``alimi:<namespace>``.
-
-    (The JSON formatter prints pids in a form ``close_connection`` does not
-    take; the table one prints ``<rabbit@host.1.2.3>``, which it does.)
-    """
-    ctl = rabbitmqctl()
-    assert ctl, "rabbitmqctl not found"
-    listed = subprocess.run(
-        [ctl, "--silent", "list_connections", "pid", "client_properties"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    wanted = f"alimi:{namespace}"
-    pids = []
-    for line in listed.stdout.splitlines():
-        pid, _, properties = line.partition("\t")
-        name = CONNECTION_NAME.search(properties)
-        if name and name.group(1) == wanted:
-            pids.append(pid)
-    return pids
-
-
-CONNECTION_NAME = re.compile(r'\{"connection_name","([^"]*)"\}')
-
-
-def close_broker_connections(pids: list[str], reason: str) -> None:
-    """``rabbitmqctl close_connection`` for each pid, all at the same moment."""
-    ctl = rabbitmqctl()
-    assert ctl, "rabbitmqctl not found"
-    running = [
-        subprocess.Popen(
-            [ctl, "--quiet", "close_connection", pid, reason],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for pid in pids
-    ]
-    failed = []
-    for pid, proc in zip(pids, running, strict=True):
-        output, _ = proc.communicate(timeout=60)
-        if proc.returncode != 0:
-            failed.append(f"{pid}: {output.strip()}")
-    assert not failed, f"close_connection failed: {failed}"
+async def connect_any(amqp_url: str) -> aio_pika.abc.AbstractConnection:
+    """A plain connection to the first node of ``amqp_url`` (one URL or a list) that answers."""
+    urls = broker.node_urls(amqp_url)
+    for url in urls[:-1]:
+        try:
+            return await aio_pika.connect(url)
+        except (OSError, aio_pika.exceptions.AMQPConnectionError):
+            continue
+    return await aio_pika.connect(urls[-1])
 
 
 async def queue_depth(amqp_url: str, namespace: str, queue: str) -> int:
     """Messages ready in ``queue`` (a logical name), by a passive declare."""
-    connection = await aio_pika.connect(amqp_url)
+    connection = await connect_any(amqp_url)
     async with connection:
         channel = await connection.channel()
         declared = await channel.declare_queue(f"{namespace}.{queue}", passive=True)
@@ -412,7 +374,7 @@ async def queue_depth(amqp_url: str, namespace: str, queue: str) -> int:
 
 
 async def delete_namespace(amqp_url: str, namespace: str) -> None:
-    connection = await aio_pika.connect(amqp_url)
+    connection = await connect_any(amqp_url)
     async with connection:
         channel = await connection.channel()
         await topology.delete(channel, topology.Names(namespace))

@@ -13,18 +13,11 @@ import json
 import aio_pika
 import aiohttp
 import pytest
-from harness import (
-    Run,
-    StartStack,
-    broker_connections,
-    close_broker_connections,
-    load_people,
-    queue_depth,
-    rabbitmqctl,
-)
+from harness import Run, StartStack, load_people, queue_depth
 
 from alimi import topology
 from alimi.store import Store
+from rabbitmq_cli import broker_connections, close_broker_connections, rabbitmqctl
 
 pytestmark = pytest.mark.chaos
 

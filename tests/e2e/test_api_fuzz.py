@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,9 +29,7 @@ from schemathesis.engine import Status, events, from_schema
 from schemathesis.hooks import HookContext
 from schemathesis.openapi.checks import RejectedPositiveData
 
-from alimi.bus import Bus
-from alimi.store import Store
-from alimi_devstack import Stack, StackError
+from alimi_devstack import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -62,7 +58,7 @@ CHECKS = (
 # Left out: use_after_free, ensure_resource_availability: they follow links between
 # operations in the stateful phase, which is not run (see PHASES).
 NOT_DESCRIBABLE = {
-    # a phone number valid in its region (libphonenumber's data); an external id twice
+    # a mobile phone number valid in its region (libphonenumber's data); an external id twice
     ("POST", "/v1/subjects"),
     # text Korean SMS (EUC-KR) can carry; the size of the whole message once the
     # template is filled; the facts a template needs (the contact desk); each
@@ -109,31 +105,6 @@ def _post(stack: Stack, path: str, body: Any) -> Any:
     )
     with urllib.request.urlopen(request, timeout=30) as resp:
         return json.load(resp)
-
-
-@pytest.fixture
-def intake(
-    tmp_path: Path, mongo_url: str, store: Store, bus: Bus, namespace: str
-) -> Iterator[Stack]:
-    """Only the intake process: the API needs nothing else to answer.
-
-    ``store`` and ``bus`` remove the test's database and broker objects afterwards.
-    """
-    stack = Stack(
-        workdir=tmp_path / "stack",
-        namespace=namespace,
-        amqp_url=bus.url,
-        mongo_url=mongo_url,
-        mongo_db=namespace,
-    )
-    try:
-        stack.start_service("intake", ["alimi_intake"])
-        stack.seed_api_keys()
-    except StackError as exc:
-        stack.stop_all()
-        pytest.fail(f"intake did not start: {exc}; logs in {stack.workdir}", pytrace=False)
-    yield stack
-    stack.stop_all()
 
 
 @pytest.fixture

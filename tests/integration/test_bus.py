@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 import aio_pika
 import pytest
 
-from alimi import topology
+from alimi import broker, topology
 from alimi.bus import ERROR_HEADER, Bus, Consumer, RetryLater, Unprocessable
 from alimi.messages import NoticeApproved
+from rabbitmq_cli import broker_connections, rabbitmqctl
 
 
 def _event(n: int) -> NoticeApproved:
@@ -218,3 +219,35 @@ async def test_when_a_namespace_has_classic_queues__then_a_quorum_bus_refuses_na
     assert bus.names(topology.ALL_QUEUES[0].name) in str(refused.value)
     await quorum.close()
     assert bus.is_connected  # the namespace's own queues are untouched
+
+
+@pytest.mark.skipif(rabbitmqctl() is None, reason="needs rabbitmqctl on this machine")
+async def test_when_connecting_fails_after_the_connection_opened__then_no_connection_is_left(
+    bus: Bus, amqp_url: str
+) -> None:
+    namespace = bus.names.namespace
+    assert len(broker_connections(namespace)) == 1  # the fixture's own
+    quorum = Bus(amqp_url, namespace, quorum_queues=True)
+
+    for _ in range(3):  # as retry_until would, after each failure
+        with pytest.raises(topology.TopologyMismatch):
+            await quorum.connect()
+
+    # Without close(): a failed connect() leaves nothing reconnecting in the background.
+    assert len(broker_connections(namespace)) == 1
+    assert quorum.connection is None
+
+
+async def test_when_the_first_broker_node_does_not_answer__then_the_bus_connects_to_the_next(
+    bus: Bus, amqp_url: str, unused_tcp_port: int
+) -> None:
+    down = f"amqp://guest:guest@127.0.0.1:{unused_tcp_port}/"
+    listed = Bus(f"{down},{amqp_url}", bus.names.namespace)
+
+    await listed.connect()
+    try:
+        assert listed.is_connected
+        assert listed.connection is not None
+        assert broker.node_name(listed.connection.url) == broker.node_name(amqp_url)
+    finally:
+        await listed.close()

@@ -18,12 +18,13 @@ from alimi_intake import importer
 from alimi_intake.app import init_app
 from alimi_intake.settings import IntakeSettings
 from alimi_segmenter.service import segment_notice
-from support import take_batches
+from support import follow_job, imported, take_batches
 
 PROBLEM = "application/problem+json"
 CSV = {"Content-Type": "text/csv"}
 NDJSON = {"Content-Type": "application/x-ndjson"}
 HEADER = "external_id,name,phone,locale,tags,kakao_reachable,channels\n"
+COUNTS = ("rows", "imported", "inserted", "updated", "rejected")
 
 
 async def _client(settings: IntakeSettings, store: Store) -> AsyncIterator[TestClient[Any, Any]]:
@@ -61,7 +62,7 @@ async def _key(store: Store, *scopes: str) -> dict[str, str]:
 MIXED = (
     HEADER
     + "c1,김민준,010-1234-5678,ko,breach|vip,,\n"  # row 2
-    + "c2,Jane,+44 20 7946 0958,en,breach,false,sms\n"  # row 3
+    + "c2,Jane,+44 7400 123456,en,breach,false,sms\n"  # row 3: a UK mobile
     + "c3,,12-34,,,,\n"  # row 4: not a phone number
     + "c 4,,010-1234-5679,,,,\n"  # row 5: not an external id
     + "\n"  # row 6: blank, skipped
@@ -75,9 +76,15 @@ MIXED = (
 async def test_when_a_csv_has_good_and_bad_rows__then_the_good_are_imported_and_each_bad_is_named(
     client: TestClient[Any, Any], store: Store
 ) -> None:
-    resp = await client.post("/v1/subjects/import", data=MIXED, headers=CSV)
-    assert resp.status == 200, await resp.text()
-    result = await resp.json()
+    answer = await client.post("/v1/subjects/import", data=MIXED, headers=CSV)
+    job = await follow_job(client, answer)
+    assert (job["kind"], job["state"], job["job_id"]) == (
+        "subjects.import",
+        "succeeded",
+        job["target"],
+    )
+    assert job["progress"] == {"done": 3, "total": 3, **{k: job["result"][k] for k in COUNTS}}
+    result = job["result"]
     assert {k: result[k] for k in ("rows", "imported", "inserted", "updated", "rejected")} == {
         "rows": 8,
         "imported": 3,
@@ -109,13 +116,14 @@ async def test_when_a_csv_has_good_and_bad_rows__then_the_good_are_imported_and_
     assert (c1["tags"], c1["channels"], c1["last_import"]["row"]) == (["breach", "vip"], None, 2)
     c2 = await store.subjects.find_one({"_id": "c2"})
     assert c2 is not None and (c2["kakao_reachable"], c2["channels"]) == (False, ["sms"])
-    assert phone.unseal(keyring, "c2", c2["phone_enc"]) == "+442079460958"
+    assert phone.unseal(keyring, "c2", c2["phone_enc"]) == "+447400123456"
 
     audit = await store.audit.find_one({"action": "subjects.imported"})
     assert audit is not None and audit["target"] == result["import_id"]
     assert audit["details"]["rejected"] == 5
     summary = await (await client.get(f"/v1/imports/{result['import_id']}")).json()
-    assert (summary["state"], summary["rows"], summary["errors"]) == ("done", 8, 8)
+    assert (summary["state"], summary["result"]["error_count"]) == ("succeeded", 8)
+    assert await store.import_chunks.count_documents({}) == 0
     page = await (await client.get(f"/v1/imports/{result['import_id']}/errors/1")).json()
     assert page["errors"] == result["errors"]
     assert (await client.get(f"/v1/imports/{result['import_id']}/errors/2")).status == 404
@@ -124,9 +132,8 @@ async def test_when_a_csv_has_good_and_bad_rows__then_the_good_are_imported_and_
 async def test_when_the_same_file_is_imported_again__then_nothing_new_is_created(
     client: TestClient[Any, Any], store: Store
 ) -> None:
-    first = await (await client.post("/v1/subjects/import", data=MIXED, headers=CSV)).json()
-    again = await client.post("/v1/subjects/import", data=MIXED, headers=CSV)
-    second = await again.json()
+    first = await imported(client, MIXED, CSV)
+    second = await imported(client, MIXED, CSV)
     assert (second["inserted"], second["updated"], second["rejected"]) == (0, 3, 5)
     assert second["import_id"] != first["import_id"]
     assert await store.subjects.count_documents({}) == 3
@@ -137,10 +144,7 @@ async def test_when_an_external_id_repeats__then_the_first_row_wins_and_the_othe
 ) -> None:
     monkeypatch.setattr(importer, "CHUNK_ROWS", 2)  # repeats within and across chunks
     rows = ["c1,first", "c2,x", "c1,second", "c3,y", "c4,z", "c1,third", "c3,again"]
-    resp = await client.post(
-        "/v1/subjects/import", data="external_id,name\n" + "\n".join(rows), headers=CSV
-    )
-    result = await resp.json()
+    result = await imported(client, "external_id,name\n" + "\n".join(rows), CSV)
     assert (result["imported"], result["rejected"]) == (4, 3)
     assert [(e["row"], e["field"], e["message"]) for e in result["errors"]] == [
         (4, "external_id", "repeats row 2, which is imported; this row is not"),
@@ -162,12 +166,44 @@ async def test_when_subjects_come_as_ndjson__then_each_line_is_a_row_numbered_fr
             json.dumps({"external_id": "n3"}),
         ]
     )
-    resp = await client.post("/v1/subjects/import", data=body, headers=NDJSON)
-    result = await resp.json()
+    result = await imported(client, body, NDJSON)
     assert (result["rows"], result["imported"], result["rejected"]) == (4, 2, 2)
     assert [(e["row"], e["field"]) for e in result["errors"]] == [(2, None), (3, "nickname")]
     n1 = await store.subjects.find_one({"_id": "n1"})
     assert n1 is not None and n1["attributes"] == {"plan": "a"}
+
+
+# Valid numbers that cannot receive a text or KakaoTalk message, and a mobile for contrast.
+NOT_MOBILE = {
+    "+82-2-123-4567": "a landline in KR",
+    "+44 20 7946 0958": "a landline in GB",
+    "080-123-4567": "a toll-free number in KR",
+    "1588-1234": "a representative number (UAN) in KR",
+    "070-1234-5678": "an internet phone (VoIP) number in KR",
+    "050-1234-5678": "a forwarding (personal) number in KR",
+}
+
+
+@pytest.mark.parametrize("kind", ["csv", "ndjson"])
+async def test_when_a_file_holds_numbers_that_cannot_receive_messages__then_those_rows_say_why(
+    client: TestClient[Any, Any], store: Store, kind: str
+) -> None:
+    people = [("m1", "010-1234-5678"), *((f"x{i}", n) for i, n in enumerate(NOT_MOBILE))]
+    if kind == "csv":
+        body = "external_id,phone\n" + "".join(f"{who},{number}\n" for who, number in people)
+        first_row = 2  # the header is row 1
+    else:
+        body = "\n".join(json.dumps({"external_id": who, "phone": n}) for who, n in people)
+        first_row = 1
+    result = await imported(client, body, CSV if kind == "csv" else NDJSON)
+    assert (result["imported"], result["rejected"]) == (1, len(NOT_MOBILE))
+    for error, what in zip(result["errors"], NOT_MOBILE.values(), strict=True):
+        assert error["field"] == "phone"
+        assert what + ", which cannot receive text or KakaoTalk messages" in error["message"]
+    assert [e["row"] for e in result["errors"]] == [
+        first_row + 1 + i for i in range(len(NOT_MOBILE))
+    ]
+    assert await store.subjects.distinct("_id") == ["m1"]
 
 
 DEEP = "[" * 10_000 + "]" * 10_000  # json.loads would raise RecursionError on it
@@ -177,9 +213,7 @@ async def test_when_an_ndjson_row_nests_too_deeply__then_that_row_is_rejected_an
     client: TestClient[Any, Any], store: Store
 ) -> None:
     body = "\n".join([json.dumps({"external_id": "d1"}), DEEP, json.dumps({"external_id": "d2"})])
-    resp = await client.post("/v1/subjects/import", data=body, headers=NDJSON)
-    assert resp.status == 200, await resp.text()
-    result = await resp.json()
+    result = await imported(client, body, NDJSON)
     assert (result["rows"], result["imported"], result["rejected"]) == (3, 2, 1)
     assert result["errors"] == [
         {
@@ -188,8 +222,6 @@ async def test_when_an_ndjson_row_nests_too_deeply__then_that_row_is_rejected_an
             "message": "arrays and objects are nested more than 32 levels deep",
         }
     ]
-    summary = await store.imports.find_one({"_id": result["import_id"]})
-    assert summary is not None and summary["state"] == "done"
 
 
 @pytest.mark.parametrize(
@@ -211,6 +243,7 @@ async def test_when_the_file_cannot_be_read__then_a_problem_says_why_and_nothing
     assert resp.content_type == PROBLEM
     assert await store.subjects.count_documents({}) == 0
     assert await store.audit.count_documents({}) == 0
+    assert await store.jobs.count_documents({}) == 0
 
 
 async def test_when_the_header_names_an_unknown_column__then_422_names_row_one(
@@ -230,10 +263,8 @@ async def test_when_an_upload_is_larger_than_whole_bodies_may_be__then_it_still_
     ndjson = f'{padding}{{"external_id": "c1"}}\n'.encode()
     whole = await small_limits.post("/v1/subjects", data=io.BytesIO(ndjson), headers=NDJSON)
     assert whole.status == 413
-    resp = await small_limits.post("/v1/subjects/import", data=io.BytesIO(body), headers=CSV)
-    assert resp.status == 200, await resp.text()
-    assert (await resp.json())["rows"] == 1
-    assert (await resp.json())["errors"] == []
+    result = await imported(small_limits, io.BytesIO(body), CSV)
+    assert (result["rows"], result["errors"]) == (1, [])
     assert await store.subjects.count_documents({}) == 1
 
 
@@ -253,8 +284,11 @@ async def test_when_an_upload_passes_its_own_limit__then_413(
 
     streamed = await small_limits.post("/v1/subjects/import", data=chunked(), headers=CSV)
     assert streamed.status == 413, await streamed.text()
-    summary = await store.imports.find_one({})
-    assert summary is not None and summary["state"] == "failed"
+    assert "Nothing was imported" in (await streamed.json())["detail"]
+    # c1 was read and staged before the limit: the staged chunk goes, no job starts.
+    assert await store.subjects.count_documents({}) == 0
+    assert await store.import_chunks.count_documents({}) == 0
+    assert await store.jobs.count_documents({}) == 0
 
 
 async def test_when_an_import_is_repeated_with_its_idempotency_key__then_the_first_answer_returns(
@@ -262,11 +296,13 @@ async def test_when_an_import_is_repeated_with_its_idempotency_key__then_the_fir
 ) -> None:
     headers = {**CSV, "Idempotency-Key": "import-2026-11-29"}
     first = await client.post("/v1/subjects/import", data=MIXED, headers=headers)
-    assert first.status == 200
+    assert first.status == 202
     second = await client.post("/v1/subjects/import", data=MIXED, headers=headers)
     assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.status == 202 and second.headers["Location"] == first.headers["Location"]
     assert await second.json() == await first.json()
-    assert await store.imports.count_documents({}) == 1
+    await follow_job(client, first)
+    assert await store.jobs.count_documents({}) == 1
     other = await client.post("/v1/subjects/import", data=MIXED + "c9,,,,,,\n", headers=headers)
     assert other.status == 422 and (await other.json())["errors"][0]["field"] == "Idempotency-Key"
 
@@ -284,8 +320,7 @@ INCIDENT: dict[str, Any] = {
 
 async def _people(client: TestClient[Any, Any], count: int) -> None:
     rows = "".join(f"p{i:03d},,010-2000-{i:04d},,,,\n" for i in range(count))
-    resp = await client.post("/v1/subjects/import", data=HEADER + rows, headers=CSV)
-    assert (await resp.json())["imported"] == count
+    assert (await imported(client, HEADER + rows, CSV))["imported"] == count
 
 
 async def test_when_a_list_is_uploaded__then_known_people_become_members_and_the_rest_are_named(

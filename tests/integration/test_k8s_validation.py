@@ -75,8 +75,11 @@ RENDERINGS: dict[str, tuple[str, dict[str, str]]] = {
     "dev": ("overlays/dev", {}),
     "prod": ("overlays/prod", {}),
     "prod-hpa": ("overlays/prod", {"- ../../components/keda": "- ../../components/hpa"}),
+    "operators": ("overlays/operators", {}),
 }
-DEPLOYABLE = ("dev", "prod", "prod-hpa")
+DEPLOYABLE = ("dev", "prod", "prod-hpa", "operators")
+# The renderings that send to the sandbox instead of the providers.
+SANDBOXED = ("dev", "operators")
 
 DELIVERY = ("delivery-sms", "delivery-kakao", "delivery-slack")
 # Deployment -> the queue whose depth scales it (logical name, without the namespace)
@@ -568,7 +571,7 @@ def needed_flows(name: str) -> set[Flow]:
         needed.add((PROMETHEUS.name, service, ops_port, "TCP"))
     for service, port in HTTP_SERVICES.items():
         needed.add((INGRESS_CONTROLLER.name, service, port, "TCP"))
-    if name == "dev":  # the providers are the sandbox, which reports to receipts
+    if name in SANDBOXED:  # the providers are the sandbox, which reports to receipts
         needed |= {(delivery, "sandbox", 8090, "TCP") for delivery in DELIVERY}
         needed.add(("sandbox", "receipts", HTTP_SERVICES["receipts"], "TCP"))
     else:

@@ -174,6 +174,31 @@ async def test_when_two_segmenters_race_for_one_partition__then_one_segments_it(
     assert len(people) == len(set(people)) == PEOPLE // 2
 
 
+async def test_when_one_segmenter_gets_two_copies_of_a_partition_at_once__then_one_runs(
+    store: Store, bus: Bus
+) -> None:
+    # One process, prefetch > 1: a partition published again while its first copy waited
+    # in the queue reaches the same process while the first copy is still running.
+    await _seed(store, n=4000)
+    await _plan(store, bus, per=10_000)
+    [message] = await _partition_messages(bus)
+    first = asyncio.create_task(_run(store, bus, message, owner="seg-a"))
+    running = {"_id": message.partition_id, "state": "running"}
+    while not await store.partitions.find_one(running):
+        assert not first.done(), "the first copy ended before it was seen running"
+        await asyncio.sleep(0.01)
+
+    second = await _run(store, bus, message, owner="seg-a")
+
+    assert (second, await first) == ("owned", "done")
+    people = await _recipients(bus)
+    assert len(people) == len(set(people)) == 2000
+    notice = await store.notices.find_one({"_id": "ntc_p"})
+    assert notice is not None
+    total = (await partitions.progress_of(store, [notice]))["ntc_p"]
+    assert total.recipients_published == 2000
+
+
 async def test_when_an_owner_stops_renewing__then_another_takes_over_from_its_checkpoint(
     store: Store, bus: Bus
 ) -> None:

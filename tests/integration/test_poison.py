@@ -10,7 +10,6 @@ from typing import Any
 
 import aio_pika
 import pytest
-from chaos.harness import broker_connections, close_broker_connections, rabbitmqctl
 from prometheus_client import REGISTRY
 from pymongo.errors import ServerSelectionTimeoutError
 
@@ -20,6 +19,7 @@ from alimi.messages import DeliveryBatch, NoticeApproved, Recipient
 from alimi.poison import FAILURES_HEADER, REASON_HEADER, PoisonPolicy
 from alimi.store import Store
 from alimi_intake import dead_letters
+from rabbitmq_cli import broker_connections, close_broker_connections, rabbitmqctl
 
 QUICK = PoisonPolicy(limit=3, first_pause_s=0.05, longest_pause_s=0.1)
 

@@ -30,7 +30,7 @@ from alimi_intake.app import init_app
 from alimi_intake.privacy import rekey_subjects
 from alimi_intake.settings import IntakeSettings
 from alimi_segmenter.service import segment_notice
-from support import receipts_of, seed_receipts
+from support import follow_job, receipts_of, seed_receipts
 
 PROBLEM = "application/problem+json"
 K1, K2 = os.urandom(32), os.urandom(32)
@@ -378,8 +378,10 @@ async def test_when_purged_after_retention__then_contact_data_goes_and_receipts_
 
     resp = await client.post(PURGE)
 
-    assert resp.status == 200, await resp.text()
-    answer = await resp.json()
+    assert resp.headers["Location"].startswith("/v1/purges/prg_")
+    job = await follow_job(client, resp)
+    answer = job["result"]
+    assert job["state"] == "succeeded" and job["progress"]["done"] == 4
     assert answer["subjects_purged"] == 4  # c1, c2 (same number, on c1's receipt), c3, c4
     assert answer["kept_for_open_incidents"] == ["inc_open"]
     subjects = {d["_id"]: d for d in await store.subjects.find({}).to_list()}
@@ -395,9 +397,8 @@ async def test_when_purged_after_retention__then_contact_data_goes_and_receipts_
     [entry] = await store.audit.find({"action": "contact_data.purged"}).to_list()
     assert entry["target"] == "inc_old" and entry["details"]["subjects_purged"] == 4
 
-    again = await client.post(PURGE)
-    assert again.status == 200
-    assert (await again.json())["subjects_purged"] == 0
+    again = await follow_job(client, await client.post(PURGE))
+    assert again["result"]["subjects_purged"] == 0
 
 
 async def test_when_a_purged_person_is_imported_again__then_their_contact_data_is_back(
@@ -405,7 +406,7 @@ async def test_when_a_purged_person_is_imported_again__then_their_contact_data_i
 ) -> None:
     await _import(client)
     await _breach(store, status="resolved")
-    assert (await client.post(PURGE)).status == 200
+    assert (await follow_job(client, await client.post(PURGE)))["state"] == "succeeded"
     await _import(client)
     doc = await store.subjects.find_one({"_id": "c1"})
     assert doc is not None and doc["phone_enc"] and "contact_purged_at" not in doc
@@ -457,10 +458,8 @@ async def test_when_purged__then_the_incidents_dead_letters_with_clear_numbers_a
             message_id=batch.batch_id,
         )
 
-    resp = await client.post(PURGE)
+    answer = (await follow_job(client, await client.post(PURGE)))["result"]
 
-    assert resp.status == 200, await resp.text()
-    answer = await resp.json()
     assert (answer["dead_letters_discarded"], answer["dead_letters_remain"]) == (1, False)
     left = await _drain(bus, topology.dead_queue(topology.delivery_queue("sms")))
     assert left == [other.batch_id]  # the other notice's dead letter is still there
@@ -472,7 +471,7 @@ async def test_when_purged__then_the_incidents_dead_letters_with_clear_numbers_a
     pending = await (await client.get(f"/v1/notices/{notice}/dead-letters")).json()
     assert pending["total"] == 0  # nothing left to replay
 
-    again = await (await client.post(PURGE)).json()
+    again = (await follow_job(client, await client.post(PURGE)))["result"]
     assert again["dead_letters_discarded"] == 0
 
 

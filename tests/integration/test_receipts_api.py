@@ -16,9 +16,10 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from alimi import attempts, counters, ids, receipt_view, states
+from alimi import report_signature as signature
 from alimi.counters import Shards
 from alimi.store import Store
-from alimi_receipts import applier, inbox, signature
+from alimi_receipts import applier, inbox
 from alimi_receipts.app import init_app
 from alimi_receipts.context import CONTEXT
 from alimi_receipts.models import Report

@@ -110,6 +110,20 @@ async def client(make_client: ClientFactory) -> TestClient[Any, Any]:
     return await make_client()
 
 
+async def reports_settled(
+    client: TestClient[Any, Any], until: Callable[[dict[str, Any]], bool], within: float = 10
+) -> dict[str, Any]:
+    """The sandbox's report stats once ``until`` holds and no report is pending or in
+    flight: every report owed for what the sandbox accepted has been posted or given up."""
+    deadline = time.monotonic() + within
+    while True:
+        stats = await (await client.get("/_sandbox/reports/stats")).json()
+        if until(stats) and stats["pending"] == 0 and stats["in_flight_batches"] == 0:
+            return stats
+        assert time.monotonic() < deadline, f"reports did not settle: {stats}"
+        await asyncio.sleep(0.02)
+
+
 def alimtalk(
     recipients: list[dict[str, Any]] | None = None, template: str = "ALIMI_UPDATE"
 ) -> dict[str, Any]:
@@ -385,9 +399,8 @@ async def test_when_reports_are_configured__then_signed_batches_arrive_for_sms_a
         ("ntc_1:c", "DELIVERED")
     ]
     assert recorder.bad_signatures == 0
-    await asyncio.sleep(0.1)
+    stats = await reports_settled(client, lambda s: s["sent"] >= 3)
     assert len(recorder.reports["kakao"]) == 1  # the template mismatch got no report
-    stats = await (await client.get("/_sandbox/reports/stats")).json()
     assert (stats["sent"], stats["failed"], stats["dropped"], stats["pending"]) == (3, 0, 0, 0)
 
 
@@ -421,11 +434,8 @@ async def test_when_the_receiver_answers_401__then_the_batch_is_not_retried(
 
     await client.post(SMS_PATH, json=body, headers=AUTH)
 
-    deadline = time.monotonic() + 5
-    while (stats := await (await client.get("/_sandbox/reports/stats")).json())["failed"] < 1:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(0.3)  # longer than every retry delay together
+    # A batch counts as failed once the reporter has given it up: no attempt follows.
+    stats = await reports_settled(client, lambda s: s["failed"] >= 1)
     assert recorder.bad_signatures == 1
     assert (stats["failed"], stats["retried"], stats["sent"]) == (1, 0, 0)
 

@@ -215,3 +215,21 @@ async def test_when_people_share_a_phone__then_their_one_message_names_none_of_t
     shared, alone = batch.recipients
     assert (shared.subject_id, shared.also_subject_ids, shared.name) == ("s1", ("s2",), "")
     assert (alone.subject_id, alone.name) == ("s3", "박지성")
+
+
+async def test_when_people_share_the_number_of_someone_nobody_can_reach__then_they_are_merged() -> (
+    None
+):
+    kakao_only = {"channels": ["kakao"], "kakao_reachable": False}
+    docs = [
+        subject("s1", "aa"),
+        subject("s2", "aa"),
+        subject("s3", "bb", **kakao_only),
+        subject("s4", "bb", **kakao_only),
+        subject("s5", "bb", **kakao_only),
+    ]
+    [batch] = await collect(docs, size=10)
+    assert ids(batch) == ["s1"]
+    assert [(s.subject_id, s.also_subject_ids) for s in batch.skipped] == [("s3", ("s4", "s5"))]
+    # people = recipients + merged + skipped counts all five once
+    assert len(batch.recipients) + batch.merged + len(batch.skipped) == 5

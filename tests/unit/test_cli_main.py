@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,36 @@ def test_when_the_file_is_not_yaml__then_exit_2_before_any_request(
     assert code == 2 and err.startswith("error: i.yaml: not valid YAML at line 2")
 
 
+def test_when_discovered_at_is_a_time_ago__then_create_sends_that_moment_with_a_zone(
+    capsys: pytest.CaptureFixture[str], api: list[Handler], tmp_path: Path
+) -> None:
+    sent: list[Any] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(201, json={"incident_id": "inc_1", "notice_id": "ntc_1"})
+
+    api.append(handle)
+    (tmp_path / "i.yaml").write_text("title: 유출\ndiscovered_at: -2h\n")
+    before = datetime.now().astimezone().replace(microsecond=0) - timedelta(hours=2)
+    code, _, err = run(capsys, "incident", "create", "-f", "i.yaml", "--format", "{notice_id}")
+    assert code == 0, err
+    [body] = sent
+    at = datetime.fromisoformat(body["discovered_at"])
+    assert at.utcoffset() == before.utcoffset()
+    assert before <= at <= datetime.now().astimezone() - timedelta(hours=2)
+
+
+def test_when_discovered_at_reads_relative_but_is_not_a_known_form__then_exit_2_unsent(
+    capsys: pytest.CaptureFixture[str], api: list[Handler], tmp_path: Path
+) -> None:
+    api.append(lambda r: pytest.fail("no request should be made"))
+    (tmp_path / "i.yaml").write_text("title: 유출\ndiscovered_at: +2h\n")
+    code, _, err = run(capsys, "incident", "create", "-f", "i.yaml")
+    assert code == 2
+    assert err.startswith("error: i.yaml: discovered_at: '+2h' is not a time alimi understands")
+
+
 def test_create_sends_the_yaml_as_json_and_format_prints_one_field(
     capsys: pytest.CaptureFixture[str], api: list[Handler], tmp_path: Path
 ) -> None:
@@ -181,15 +212,48 @@ IMPORTED = {
 }
 
 
+def _job(state: str, **more: Any) -> dict[str, Any]:
+    """A job document as the API answers it."""
+    return {
+        "job_id": "imp_1",
+        "kind": "subjects.import",
+        "url": "/v1/imports/imp_1",
+        "state": state,
+        "progress": {"done": 0, "total": 4},
+        "result": None,
+        "problem": None,
+        **more,
+    }
+
+
+def _import_job(result: dict[str, Any], polls: list[str]) -> Handler:
+    """The API of an import: 202 with the job, then the job running, then succeeded."""
+    reads = iter(
+        [_job("running", progress={"done": 2, "total": 4}), _job("succeeded", result=result)]
+    )
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/subjects/import":
+            request.read()
+            return httpx.Response(
+                202, json=_job("queued"), headers={"Location": "/v1/imports/imp_1"}
+            )
+        polls.append(request.url.path)
+        return httpx.Response(200, json=next(reads))
+
+    return handle
+
+
 def test_an_import_with_rejected_rows_lists_them__writes_them_to_a_file_and_exits_4(
     capsys: pytest.CaptureFixture[str], api: list[Handler], tmp_path: Path
 ) -> None:
     received: list[httpx.Request] = []
+    polls: list[str] = []
+    follow = _import_job(IMPORTED, polls)
 
     def handle(request: httpx.Request) -> httpx.Response:
         received.append(request)
-        request.read()
-        return httpx.Response(200, json=IMPORTED)
+        return follow(request)
 
     api.append(handle)
     source = tmp_path / "people.csv"
@@ -204,20 +268,21 @@ def test_an_import_with_rejected_rows_lists_them__writes_them_to_a_file_and_exit
         "3,phone,not a valid phone number",
         "5,,has 9 values; the header names 3 columns",
     ]
-    [request] = received
+    request = received[0]
     assert request.url.path == "/v1/subjects/import"
     assert request.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert request.content == source.read_bytes()
+    assert polls == ["/v1/imports/imp_1", "/v1/imports/imp_1"]  # until it succeeded
 
 
 def test_when_the_answer_holds_only_the_first_errors__then_the_file_gets_every_page(
     capsys: pytest.CaptureFixture[str], api: list[Handler], tmp_path: Path
 ) -> None:
+    follow = _import_job({**IMPORTED, "errors_truncated": True, "error_pages": 2}, [])
+
     def handle(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/v1/subjects/import":
-            return httpx.Response(200, json={**IMPORTED, "errors_truncated": True})
-        if request.url.path == "/v1/imports/imp_1":
-            return httpx.Response(200, json={"import_id": "imp_1", "error_pages": 2})
+        if "/errors/" not in request.url.path:
+            return follow(request)
         page = int(request.url.path.rsplit("/", 1)[1])
         errors = [{"row": page * 10 + i, "field": "name", "message": "m"} for i in range(2)]
         return httpx.Response(200, json={"errors": errors})
@@ -230,6 +295,29 @@ def test_when_the_answer_holds_only_the_first_errors__then_the_file_gets_every_p
     assert code == 4
     rows = [line.split(",")[0] for line in (tmp_path / "bad.csv").read_text().splitlines()]
     assert rows == ["row", "10", "11", "20", "21"]
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(500, 3), (409, 1)],
+)
+def test_when_the_import_job_fails__then_its_problem_is_shown_and_the_exit_code_says_which(
+    capsys: pytest.CaptureFixture[str], api: list[Handler], tmp_path: Path, status: int, code: int
+) -> None:
+    problem = {"type": "urn:x", "title": "Job stopped", "status": status, "detail": "run it again"}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/subjects/import":
+            request.read()
+            return httpx.Response(202, json=_job("queued"))
+        return httpx.Response(200, json=_job("failed", problem=problem))
+
+    api.append(handle)
+    (tmp_path / "people.csv").write_text("external_id\nc1\n")
+    exit_code, out, err = run(capsys, "subjects", "import", "people.csv")
+    assert exit_code == code
+    assert f"error: Job stopped (HTTP {status})" in err and "run it again" in err
+    assert out == ""
 
 
 def test_an_import_of_an_unknown_kind_of_file_is_a_usage_error(
@@ -469,7 +557,78 @@ def test_preview_tells_the_approver_the_status_an_update_sets(
         },
         "messages": {},
     }
-    api.append(lambda request: httpx.Response(200, json=preview))
+    job = {**_job("queued"), "job_id": "prv_1", "url": "/v1/previews/prv_1"}
+    paths: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        paths.append(f"{request.method} {request.url.path}")
+        if request.method == "POST":
+            return httpx.Response(202, json=job)
+        return httpx.Response(200, json={**job, "state": "succeeded", "result": preview})
+
+    api.append(handle)
     code, out, _ = run(capsys, "notice", "preview", "ntc_2")
+    assert paths == ["POST /v1/notices/ntc_2/preview", "GET /v1/previews/prv_1"]
     assert code == 0
     assert "Approving it also sets the incident's status to resolved" in out
+
+
+def test_a_replay_follows_its_job_and_prints_what_it_sent(
+    capsys: pytest.CaptureFixture[str], api: list[Handler]
+) -> None:
+    done = {
+        "notice_id": "ntc_1",
+        "batches": 2,
+        "recipients": 150,
+        "recipients_by_channel": {"sms": 150},
+        "more_remain": False,
+    }
+    job = {**_job("queued"), "job_id": "rpl_1", "url": "/v1/replays/rpl_1"}
+    paths: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        paths.append(f"{request.method} {request.url.path}")
+        if request.method == "POST":
+            return httpx.Response(202, json=job)
+        return httpx.Response(200, json={**job, "state": "succeeded", "result": done})
+
+    api.append(handle)
+    code, out, _ = run(capsys, "dead", "replay", "ntc_1")
+    assert code == 0
+    assert "Replayed 2 batch(es), 150 people (150 by sms)." in out
+    assert paths == ["POST /v1/notices/ntc_1/dead-letters/replay", "GET /v1/replays/rpl_1"]
+
+
+@pytest.mark.parametrize("down", ["503", "unreachable"])
+def test_when_the_api_stops_answering_while_a_job_runs__then_exit_3_naming_the_job(
+    capsys: pytest.CaptureFixture[str], api: list[Handler], tmp_path: Path, down: str
+) -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/subjects/import":
+            request.read()
+            return httpx.Response(202, json=_job("running"))
+        if down == "unreachable":
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(503, text="down for maintenance")
+
+    api.append(handle)
+    (tmp_path / "people.csv").write_text("external_id\nc1\n")
+    code, _, err = run(capsys, "subjects", "import", "people.csv")
+    assert code == 3
+    assert "the job goes on: GET /v1/imports/imp_1 says how it ends" in err
+
+
+def test_when_following_a_job_is_interrupted__then_it_names_the_job_that_goes_on(
+    capsys: pytest.CaptureFixture[str], api: list[Handler], tmp_path: Path
+) -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/subjects/import":
+            request.read()
+            return httpx.Response(202, json=_job("running"))
+        raise KeyboardInterrupt  # Ctrl-C while waiting for the job
+
+    api.append(handle)
+    (tmp_path / "people.csv").write_text("external_id\nc1\n")
+    code, _, err = run(capsys, "subjects", "import", "people.csv")
+    assert code == 130
+    assert "stopped following; the job goes on: GET /v1/imports/imp_1" in err

@@ -1,11 +1,19 @@
-"""Phone numbers: E.164 normalisation, masking, the keyed lookup hash, the national form."""
+"""Phone numbers: E.164, the kinds messages reach, masking, the lookup hash, the national form."""
 
 import hashlib
 import hmac
 
 import pytest
 
-from alimi.phone import InvalidPhone, lookup_hash, mask, mask_in_text, national, normalise
+from alimi.phone import (
+    InvalidPhone,
+    lookup_hash,
+    mask,
+    mask_in_text,
+    national,
+    normalise,
+    normalise_recipient,
+)
 
 
 @pytest.mark.parametrize(
@@ -78,6 +86,59 @@ def test_when_the_text_is_not_a_valid_phone_number__then_the_error_says_why(
         normalise(raw)
     assert str(caught.value).startswith(reason)
     assert str(caught.value).endswith("expected E.164 like +821012345678 or 010-1234-5678")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("010-1234-5678", "+821012345678"),
+        ("0082 10 1234 5678", "+821012345678"),
+        ("+44 7400 123456", "+447400123456"),  # a UK mobile
+        ("0412 345 678", "+61412345678"),  # national, of the default region given below
+        ("+1 (415) 555-0123", "+14155550123"),  # US numbers do not tell mobile from landline
+    ],
+)
+def test_when_a_recipient_number_is_mobile_or_may_be__then_it_becomes_e164(
+    raw: str, expected: str
+) -> None:
+    region = "AU" if raw.startswith("0412") else "KR"
+    assert normalise_recipient(raw, default_region=region) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        ("+82-2-123-4567", "a landline in KR"),
+        ("02-123-4567", "a landline in KR"),
+        ("080-123-4567", "a toll-free number in KR"),
+        ("1588-1234", "a representative number (UAN) in KR"),
+        ("070-1234-5678", "an internet phone (VoIP) number in KR"),
+        ("050-1234-5678", "a forwarding (personal) number in KR"),
+        ("060-234-5678", "a premium-rate number in KR"),
+    ],
+)
+def test_when_a_recipient_number_cannot_receive_messages__then_the_refusal_names_its_kind(
+    raw: str, kind: str
+) -> None:
+    assert normalise(raw)  # a valid number all the same
+    with pytest.raises(InvalidPhone) as caught:
+        normalise_recipient(raw)
+    assert str(caught.value) == (
+        f"{kind}, which cannot receive text or KakaoTalk messages:"
+        " expected a mobile number like +821012345678 or 010-1234-5678"
+    )
+
+
+def test_when_a_foreign_landline_is_refused__then_the_example_is_its_countrys_mobile() -> None:
+    with pytest.raises(InvalidPhone) as caught:
+        normalise_recipient("+44 20 7946 0958")
+    assert str(caught.value).startswith("a landline in GB, which cannot receive")
+    assert str(caught.value).endswith("expected a mobile number like +447400123456")
+
+
+def test_when_a_recipient_number_is_not_valid__then_the_reason_is_normalises() -> None:
+    with pytest.raises(InvalidPhone, match=r"^not a valid phone number in KR"):
+        normalise_recipient("010-5970-0970")
 
 
 def test_when_a_number_is_invalid__then_the_error_is_a_value_error() -> None:

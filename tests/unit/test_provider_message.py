@@ -5,14 +5,8 @@ import dataclasses
 import pytest
 from pydantic import ValidationError
 
-from alimi.render import euc_kr_length
-from alimi_delivery.provider_message import (
-    LMS_TITLE_MAX_BYTES,
-    SMS_MAX_BYTES,
-    LocalisedNotice,
-    NoticeMessage,
-    message_kind,
-)
+from alimi.sms_kind import LMS_TITLE_MAX_BYTES, euc_kr_bytes, sms_kind
+from alimi_delivery.provider_message import LocalisedNotice, NoticeMessage
 from alimi_intake.models import NoticeIn
 
 INCIDENT = {
@@ -94,13 +88,13 @@ def test_when_a_title_is_given__then_its_incident_facts_are_filled_in() -> None:
 def test_when_a_title_is_longer_than_40_euc_kr_bytes__then_it_is_cut_to_40() -> None:
     title = build("본문", title="가" * 30).title
     assert title == "가" * 20
-    assert euc_kr_length(title) == LMS_TITLE_MAX_BYTES == 40
+    assert euc_kr_bytes(title) == LMS_TITLE_MAX_BYTES == 40
 
 
 def test_when_a_cut_would_split_a_hangul_character__then_the_whole_character_goes() -> None:
     title = build("본문", title="a" + "가" * 25).title
     assert title == "a" + "가" * 19
-    assert euc_kr_length(title) == 39
+    assert euc_kr_bytes(title) == 39
 
 
 def test_when_a_title_is_exactly_40_bytes__then_it_is_kept_whole() -> None:
@@ -136,30 +130,10 @@ def test_when_a_template_is_built__then_it_is_immutable() -> None:
         template.full = "y"  # type: ignore[misc]
 
 
-def test_when_a_text_is_45_hangul_characters__then_it_is_an_sms() -> None:
-    text = "가" * 45
-    assert euc_kr_length(text) == SMS_MAX_BYTES == 90
-    assert message_kind(text) == "SMS"
-
-
-def test_when_a_text_is_46_hangul_characters__then_it_is_an_lms() -> None:
-    assert message_kind("가" * 46) == "LMS"
-
-
-@pytest.mark.parametrize(("length", "kind"), [(0, "SMS"), (90, "SMS"), (91, "LMS"), (2000, "LMS")])
-def test_when_a_text_is_ascii__then_90_characters_is_the_sms_limit(length: int, kind: str) -> None:
-    assert message_kind("a" * length) == kind
-
-
-def test_when_a_text_has_an_emoji__then_it_is_measured_without_raising() -> None:
-    assert message_kind("가" * 44 + "😀") == "SMS"
-    assert message_kind("가" * 45 + "😀") == "LMS"
-
-
 def test_when_a_name_pushes_the_text_over_90_bytes__then_that_recipient_gets_an_lms() -> None:
     template = build("#{name}님 " + "가" * 41)
-    assert message_kind(template.text_for("이")) == "SMS"
-    assert message_kind(template.text_for("김민수")) == "LMS"
+    assert sms_kind(template.text_for("이")) == "SMS"
+    assert sms_kind(template.text_for("김민수")) == "LMS"
 
 
 def test_when_a_title_uses_the_name_placeholder__then_intake_refuses_it() -> None:

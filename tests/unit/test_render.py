@@ -1,11 +1,9 @@
-"""Templates with #{variable} placeholders and their EUC-KR size."""
+"""Templates with #{variable} placeholders."""
 
 import pytest
 
 from alimi.render import (
     KNOWN_VARIABLES,
-    euc_kr_length,
-    euc_kr_unencodable,
     fill,
     unknown_variables,
     variables,
@@ -66,25 +64,3 @@ def test_when_a_value_contains_regex_escapes__then_it_is_inserted_literally() ->
 
 def test_when_a_value_is_empty__then_the_placeholder_is_removed() -> None:
     assert fill("[#{name}]", {"name": ""}) == "[]"
-
-
-@pytest.mark.parametrize(("text", "length"), [("", 0), ("abc", 3), ("가", 2), ("가나다", 6)])
-def test_when_measured__then_ascii_is_one_byte_and_hangul_two(text: str, length: int) -> None:
-    assert euc_kr_length(text) == length
-
-
-def test_when_hangul_and_ascii_mix__then_the_bytes_add_up() -> None:
-    assert euc_kr_length("안녕 Hi") == 2 * 2 + 3
-
-
-def test_when_measuring_unencodable_text__then_it_raises() -> None:
-    with pytest.raises(UnicodeEncodeError):
-        euc_kr_length("😀")
-
-
-def test_when_text_is_all_encodable__then_nothing_is_reported() -> None:
-    assert euc_kr_unencodable("안녕하세요, Alimi! ①") == []
-
-
-def test_when_text_has_emoji__then_each_is_reported_once_in_order() -> None:
-    assert euc_kr_unencodable("안내 😀 확인 🙏 😀") == ["😀", "🙏"]

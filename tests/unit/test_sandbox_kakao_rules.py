@@ -19,7 +19,7 @@ from alimi_sandbox.kakao_simulator import (
     parse_alimtalk_request,
     recipient_outcome,
 )
-from alimi_sandbox.sms_simulator import INVALID_RECIPIENT_COUNT, MALFORMED, Rejection
+from alimi_sandbox.nhn_api import INVALID_RECIPIENT_COUNT, MALFORMED, Rejection
 from alimi_sandbox.suffixes import SuffixRanges
 
 SENDER_KEY = "sender-key"

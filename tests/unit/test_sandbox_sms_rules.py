@@ -4,18 +4,20 @@ from typing import Any
 
 import pytest
 
+from alimi_sandbox.nhn_api import (
+    INVALID_RECIPIENT_COUNT,
+    MALFORMED,
+    Rejection,
+    is_plausible_number,
+)
 from alimi_sandbox.sms_simulator import (
     INVALID_LMS_CONTENT,
-    INVALID_RECIPIENT_COUNT,
     INVALID_SMS_BODY,
-    MALFORMED,
     UNENCODABLE_TEXT,
     UNREGISTERED_SENDER,
     MessageType,
     Recipient,
-    Rejection,
     euc_kr_length,
-    is_plausible_number,
     parse_send_request,
 )
 

@@ -303,3 +303,18 @@ def test_when_a_service_builds_its_bus__then_settings_choose_broker_namespace_an
         "prod",
         True,
     )
+
+
+def test_when_the_broker_url_lists_cluster_nodes__then_the_bus_tries_each_in_turn() -> None:
+    settings = load(
+        BaseSettings,
+        {"ALIMI_AMQP_URL": "amqp://u:p@rabbit-0:5672/, amqp://u:p@rabbit-1:5672/,"},
+    )
+    bus = Bus.from_settings(settings)
+    assert bus._link.urls == ("amqp://u:p@rabbit-0:5672/", "amqp://u:p@rabbit-1:5672/")
+
+
+def test_when_a_broker_node_url_is_not_amqp__then_start_up_names_which_but_not_the_url() -> None:
+    with pytest.raises(SettingsError, match=r"ALIMI_AMQP_URL: .*URL 2 of 2") as caught:
+        load(BaseSettings, {"ALIMI_AMQP_URL": "amqp://u:p@a:5672/,http://u:hunter2@b/"})
+    assert "hunter2" not in str(caught.value)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from alimi_receipts import signature
-from alimi_receipts.signature import SignatureError
+from alimi import report_signature as signature
+from alimi.report_signature import SignatureError
 
 SECRET = b"sandbox-report-secret"
 BODY = b'{"reports":[{"messageId":"r1-1"}]}'

@@ -8,8 +8,8 @@ by the shared secret and sends::
 
 The receiver recomputes the digest, compares it in constant time and refuses a
 timestamp too far from its own clock, so a captured request cannot be replayed
-later. The sandbox signs with :func:`headers`; the receipts service checks with
-:func:`verify`.
+later. The sandbox's providers sign with :func:`headers`; the receipts service
+checks with :func:`verify`: one rule on both sides of the webhook.
 """
 
 from __future__ import annotations
