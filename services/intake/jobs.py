@@ -36,6 +36,7 @@ from prometheus_client import Counter
 from alimi import ids, leases
 from alimi.api_keys import ApiKey
 from alimi.problems import BLANK, ProblemError
+from alimi.process import cancel_and_wait
 from alimi.store import Store
 
 log = logging.getLogger("alimi.intake.jobs")
@@ -269,9 +270,7 @@ class Jobs:
                 problem=_problem(500, "Job failed", detail + " and running it again is safe"),
             )
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            await cancel_and_wait([heartbeat])  # a lone cancel can be lost under timeoutMS
 
     async def _heartbeat(self, job_id: str) -> None:
         """Keep the lease while the work runs; once lost, the work's next report stops it."""
@@ -321,6 +320,4 @@ class Jobs:
         tasks = list(self._tasks)
         if tasks and grace_s > 0:
             await asyncio.wait(tasks, timeout=grace_s)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)

@@ -95,7 +95,7 @@ async def retry_until(
             delay = min(delay * 2, 5.0)
 
 
-RECANCEL_EVERY_S = 0.5
+RECANCEL_EVERY_S = 1.0  # long enough for a cancelled task's own clean-up write
 
 
 async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
