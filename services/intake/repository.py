@@ -12,7 +12,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from alimi import duplicate_keys
-from alimi.store import Store
+from alimi.store import Store, long_operation
 
 LEGACY_CLEAR_PHONE = "phone"  # where versions before encryption at rest kept the number
 LAST_IMPORT = "last_import"  # {id, row}: the streamed import, and its row, that last wrote it
@@ -104,11 +104,13 @@ async def mark_list_members(store: Store, list_id: str, subject_ids: Sequence[st
 
 
 async def count_list_members(store: Store, list_id: str) -> int:
-    return await store.subjects.count_documents({"lists": list_id})
+    with long_operation():  # a list may hold millions
+        return await store.subjects.count_documents({"lists": list_id})
 
 
 async def unmark_list_members(store: Store, list_id: str) -> None:
-    await store.subjects.update_many({"lists": list_id}, {"$pull": {"lists": list_id}})
+    with long_operation():
+        await store.subjects.update_many({"lists": list_id}, {"$pull": {"lists": list_id}})
 
 
 async def insert_incident_with_notice(

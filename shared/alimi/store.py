@@ -7,10 +7,12 @@ that owns the collection (:meth:`Store.ensure_indexes`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import pymongo
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
@@ -130,6 +132,16 @@ RETIRED_INDEXES: dict[str, tuple[str, ...]] = {
 }
 
 
+LONG_OPERATION_S = 3600.0
+
+
+def long_operation() -> contextlib.AbstractContextManager[None]:
+    """``with long_operation():`` an hour instead of ``ALIMI_MONGO_TIMEOUT_MS``, for the
+    operations off the hot path whose time grows with a whole list (counting or
+    unmarking the members of an uploaded list of millions)."""
+    return pymongo.timeout(LONG_OPERATION_S)
+
+
 class Store:
     def __init__(self, url: str, database: str, **client_options: Any) -> None:
         self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
@@ -141,7 +153,10 @@ class Store:
     def from_settings(cls, settings: BaseSettings) -> Store:
         """The store a service's settings describe, every operation bounded by
         ``ALIMI_MONGO_TIMEOUT_MS`` (PyMongo's ``timeoutMS``: a hung call raises a timeout
-        error that names it, instead of hanging its handler)."""
+        error that names it, instead of hanging its handler). With it, PyMongo waits
+        for a server to select for up to the operation's timeout, not
+        ``serverSelectionTimeoutMS``: a shorter outage is ridden out. The few
+        operations whose time grows with a whole list run in :func:`long_operation`."""
         return cls(
             settings.mongo_url.get_secret_value(),
             settings.mongo_db,

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from harness import Run, StartStack, load_people
 from test_broker_faults import CONNECTIONS_CLOSED
-from test_mongo_faults import STEADY_PROVIDER
+from test_mongo_faults import RESTARTED, STEADY_PROVIDER
 from test_process_crashes import SEGMENTER_KILLED, SLOW_PROVIDER
 from test_provider_faults import DOWN_FOR_GOOD, STORM
 from test_scale_out import SCALE_OUT, SCALE_OUT_REPLICAS
@@ -41,9 +41,7 @@ CASES = {
     "when_mongodb_refuses_writes_mid_notice__then_nothing_is_lost_or_doubled": Case(
         400, STEADY_PROVIDER
     ),
-    "when_mongodb_restarts_mid_notice__then_nothing_is_lost_or_doubled": Case(
-        500, {**STEADY_PROVIDER, "ALIMI_BATCH_SIZE": "10"}
-    ),
+    "when_mongodb_restarts_mid_notice__then_nothing_is_lost_or_doubled": Case(500, RESTARTED),
     "when_a_delivery_worker_is_killed_mid_notice__then_everyone_is_told_exactly_once": Case(
         5000, SLOW_PROVIDER
     ),

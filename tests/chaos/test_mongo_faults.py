@@ -30,6 +30,8 @@ STEADY_PROVIDER = {
     "ALIMI_CLAIM_LEASE_S": "4",
     "ALIMI_RETRY_DELAYS_S": "0.5,1,2",
 }
+# The restart scenario: operations time out (and say so) before the server is back.
+RESTARTED = {**STEADY_PROVIDER, "ALIMI_BATCH_SIZE": "10", "ALIMI_MONGO_TIMEOUT_MS": "5000"}
 FAIL_POINT_MESSAGE = "Failing command via 'failCommand' failpoint"
 SERVICES = ("intake", "segmenter", "delivery-sms", "delivery-kakao", "delivery-slack")
 
@@ -94,7 +96,7 @@ async def test_when_mongodb_restarts_mid_notice__then_nothing_is_lost_or_doubled
 ) -> None:
     n = 500
     # Batches of ten, two in flight: sending takes seconds, so the restart lands in it.
-    stack = start_stack({**STEADY_PROVIDER, "ALIMI_BATCH_SIZE": "10"}, own_mongo=True)
+    stack = start_stack(RESTARTED, own_mongo=True)
     assert stack.mongo_url is not None
     store = Store(stack.mongo_url, namespace)
     try:
@@ -116,8 +118,8 @@ async def test_when_mongodb_restarts_mid_notice__then_nothing_is_lost_or_doubled
         old_server = stack.mongo_process
         assert old_server is not None
         assert stack.stop_mongo() == 0
-        # Down for longer than the services' server selection timeout (5 s):
-        # their reads and writes fail, and they say so.
+        # Down for longer than the services' operation timeout (5 s here; PyMongo
+        # waits that long for a server): their reads and writes fail, and they say so.
         await asyncio.sleep(6)
 
         async def not_ready() -> bool:

@@ -23,6 +23,7 @@ from alimi.poison import FAILURES_HEADER, PoisonPolicy
 from alimi.settings import BaseSettings
 from alimi.store import Store
 from alimi_delivery.sms_client import SmsClient, SmsMessage
+from alimi_intake.repository import count_list_members
 
 
 @pytest.fixture
@@ -145,3 +146,19 @@ async def test_when_the_provider_does_not_answer_in_time__then_the_error_names_t
     assert "within 0.2 s (ALIMI_PROVIDER_TIMEOUT_S)" in (result.error or "")
     with pytest.raises(TimeoutError, match="ALIMI_PROVIDER_TIMEOUT_S"):
         await client.find("ntc_1:s1")
+
+
+async def test_when_an_operation_grows_with_a_whole_list__then_it_gets_longer_than_the_bound(
+    slow_store: Store, mongo_url: str, namespace: str
+) -> None:
+    await fail_point(
+        mongo_url,
+        {"times": 1},
+        {
+            "failCommands": ["aggregate"],
+            "blockConnection": True,
+            "blockTimeMS": 1000,
+            "appName": f"slow-{namespace}",
+        },
+    )
+    assert await count_list_members(slow_store, "lst_big") == 0  # 1 s, past the 300 ms
