@@ -42,7 +42,7 @@ class Deliveries:
             base_url=str(self.sandbox.make_url("")),
             app_key="sandbox-app-key",
             secret_key="sandbox-secret",
-            sender_no=sender_no,
+            sender=sender_no,
             timeout_s=kw.pop("timeout_s", 5),
         )
         return SmsDelivery(self.store, self.bus, gateway, **self._common(SMS_PROVIDER, kw))
@@ -53,7 +53,7 @@ class Deliveries:
             base_url=str(self.sandbox.make_url("")),
             app_key="sandbox-app-key",
             secret_key="sandbox-secret",
-            sender_key="sandbox-sender-key",
+            sender="sandbox-sender-key",
             timeout_s=kw.pop("timeout_s", 5),
         )
         return KakaoDelivery(self.store, self.bus, gateway, **self._common(KAKAO_PROVIDER, kw))

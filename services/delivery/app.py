@@ -87,7 +87,7 @@ class DeliveryProcess:
                 base_url=s.kakao_api_url,
                 app_key=s.kakao_app_key,
                 secret_key=s.kakao_secret_key.get_secret_value(),
-                sender_key=s.kakao_sender_key.get_secret_value(),
+                sender=s.kakao_sender_key.get_secret_value(),
                 timeout_s=s.provider_timeout_s,
             )
             guard = self._guard(KAKAO_PROVIDER, s.kakao_requests_per_s, s.kakao_recipients_per_s)
@@ -97,7 +97,7 @@ class DeliveryProcess:
             base_url=s.sms_api_url,
             app_key=s.sms_app_key,
             secret_key=s.sms_secret_key.get_secret_value(),
-            sender_no=s.sms_sender_no,
+            sender=s.sms_sender_no,
             timeout_s=s.provider_timeout_s,
         )
         guard = self._guard(SMS_PROVIDER, s.sms_requests_per_s, s.sms_recipients_per_s)

@@ -21,8 +21,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-import aiohttp
-
 from alimi import ids
 from alimi import phone as phones
 from alimi_delivery.provider_client import CallFailed, ProviderClient, ProviderResult
@@ -64,27 +62,9 @@ def outcome_of(code: int) -> Outcome:
 
 class KakaoClient(ProviderClient[Outcome]):
     what = "alimtalk"
-
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        *,
-        base_url: str,
-        app_key: str,
-        secret_key: str,
-        sender_key: str,
-        timeout_s: float,
-    ) -> None:
-        super().__init__(session, secret_key=secret_key, timeout_s=timeout_s, log=log)
-        self.url = f"{base_url.rstrip('/')}/alimtalk/v2.3/appkeys/{app_key}/messages"
-        self.sender_key = sender_key
-
-    @property
-    def find_url(self) -> str:
-        return self.url
-
-    def found_messages(self, data: dict[str, Any]) -> list[dict[str, Any]]:
-        return list((data.get("messageSearchResultResponse") or {}).get("messages") or [])
+    log = log
+    path = "/alimtalk/v2.3/appkeys/{app_key}/messages"
+    found_at = ("messageSearchResultResponse", "messages")
 
     async def send(
         self, *, template_code: str, buttons: list[dict[str, Any]], messages: list[KakaoMessage]
@@ -102,13 +82,13 @@ class KakaoClient(ProviderClient[Outcome]):
                 entry["buttons"] = buttons
             recipients.append(entry)
         payload = {
-            "senderKey": self.sender_key,
+            "senderKey": self.sender,
             "templateCode": template_code,
             "recipientList": recipients,
         }
         keys = [m.key for m in messages]
         try:
-            answer = await self.post(self.url, payload)
+            answer = await self.post(self.base, payload)
         except CallFailed as failure:
             return self.call_failed(keys, failure)
         data = answer.data

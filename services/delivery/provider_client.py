@@ -90,23 +90,35 @@ def call_failed(results: Iterable[ProviderResult[str]]) -> bool:
 
 
 class ProviderClient(Generic[OutcomeT]):
-    """The base of one provider's client; ``what`` names it in logs."""
+    """The base of one provider's client; ``what`` names it in logs.
+
+    A subclass says where its API lives (``path``, with ``{app_key}``, below the
+    provider's base URL), where its status query is (``find_path``, below that)
+    and where the messages are in the query's answer (``found_at``).
+    """
 
     what = "provider"
+    log = logging.getLogger("alimi.delivery")
+    path = ""
+    find_path = ""
+    found_at: tuple[str, str] = ("", "")
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
         *,
+        base_url: str,
+        app_key: str,
         secret_key: str,
+        sender: str,
         timeout_s: float,
-        log: logging.Logger,
     ) -> None:
         self.session = session
+        self.base = base_url.rstrip("/") + self.path.format(app_key=app_key)
         self.secret_key = secret_key
         self.timeout_s = timeout_s
+        self.sender = sender  # the sender number (SMS) or sender key (AlimTalk)
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self.log = log
 
     @property
     def headers(self) -> dict[str, str]:
@@ -159,11 +171,12 @@ class ProviderClient(Generic[OutcomeT]):
 
     @property
     def find_url(self) -> str:
-        raise NotImplementedError
+        return self.base + self.find_path
 
     def found_messages(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         """The messages a status query answered with (provider-specific envelope)."""
-        raise NotImplementedError
+        envelope, messages = self.found_at
+        return list((data.get(envelope) or {}).get(messages) or [])
 
     def everyone(
         self,

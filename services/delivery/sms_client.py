@@ -12,8 +12,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-import aiohttp
-
 from alimi import ids
 from alimi import phone as phones
 from alimi_delivery.provider_client import CallFailed, ProviderClient, ProviderResult
@@ -36,27 +34,10 @@ SmsResult: TypeAlias = ProviderResult[Outcome]
 
 class SmsClient(ProviderClient[Outcome]):
     what = "sms"
-
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        *,
-        base_url: str,
-        app_key: str,
-        secret_key: str,
-        sender_no: str,
-        timeout_s: float,
-    ) -> None:
-        super().__init__(session, secret_key=secret_key, timeout_s=timeout_s, log=log)
-        self.base = f"{base_url.rstrip('/')}/sms/v3.0/appKeys/{app_key}/sender"
-        self.sender_no = sender_no
-
-    @property
-    def find_url(self) -> str:
-        return f"{self.base}/messages"
-
-    def found_messages(self, data: dict[str, Any]) -> list[dict[str, Any]]:
-        return list((data.get("body") or {}).get("data") or [])
+    log = log
+    path = "/sms/v3.0/appKeys/{app_key}/sender"
+    find_path = "/messages"
+    found_at = ("body", "data")
 
     async def send(
         self, *, kind: Literal["SMS", "LMS"], body: str, title: str, messages: list[SmsMessage]
@@ -77,7 +58,7 @@ class SmsClient(ProviderClient[Outcome]):
             recipients.append(entry)
         payload: dict[str, Any] = {
             "body": body,
-            "sendNo": self.sender_no,
+            "sendNo": self.sender,
             "recipientList": recipients,
         }
         if kind == "LMS":

@@ -106,10 +106,7 @@ class IntakeProcess(ApiProcess):
     def __init__(self, settings: IntakeSettings) -> None:
         super().__init__(
             init_app(settings),
-            host=settings.http_host,
-            port=settings.http_port,
-            ops_host=settings.ops_host,
-            ops_port=settings.ops_port,
+            settings,
             checks={"rabbitmq": self._bus_ready, "mongodb": self._store_ready},
             shutdown_timeout_s=settings.shutdown_timeout_s,
         )

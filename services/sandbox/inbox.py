@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
+from alimi.ids import provider_message_id
+
 from .arrivals import Arrivals
 
 
@@ -38,7 +40,7 @@ class Message(NamedTuple):
 
     @property
     def message_id(self) -> str:
-        return f"{self.submission.request_id}-{self.recipient_seq}"
+        return provider_message_id(self.submission.request_id, self.recipient_seq)
 
     def as_dict(self) -> dict[str, Any]:
         submission = self.submission
@@ -78,7 +80,7 @@ class KakaoMessage(NamedTuple):
 
     @property
     def message_id(self) -> str:
-        return f"{self.submission.request_id}-{self.recipient_seq}"
+        return provider_message_id(self.submission.request_id, self.recipient_seq)
 
     def as_dict(self) -> dict[str, Any]:
         submission = self.submission

@@ -26,15 +26,12 @@ from .nhn_api import (
     INVALID_RECIPIENT_COUNT,
     INVALID_RECIPIENT_NUMBER,
     MAX_RECIPIENTS,
+    NhnGateway,
     Rejection,
-    authenticate,
-    grouping_key,
     header,
-    inject,
     is_plausible_number,
     malformed,
     new_request_id,
-    read_payload,
     rejection_response,
 )
 from .reports import OUTCOMES, Accepted, Channel, Reporter
@@ -272,8 +269,12 @@ class TemplateRegistry:
         self.templates: Mapping[str, Template] = dict(templates)
 
 
-class KakaoGateway:
+class KakaoGateway(NhnGateway[KakaoMessage]):
     """The ``/alimtalk/v2.3`` send and list routes, accepting messages into an Inbox."""
+
+    path_key = "appkey"
+    rate_limit_code = VOLUME_EXCEEDED
+    rate_limit_message = "volume exceeded"
 
     def __init__(
         self,
@@ -286,12 +287,9 @@ class KakaoGateway:
         simulation: Simulation,
         reporter: Reporter,
     ) -> None:
-        self._app_key = app_key
-        self._secret_key = secret_key
+        super().__init__(app_key=app_key, secret_key=secret_key, inbox=inbox, simulation=simulation)
         self._sender_key = sender_key
         self._templates = templates
-        self._inbox = inbox
-        self._simulation = simulation
         self._reporter = reporter
         self._volume = VolumeWindow()
 
@@ -299,21 +297,20 @@ class KakaoGateway:
         path = "/alimtalk/v2.3/appkeys/{appkey}/messages"
         return [web.post(path, self.send), web.get(path, self.find_messages)]
 
-    async def send(self, request: web.Request) -> web.Response:
-        await self._simulation.pause()
-        try:
-            self._authenticate(request)
-            fault = inject(
-                self._simulation,
-                rate_limit_code=VOLUME_EXCEEDED,
-                rate_limit_message="volume exceeded",
+    def throttle(self) -> None:
+        if not self._volume.admit(self._simulation.behaviour.kakao_volume_limit):
+            raise Rejection(
+                VOLUME_EXCEEDED, "volume exceeded", status=429, headers={"Retry-After": "1"}
             )
-            if not self._volume.admit(self._simulation.behaviour.kakao_volume_limit):
-                raise Rejection(
-                    VOLUME_EXCEEDED, "volume exceeded", status=429, headers={"Retry-After": "1"}
-                )
-            payload = await read_payload(request)
-            send = parse_alimtalk_request(payload, self._sender_key, self._templates.templates)
+
+    async def send(self, request: web.Request) -> web.Response:
+        try:
+            fault, send = await self._receive(
+                request,
+                lambda payload: parse_alimtalk_request(
+                    payload, self._sender_key, self._templates.templates
+                ),
+            )
         except Rejection as rejection:
             return rejection_response(rejection)
         message = self._accept(send)
@@ -325,11 +322,10 @@ class KakaoGateway:
     async def find_messages(self, request: web.Request) -> web.Response:
         """Accepted messages by ``recipientGroupingKey``, in NHN's list shape."""
         try:
-            self._authenticate(request)
-            key = grouping_key(request)
+            found = self._found(request)
         except Rejection as rejection:
             return rejection_response(rejection)
-        messages = [search_result(m) for m in self._inbox.with_grouping_key(key)]
+        messages = [search_result(m) for m in found]
         return web.json_response(
             {
                 "header": header(0, "SUCCESS"),
@@ -339,9 +335,6 @@ class KakaoGateway:
                 },
             }
         )
-
-    def _authenticate(self, request: web.Request) -> None:
-        authenticate(request, path_key="appkey", app_key=self._app_key, secret_key=self._secret_key)
 
     def _accept(self, send: AlimTalkRequest) -> dict[str, Any]:
         now = datetime.now(UTC)

@@ -1,20 +1,25 @@
 """What every simulated NHN Cloud-style API shares (SMS v3.0 and AlimTalk v2.3): the
 response header, refusals and how they are answered, authentication, reading a body,
-injected faults, request ids, recipient numbers and the lookup by grouping key."""
+injected faults, request ids, recipient numbers, the lookup by grouping key and the
+gateway that receives a send call (:class:`NhnGateway`)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from aiohttp import web
 
 from .behaviour import Fault, Simulation
+from .inbox import Inbox, M
 
 log = logging.getLogger("alimi.sandbox")
+
+R = TypeVar("R")
 
 MAX_RECIPIENTS = 1000
 
@@ -119,3 +124,48 @@ def grouping_key(request: web.Request) -> str:
     if not key:
         raise malformed("the recipientGroupingKey query parameter is required")
     return key
+
+
+class NhnGateway(Generic[M]):
+    """The app key and secret a gateway checks, its inbox and its simulated behaviour.
+
+    A subclass names the path parameter of its app key (``path_key``) and the code and
+    message of its rate limit, and may refuse a call over its volume (``throttle``).
+    """
+
+    path_key = "appKey"
+    rate_limit_code = 0
+    rate_limit_message = ""
+
+    def __init__(
+        self, *, app_key: str, secret_key: str, inbox: Inbox[M], simulation: Simulation
+    ) -> None:
+        self._app_key = app_key
+        self._secret_key = secret_key
+        self._inbox = inbox
+        self._simulation = simulation
+
+    def _authenticate(self, request: web.Request) -> None:
+        authenticate(
+            request, path_key=self.path_key, app_key=self._app_key, secret_key=self._secret_key
+        )
+
+    def throttle(self) -> None:
+        """Raise the Rejection of a call over the provider's volume; by default none is."""
+
+    async def _receive(self, request: web.Request, parse: Callable[[object], R]) -> tuple[Fault, R]:
+        """Wait out a pause, then check, fault and parse a send call; raise Rejection."""
+        await self._simulation.pause()
+        self._authenticate(request)
+        fault = inject(
+            self._simulation,
+            rate_limit_code=self.rate_limit_code,
+            rate_limit_message=self.rate_limit_message,
+        )
+        self.throttle()
+        return fault, parse(await read_payload(request))
+
+    def _found(self, request: web.Request) -> Sequence[M]:
+        """The accepted messages a lookup by grouping key asks for; raise Rejection."""
+        self._authenticate(request)
+        return self._inbox.with_grouping_key(grouping_key(request))

@@ -31,6 +31,7 @@ from typing import Any
 import aiohttp
 
 from alimi import report_signature
+from alimi.ids import provider_message_id
 
 log = logging.getLogger("alimi.sandbox")
 
@@ -67,7 +68,7 @@ def report_body(channel: Channel, batch: Iterable[Pending], delivered_at: str) -
         code, status, message = OUTCOMES[channel, bool(undelivered)]
         reports.append(
             {
-                "messageId": f"{request_id}-{seq}",
+                "messageId": provider_message_id(request_id, seq),
                 "recipientGroupingKey": grouping_key,
                 "recipientNo": recipient_no,
                 "resultCode": code,

@@ -21,15 +21,12 @@ from .nhn_api import (
     INVALID_RECIPIENT_COUNT,
     INVALID_RECIPIENT_NUMBER,
     MAX_RECIPIENTS,
+    NhnGateway,
     Rejection,
-    authenticate,
-    grouping_key,
     header,
-    inject,
     is_plausible_number,
     malformed,
     new_request_id,
-    read_payload,
     rejection_response,
 )
 from .reports import Accepted, Channel, Reporter
@@ -167,8 +164,12 @@ def _field(payload: dict[str, Any], name: str, kind: type[T], default: T) -> T:
     return value
 
 
-class SmsGateway:
+class SmsGateway(NhnGateway[Message]):
     """The ``/sms/v3.0`` routes, accepting messages into an Inbox."""
+
+    path_key = "appKey"
+    rate_limit_code = TOO_MANY_REQUESTS
+    rate_limit_message = "Too many requests"
 
     def __init__(
         self,
@@ -180,11 +181,8 @@ class SmsGateway:
         simulation: Simulation,
         reporter: Reporter | None = None,
     ) -> None:
-        self._app_key = app_key
-        self._secret_key = secret_key
+        super().__init__(app_key=app_key, secret_key=secret_key, inbox=inbox, simulation=simulation)
         self._sender_numbers = sender_numbers
-        self._inbox = inbox
-        self._simulation = simulation
         self._reporter = reporter
 
     def routes(self) -> list[web.RouteDef]:
@@ -198,8 +196,7 @@ class SmsGateway:
     async def find_messages(self, request: web.Request) -> web.Response:
         """Accepted messages by ``recipientGroupingKey``, for reconciliation after a crash."""
         try:
-            self._authenticate(request)
-            key = grouping_key(request)
+            found = self._found(request)
         except Rejection as rejection:
             return rejection_response(rejection)
         data = [
@@ -210,7 +207,7 @@ class SmsGateway:
                 "msgStatus": "3",
                 "recipientGroupingKey": message.grouping_key,
             }
-            for message in self._inbox.with_grouping_key(key)
+            for message in found
         ]
         return web.json_response(
             {"header": header(0, "SUCCESS"), "body": {"totalCount": len(data), "data": data}}
@@ -223,16 +220,11 @@ class SmsGateway:
         return await self._send(request, MessageType.LMS)
 
     async def _send(self, request: web.Request, message_type: MessageType) -> web.Response:
-        await self._simulation.pause()
         try:
-            self._authenticate(request)
-            fault = inject(
-                self._simulation,
-                rate_limit_code=TOO_MANY_REQUESTS,
-                rate_limit_message="Too many requests",
+            fault, send = await self._receive(
+                request,
+                lambda payload: parse_send_request(payload, message_type, self._sender_numbers),
             )
-            payload = await read_payload(request)
-            send = parse_send_request(payload, message_type, self._sender_numbers)
         except Rejection as rejection:
             return rejection_response(rejection)
         data = self._accept(send)
@@ -240,9 +232,6 @@ class SmsGateway:
             log.debug("holding the answer to %s request %s", message_type, data["requestId"])
             await self._simulation.hang()
         return web.json_response({"header": header(0, "SUCCESS"), "body": {"data": data}})
-
-    def _authenticate(self, request: web.Request) -> None:
-        authenticate(request, path_key="appKey", app_key=self._app_key, secret_key=self._secret_key)
 
     def _accept(self, send: SendRequest) -> dict[str, Any]:
         """Record plausible recipients and build the response ``data`` object."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -94,48 +94,47 @@ def guard(move: str) -> dict[str, Any]:
     return {"state": {"$in": sorted(MOVES[move].sources)}}
 
 
+class MoveOptions(TypedDict, total=False):
+    """What :func:`move` and :func:`move_or_raise` take besides the notice and the move:
+    the fields to set and to unset with it, the transaction's session, and whether to
+    return the notice as it was before the move."""
+
+    changes: Mapping[str, Any] | None
+    unset: Mapping[str, str] | None
+    session: AsyncClientSession | None
+    before: bool
+
+
 async def move(
-    store: Store,
-    notice_id: str,
-    name: str,
-    *,
-    changes: Mapping[str, Any] | None = None,
-    unset: Mapping[str, str] | None = None,
-    session: AsyncClientSession | None = None,
-    before: bool = False,
+    store: Store, notice_id: str, name: str, **options: Unpack[MoveOptions]
 ) -> dict[str, Any] | None:
     """Make move ``name`` on the notice with ``changes``; the notice after the move (before
     it, with ``before``), or None if it was not in a source state (nothing changed)."""
     target = MOVES[name].target
     update: dict[str, Any] = {
-        "$set": {**(changes or {}), "state": target, "updated_at": datetime.now(UTC)}
+        "$set": {**(options.get("changes") or {}), "state": target, "updated_at": datetime.now(UTC)}
     }
+    unset = options.get("unset")
     if unset:
         update["$unset"] = dict(unset)
+    before = options.get("before", False)
     return await store.notices.find_one_and_update(
         {"_id": notice_id, **guard(name)},
         update,
         return_document=ReturnDocument.BEFORE if before else ReturnDocument.AFTER,
-        session=session,
+        session=options.get("session"),
     )
 
 
 async def move_or_raise(
-    store: Store,
-    notice_id: str,
-    name: str,
-    *,
-    changes: Mapping[str, Any] | None = None,
-    unset: Mapping[str, str] | None = None,
-    session: AsyncClientSession | None = None,
-    before: bool = False,
+    store: Store, notice_id: str, name: str, **options: Unpack[MoveOptions]
 ) -> dict[str, Any]:
     """:func:`move`, or :class:`NotAllowed` naming the state the notice is in."""
-    done = await move(
-        store, notice_id, name, changes=changes, unset=unset, session=session, before=before
-    )
+    done = await move(store, notice_id, name, **options)
     if done is None:
-        current = await store.notices.find_one({"_id": notice_id}, {"state": 1}, session=session)
+        current = await store.notices.find_one(
+            {"_id": notice_id}, {"state": 1}, session=options.get("session")
+        )
         raise NotAllowed(MOVES[name], (current or {}).get("state"))
     return done
 

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
@@ -78,6 +79,19 @@ class OpsServer:
             await self._runner.cleanup()
 
 
+class ApiSettings(Protocol):
+    """What an API service's settings say about where it listens."""
+
+    @property
+    def http_host(self) -> str: ...
+    @property
+    def http_port(self) -> int: ...
+    @property
+    def ops_host(self) -> str: ...
+    @property
+    def ops_port(self) -> int: ...
+
+
 class ApiProcess:
     """An HTTP API application and its ops side-server, started and stopped together.
 
@@ -90,18 +104,17 @@ class ApiProcess:
     def __init__(
         self,
         app: web.Application,
+        settings: ApiSettings,
         *,
-        host: str,
-        port: int,
-        ops_host: str,
-        ops_port: int,
         checks: dict[str, ReadinessCheck],
         shutdown_timeout_s: float = 10.0,
     ) -> None:
         self.app = app
-        self.host = host
-        self.port = port
-        self.ops = OpsServer(ops_host, ops_port, checks, shutdown_timeout_s=shutdown_timeout_s)
+        self.host = settings.http_host
+        self.port = settings.http_port
+        self.ops = OpsServer(
+            settings.ops_host, settings.ops_port, checks, shutdown_timeout_s=shutdown_timeout_s
+        )
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout_s)
 
     async def start(self) -> None:
