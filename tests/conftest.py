@@ -118,9 +118,17 @@ def intake(
 
 @pytest.fixture
 def stack(
-    tmp_path: Path, mongo_url: str, amqp_url: str, namespace: str, stack_env: dict[str, str]
+    tmp_path: Path,
+    mongo_url: str,
+    amqp_url: str,
+    namespace: str,
+    stack_env: dict[str, str],
+    store: Store,
 ) -> Iterator[Stack]:
-    """Every service as a real process, in this test's namespace; logs under tmp_path."""
+    """Every service as a real process, in this test's namespace; logs under tmp_path.
+
+    It asks for ``store`` so that the test's database is dropped only after every
+    process has stopped (not under live writers)."""
     s = Stack(
         workdir=tmp_path / "stack",
         namespace=namespace,

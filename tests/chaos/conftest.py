@@ -19,6 +19,7 @@ import harness
 import pytest
 from harness import BASE_ENV, StartStack, delete_namespace
 
+from alimi.store import Store
 from alimi_devstack import Stack, StackError
 
 BASELINE_PREFIX = "test_without_faults["
@@ -71,10 +72,14 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 @pytest.fixture
 def start_stack(
-    tmp_path: Path, mongo_url: str, amqp_url: str, namespace: str
+    tmp_path: Path, mongo_url: str, amqp_url: str, namespace: str, store: Store
 ) -> Iterator[StartStack]:
     """``start_stack(env, own_mongo=False, mongo_app_name=None, replicas=None)`` -> a
     running Stack.
+
+    It asks for ``store`` so that the test's database is dropped only after every
+    process has stopped: dropped under live writers, the development server's drop
+    could run for many minutes.
 
     ``own_mongo``: the stack starts its own SecantusDB (it can then be
     restarted). ``mongo_app_name``: the services connect with this
