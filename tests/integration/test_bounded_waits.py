@@ -133,7 +133,7 @@ async def test_when_the_provider_does_not_answer_in_time__then_the_error_names_t
         base_url=silent_url,
         app_key="sandbox-app-key",
         secret_key="sandbox-secret",
-        sender_no="0215990000",
+        sender="0215990000",
         timeout_s=0.2,
     )
     [result] = await client.send(
