@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from alimi import attempts, counters, ids, receipt_view, states
 from alimi.bus import Bus
-from alimi.messages import DeliveryBatch, parse
+from alimi.messages import DeliveryBatch, Recipient, parse
 from alimi.store import Store
 from alimi_delivery.guard import ProviderGuard
 from alimi_delivery.kakao_client import PROVIDER as KAKAO_PROVIDER
@@ -105,6 +105,24 @@ class Deliveries:
             "claim_lease_s": kw.pop("claim_lease_s", 60.0),
             **kw,
         }
+
+
+def sms_batch(
+    n: int = 3, *, first: int = 0, seq: int = 1, attempt: int = 1, notice_id: str = "ntc_1"
+) -> DeliveryBatch:
+    """An SMS batch of ``n`` people (``s{first}``, ``s{first+1}``, ...) of ``notice_id``, as
+    the segmenter would publish it (a later ``attempt`` as a retry step would)."""
+    return DeliveryBatch(
+        batch_id=f"{notice_id}:sms:{seq:08d}" + (f":a{attempt}" if attempt > 1 else ""),
+        notice_id=notice_id,
+        incident_id="inc_1",
+        channel="sms",
+        attempt=attempt,
+        recipients=tuple(
+            Recipient(subject_id=f"s{i}", phone=f"+82105555{i:04d}", name=f"고객{i}")
+            for i in range(first, first + n)
+        ),
+    )
 
 
 async def receipts_of(store: Store, notice_id: str | None = None) -> dict[str, dict[str, Any]]:

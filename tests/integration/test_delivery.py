@@ -12,7 +12,7 @@ from alimi import topology
 from alimi.bus import Unprocessable
 from alimi.messages import DeliveryBatch, Recipient
 from alimi.store import Store
-from support import Deliveries, receipts_of, statuses_of, take_batches
+from support import Deliveries, receipts_of, sms_batch, statuses_of, take_batches
 
 
 async def _seed_notice(store: Store, body: str = "#{name}님 안내: #{status_url}") -> None:
@@ -32,26 +32,13 @@ async def _seed_notice(store: Store, body: str = "#{name}님 안내: #{status_ur
     )
 
 
-def _batch(n: int = 3, notice_id: str = "ntc_1") -> DeliveryBatch:
-    return DeliveryBatch(
-        batch_id=f"{notice_id}:sms:00000001",
-        notice_id=notice_id,
-        incident_id="inc_1",
-        channel="sms",
-        recipients=tuple(
-            Recipient(subject_id=f"s{i}", phone=f"+8210555500{i:02d}", name=f"고객{i}")
-            for i in range(n)
-        ),
-    )
-
-
 async def test_when_a_batch_is_delivered_twice__then_each_person_gets_one_sms_and_one_receipt(
     store: Store, http: aiohttp.ClientSession, sandbox: TestServer, deliveries: Deliveries
 ) -> None:
     await _seed_notice(store)
     delivery = deliveries.sms()
-    await delivery.handle(_batch())
-    await delivery.handle(_batch())
+    await delivery.handle(sms_batch())
+    await delivery.handle(sms_batch())
 
     inbox = await deliveries.inbox()
     assert sorted(m["recipient_no"] for m in inbox) == ["01055550000", "01055550001", "01055550002"]
@@ -72,7 +59,7 @@ async def test_when_the_text_is_longer_than_90_bytes__then_it_goes_as_lms(
     store: Store, http: aiohttp.ClientSession, sandbox: TestServer, deliveries: Deliveries
 ) -> None:
     await _seed_notice(store, body="#{name}님, " + "개인정보 유출 사고 안내입니다. " * 5)
-    await deliveries.sms().handle(_batch(1))
+    await deliveries.sms().handle(sms_batch(1))
     inbox = await deliveries.inbox()
     assert [m["type"] for m in inbox] == ["LMS"]
     assert inbox[0]["title"] == "유출"
@@ -84,7 +71,7 @@ async def test_when_the_provider_fails__then_receipts_wait_for_a_retry_that_send
     await _seed_notice(store)
     delivery = deliveries.sms()
     await deliveries.configure(error_rate=1.0)
-    await delivery.handle(_batch())
+    await delivery.handle(sms_batch())
     assert set((await statuses_of(store)).values()) == {"retrying"}
     assert await deliveries.inbox() == []
     # Only the people to retry wait in the first retry step, as attempt 2.
@@ -104,7 +91,7 @@ async def test_when_the_provider_refuses_the_sender__then_receipts_fail_with_its
     store: Store, http: aiohttp.ClientSession, sandbox: TestServer, deliveries: Deliveries
 ) -> None:
     await _seed_notice(store)
-    await deliveries.sms(sender_no="0200000000").handle(_batch())
+    await deliveries.sms(sender_no="0200000000").handle(sms_batch())
     receipts = await receipts_of(store)
     assert {(r["status"], r["error_code"]) for r in receipts.values()} == {("failed", "-2000")}
 
@@ -113,7 +100,7 @@ async def test_when_the_notice_does_not_exist__then_the_batch_is_unprocessable(
     store: Store, http: aiohttp.ClientSession, sandbox: TestServer, deliveries: Deliveries
 ) -> None:
     with pytest.raises(Unprocessable):
-        await deliveries.sms().handle(_batch(notice_id="ntc_missing"))
+        await deliveries.sms().handle(sms_batch(notice_id="ntc_missing"))
     assert await store.receipts.count_documents({}) == 0
 
 

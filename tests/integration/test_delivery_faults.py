@@ -14,24 +14,10 @@ from pymongo.errors import PyMongoError
 
 from alimi import topology
 from alimi.bus import ERROR_HEADER, Bus
-from alimi.messages import DeliveryBatch, Recipient
+from alimi.messages import DeliveryBatch
 from alimi.store import Store
 from alimi_delivery.guard import OPEN
-from support import Deliveries, receipts_of, take_batches
-
-
-def _batch(n: int = 3, attempt: int = 1) -> DeliveryBatch:
-    return DeliveryBatch(
-        batch_id="ntc_1:sms:00000001" + (f":a{attempt}" if attempt > 1 else ""),
-        notice_id="ntc_1",
-        incident_id="inc_1",
-        channel="sms",
-        attempt=attempt,
-        recipients=tuple(
-            Recipient(subject_id=f"s{i}", phone=f"+8210555500{i:02d}", name=f"고객{i}")
-            for i in range(n)
-        ),
-    )
+from support import Deliveries, receipts_of, sms_batch, take_batches
 
 
 async def test_when_the_last_retry_fails__then_the_batch_is_dead_lettered_and_receipts_fail(
@@ -43,7 +29,7 @@ async def test_when_the_last_retry_fails__then_the_batch_is_dead_lettered_and_re
 ) -> None:
     await deliveries.seed_notice()
     await deliveries.configure(error_rate=1.0)
-    await deliveries.sms().handle(_batch(attempt=4))  # three retry steps already spent
+    await deliveries.sms().handle(sms_batch(attempt=4))  # three retry steps already spent
 
     receipts = await deliveries.receipts()
     assert {r["status"] for r in receipts.values()} == {"failed"}
@@ -68,13 +54,13 @@ async def test_when_calls_keep_failing__then_the_breaker_opens_and_stops_calling
     await deliveries.seed_notice()
     await deliveries.configure(error_rate=1.0)
     delivery = deliveries.sms(breaker_failures=2, breaker_cooldown_s=60)
-    await delivery.handle(_batch(1))
+    await delivery.handle(sms_batch(1))
     await store.receipts.delete_many({})
-    await delivery.handle(_batch(1))
+    await delivery.handle(sms_batch(1))
     assert delivery.guard.breaker.state == OPEN
     await store.receipts.delete_many({})
     await deliveries.configure(error_rate=0.0)  # recovered, but the breaker is cooling down
-    await delivery.handle(_batch(1))
+    await delivery.handle(sms_batch(1))
     receipt = (await deliveries.receipts())["s0"]
     assert (receipt["status"], receipt["error_code"]) == ("retrying", "breaker_open")
     assert await deliveries.inbox() == []
@@ -86,14 +72,14 @@ async def test_when_a_worker_died_after_the_provider_took_the_message__then_it_i
 ) -> None:
     await deliveries.seed_notice()
     delivery = deliveries.sms(claim_lease_s=10)
-    await delivery.handle(_batch(2))
+    await delivery.handle(sms_batch(2))
     # As if the worker died after the provider answered, before its attempt was written:
     # the receipts are claimed by an attempt with no document, older than the lease.
     long_ago = datetime.now(UTC) - timedelta(seconds=60)
     await store.attempts.delete_many({})
     await store.notice_counts.delete_many({})
     await store.receipts.update_many({}, {"$set": {"claimed_at": long_ago}})
-    await delivery.handle(_batch(3))  # the batch comes back, with one person never sent
+    await delivery.handle(sms_batch(3))  # the batch comes back, with one person never sent
 
     inbox = await deliveries.inbox()
     assert sorted(m["recipient_no"] for m in inbox) == ["01055550000", "01055550001", "01055550002"]
@@ -118,7 +104,7 @@ async def test_when_a_worker_died_before_sending__then_the_stale_claim_is_taken_
             "claimed_at": long_ago,
         }
     )
-    await deliveries.sms(claim_lease_s=10).handle(_batch(1))
+    await deliveries.sms(claim_lease_s=10).handle(sms_batch(1))
     assert [m["recipient_no"] for m in await deliveries.inbox()] == ["01055550000"]
     assert (await deliveries.receipts())["s0"]["status"] == "sent"
 
@@ -140,7 +126,7 @@ async def test_when_a_fresh_claim_holds_someone__then_they_wait_out_the_lease_in
             "claimed_at": datetime.now(UTC),
         }
     )
-    await deliveries.sms(claim_lease_s=10, delays_s=(5.0, 30.0, 300.0)).handle(_batch(2))
+    await deliveries.sms(claim_lease_s=10, delays_s=(5.0, 30.0, 300.0)).handle(sms_batch(2))
     assert [m["recipient_no"] for m in await deliveries.inbox()] == ["01055550000"]
     # Back once the lease is over: not after the retry step outlasting it (30 s here).
     channel = await bus.channel(prefetch=1)
@@ -164,7 +150,7 @@ async def test_when_the_provider_took_the_message_but_timed_out__then_the_retry_
     await deliveries.seed_notice()
     await deliveries.configure(timeout_rate=1.0, hang_ms=2000)
     delivery = deliveries.sms(timeout_s=0.3, claim_lease_s=10)
-    await delivery.handle(_batch(2))
+    await delivery.handle(sms_batch(2))
     receipts = await deliveries.receipts()
     assert {(r["status"], r["error_code"], r["in_doubt"]) for r in receipts.values()} == {
         ("retrying", "timeout", True)
@@ -190,7 +176,7 @@ async def test_when_a_kakao_call_timed_out_after_acceptance__then_no_second_mess
     await deliveries.seed_notice()
     await deliveries.configure(timeout_rate=1.0, hang_ms=2000)
     delivery = deliveries.kakao(timeout_s=0.3, claim_lease_s=10)
-    batch = _batch(1).model_copy(update={"channel": "kakao", "batch_id": "ntc_1:kakao:00000001"})
+    batch = sms_batch(1).model_copy(update={"channel": "kakao", "batch_id": "ntc_1:kakao:00000001"})
     await delivery.handle(batch)
     await deliveries.configure(timeout_rate=0.0)
     [again] = await take_batches(bus, topology.retry_queue("kakao", 1))
@@ -210,7 +196,7 @@ async def test_when_the_provider_rate_limits__then_its_retry_after_holds_back_th
     await deliveries.seed_notice()
     await deliveries.configure(rate_limit_rate=1.0, retry_after_s=7)
     delivery = deliveries.sms(delays_s=(1.0, 2.0, 3.0))
-    await delivery.handle(_batch(1))
+    await delivery.handle(sms_batch(1))
     assert delivery.guard.requests.wait_time(1) > 5  # the account pauses for Retry-After
     channel = await bus.channel(prefetch=1)
     queue = await channel.get_queue(bus.names(topology.retry_queue("sms", 1)))
@@ -243,8 +229,8 @@ async def test_when_an_attempt_failed_after_the_provider_took_it__then_its_redel
             {"failCommands": ["commitTransaction"], "errorCode": 1, "appName": f"f-{namespace}"},
         )
         with pytest.raises(PyMongoError):
-            await delivery.handle(_batch(2))  # sent, then its record failed
-        await delivery.handle(_batch(2))  # the broker's redelivery, right away
+            await delivery.handle(sms_batch(2))  # sent, then its record failed
+        await delivery.handle(sms_batch(2))  # the broker's redelivery, right away
     finally:
         await fail_point(mongo_url, "off")
         await failing.close()

@@ -12,25 +12,11 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 
 from alimi.bus import Bus
-from alimi.messages import DeliveryBatch, Recipient
 from alimi.store import Store
 from alimi_delivery.guard import HALF_OPEN
-from support import Deliveries
+from support import Deliveries, sms_batch
 
 WINDOW_S = 0.9  # a little under a second: the requests' own latency moves arrivals a bit
-
-
-def _batch(n: int, first: int = 0) -> DeliveryBatch:
-    return DeliveryBatch(
-        batch_id=f"ntc_1:sms:{first:08d}",
-        notice_id="ntc_1",
-        incident_id="inc_1",
-        channel="sms",
-        recipients=tuple(
-            Recipient(subject_id=f"s{i}", phone=f"+82105555{i:04d}", name=f"고객{i}")
-            for i in range(first, first + n)
-        ),
-    )
 
 
 def _most_within(arrivals: list[tuple[float, int]], window_s: float) -> tuple[int, int]:
@@ -48,8 +34,8 @@ async def test_when_a_batch_exceeds_one_seconds_budget__then_no_second_at_the_pr
 ) -> None:
     await deliveries.seed_notice()
     delivery = deliveries.sms(requests_per_s=2, recipients_per_s=20)
-    await delivery.handle(_batch(50))
-    await delivery.handle(_batch(15, first=50))
+    await delivery.handle(sms_batch(50, seq=0))
+    await delivery.handle(sms_batch(15, first=50, seq=50))
 
     inbox = await deliveries.inbox()
     assert len(inbox) == 65
@@ -79,21 +65,21 @@ async def test_when_the_half_open_trial_is_cancelled_mid_call__then_a_later_batc
     await deliveries.seed_notice()
     await deliveries.configure(error_rate=1.0)
     delivery = deliveries.sms(breaker_failures=1, breaker_cooldown_s=0.2)
-    await delivery.handle(_batch(1))  # the breaker opens
+    await delivery.handle(sms_batch(1, seq=0))  # the breaker opens
     await store.receipts.delete_many({})
     await asyncio.sleep(0.3)
 
     # The trial call is under way when its handler is cancelled (a shutdown past its
     # grace period, say): it raises between the breaker's allow() and observe().
     await deliveries.configure(error_rate=0.0, latency_ms=2000)
-    trial = asyncio.create_task(delivery.handle(_batch(1, first=1)))
+    trial = asyncio.create_task(delivery.handle(sms_batch(1, first=1, seq=1)))
     await asyncio.sleep(0.3)  # the request is out: the sandbox holds its answer for 2 s
     assert delivery.guard.breaker.state == HALF_OPEN and delivery.guard.breaker.trial_in_flight
     trial.cancel()
     await asyncio.gather(trial, return_exceptions=True)
 
     await deliveries.configure(latency_ms=0)
-    await delivery.handle(_batch(1, first=2))
+    await delivery.handle(sms_batch(1, first=2, seq=2))
     receipts = await deliveries.receipts()
     assert receipts["s2"]["status"] == "sent", receipts["s2"]
     assert [m["grouping_key"] for m in await deliveries.inbox()][-1] == "ntc_1:s2"
