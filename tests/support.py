@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestServer
 from alimi import attempts, counters, ids, receipt_view, states
 from alimi.bus import Bus
 from alimi.messages import DeliveryBatch, Recipient, parse
+from alimi.settings import BaseSettings
 from alimi.store import Store
 from alimi_delivery.guard import ProviderGuard
 from alimi_delivery.kakao_client import PROVIDER as KAKAO_PROVIDER
@@ -105,6 +106,18 @@ class Deliveries:
             "claim_lease_s": kw.pop("claim_lease_s", 60.0),
             **kw,
         }
+
+
+def store_as(mongo_url: str, namespace: str, app: str, *, timeout_ms: int) -> Store:
+    """A store as a service builds it, with an operation timeout of ``timeout_ms`` and
+    the appName ``app``, so a fail point can be aimed at its commands alone."""
+    joiner = "&" if "?" in mongo_url else "?"
+    settings = BaseSettings(
+        mongo_url=f"{mongo_url}{joiner}appName={app}",
+        mongo_db=namespace,
+        mongo_timeout_ms=timeout_ms,
+    )
+    return Store.from_settings(settings)
 
 
 def sms_batch(

@@ -10,9 +10,10 @@ from aio_pika.abc import AbstractIncomingMessage
 from alimi import topology
 from alimi.counters import Shards
 from alimi.messages import DeliveryBatch, StaffUpdate
-from alimi.store import ATTEMPTS, NOTICE_COUNTS, RECEIPTS
+from alimi.store import ATTEMPTS, HEARTBEATS, NOTICE_COUNTS, RECEIPTS
 from alimi.worker import WorkerRuntime
 from alimi_delivery.guard import ProviderGuard
+from alimi_delivery.heartbeat import Heartbeat
 from alimi_delivery.kakao_client import PROVIDER as KAKAO_PROVIDER
 from alimi_delivery.kakao_client import KakaoClient
 from alimi_delivery.kakao_delivery import KakaoDelivery
@@ -37,9 +38,18 @@ class DeliveryProcess:
         self.channel = channel
         self.runtime = WorkerRuntime(
             settings,
-            owned_collections=(RECEIPTS, ATTEMPTS, NOTICE_COUNTS),
+            owned_collections=(RECEIPTS, ATTEMPTS, NOTICE_COUNTS, HEARTBEATS),
             grace_s=settings.drain_grace_s,
         )
+        # Claims name this process; its beats tell other workers it is alive.
+        self.heartbeat = Heartbeat(
+            self.runtime.store,
+            f"delivery-{channel}",
+            every_s=settings.heartbeat_s,
+            call_s=settings.provider_timeout_s,
+        )
+        if channel != "slack":
+            self.runtime.loop(self.heartbeat.run)
         self.session: aiohttp.ClientSession | None = None
         self.handler: ChannelDelivery[Any] | StaffNotifier | None = None
         self.runtime.consume(
@@ -78,6 +88,7 @@ class DeliveryProcess:
         common: dict[str, Any] = {
             "retry": RetryPolicy(s.retry_delays, s.retry_jitter),
             "claim_lease_s": s.claim_lease_s,
+            "heartbeat": self.heartbeat,
             # one counter shard per batch in flight: transactions never wait on each other
             "shards": Shards.for_process(f"delivery-{self.channel}", slots=s.prefetch),
         }

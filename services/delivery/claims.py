@@ -14,13 +14,14 @@ stand (:func:`standings`) decides what happens:
   fell back to, ``fell_back``: the receipt is taken over (:func:`take_over`,
   conditional on the attempt it still names, so two workers never both win);
 * an attempt that may have reached the provider — ``retrying`` with
-  ``in_doubt`` (a timeout), a claim older than the lease whose attempt was
-  never written (its worker died), or a claim of an attempt this very process
-  saw end without its record (the database failed mid-way: the broker
-  redelivers the batch at once): the provider is asked first by the receipt
-  id; found, it is recorded ``sent`` (:func:`settle`), else taken over;
-* a fresh claim: held by another worker (perhaps one that just died); the
-  caller parks them until the lease is over;
+  ``in_doubt`` (a timeout), a claim whose worker is gone (its heartbeat is
+  over, :mod:`heartbeat`), a claim older than the lease whose attempt was
+  never written, or a claim of an attempt this very process saw end without
+  its record (the database failed mid-way: the broker redelivers the batch
+  at once): the provider is asked first by the receipt id; found, it is
+  recorded ``sent`` (:func:`settle`), else taken over;
+* a fresh claim of a live worker: held; the caller parks them for a few
+  seconds and looks again;
 * anything else is final: not sent again.
 
 Every filter is ``_id`` (``$in`` of at most a batch) plus plain fields: a
@@ -84,6 +85,12 @@ class Standing:
     def in_doubt(self) -> bool:
         return self.status == states.RETRYING and bool((self.entry or {}).get("in_doubt"))
 
+    @property
+    def worker(self) -> str | None:
+        """The worker whose claim this is (its heartbeat's owner), if the claim names one."""
+        worker = self.receipt.get("worker")
+        return str(worker) if worker and self.status == states.CLAIMED else None
+
     def stale(self, before: datetime) -> bool:
         """A claim whose attempt was never written, made before ``before``: its worker died."""
         claimed_at = self.receipt.get("claimed_at")
@@ -122,21 +129,27 @@ class Standing:
         )
 
 
-def _claim_fields(
-    batch: DeliveryBatch, attempt_id: str, provider: str, now: datetime
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Claimant:
+    """Who claims: the attempt, its provider and the worker (its heartbeat's owner)."""
+
+    attempt_id: str
+    provider: str
+    worker: str
+
+
+def _claim_fields(batch: DeliveryBatch, by: Claimant, now: datetime) -> dict[str, Any]:
     return {
-        "attempt": attempt_id,
+        "attempt": by.attempt_id,
         "channel": batch.channel,
-        "provider": provider,
+        "provider": by.provider,
+        "worker": by.worker,
         "batch_id": batch.batch_id,
         "claimed_at": now,
     }
 
 
-def _receipt(
-    batch: DeliveryBatch, r: Recipient, attempt_id: str, provider: str, now: datetime
-) -> dict[str, Any]:
+def _receipt(batch: DeliveryBatch, r: Recipient, by: Claimant, now: datetime) -> dict[str, Any]:
     return {
         "_id": ids.receipt_id(batch.notice_id, r.subject_id),
         "notice_id": batch.notice_id,
@@ -145,19 +158,19 @@ def _receipt(
         "also_subject_ids": list(r.also_subject_ids),
         "destination": phone.mask(r.phone),
         "created_at": now,
-        **_claim_fields(batch, attempt_id, provider, now),
+        **_claim_fields(batch, by, now),
     }
 
 
 async def claim_new(
-    store: Store, batch: DeliveryBatch, *, attempt_id: str, provider: str, now: datetime
+    store: Store, batch: DeliveryBatch, *, by: Claimant, now: datetime
 ) -> list[Recipient]:
-    """Insert a receipt claimed by ``attempt_id`` for everyone in the batch; return those
+    """Insert a receipt claimed ``by`` an attempt for everyone in the batch; return those
     who already had one (their insert collided): on a first attempt, nobody."""
     people = list(batch.recipients)
     try:
         await store.receipts.insert_many(
-            [_receipt(batch, r, attempt_id, provider, now) for r in people], ordered=False
+            [_receipt(batch, r, by, now) for r in people], ordered=False
         )
     except BulkWriteError as exc:
         return [people[i] for i in duplicate_keys.collided(exc)]
@@ -189,12 +202,11 @@ async def take_over(
     batch: DeliveryBatch,
     people: Sequence[Standing],
     *,
-    attempt_id: str,
-    provider: str,
+    by: Claimant,
     now: datetime,
     shard: str,
 ) -> set[str]:
-    """Claim ``people`` for ``attempt_id``, each only if their receipt still names the attempt
+    """Claim ``people`` for ``by``'s attempt, each only if their receipt still names the attempt
     it stood on; the subject ids this worker now owns.
 
     One transaction: the conditional updates (one per earlier attempt and
@@ -211,7 +223,7 @@ async def take_over(
         delta = Delta()
         for (old_attempt, status, channel), group in groups.items():
             update: dict[str, Any] = {
-                "$set": _claim_fields(batch, attempt_id, provider, now),
+                "$set": _claim_fields(batch, by, now),
                 "$push": {"history": old_attempt},
             }
             if status == states.FELL_BACK:
@@ -229,7 +241,7 @@ async def take_over(
         won = store.receipts.find(
             {
                 "_id": {"$in": [ids.receipt_id(batch.notice_id, s.subject_id) for s in people]},
-                "attempt": attempt_id,
+                "attempt": by.attempt_id,
             },
             {"subject_id": 1},
             session=session,

@@ -39,6 +39,12 @@ IN_DOUBT = Counter(
     "Receipts whose last attempt may have reached the provider, by what it said",
     ["channel", "answer"],
 )
+WITHHELD = Counter(
+    "alimi_delivery_calls_withheld_total",
+    "Recipients of provider calls not made: the worker's heartbeat or claim would have run "
+    "out before the call's timeout (they are retried)",
+    ["channel"],
+)
 APPROVAL_TO_ACCEPT = Histogram(
     "alimi_delivery_approval_to_accept_seconds",
     "From a notice's approval to the provider accepting one person's message",
@@ -63,6 +69,7 @@ def declare(channel: str, provider: str) -> None:
     DUPLICATES.labels(channel)
     DEAD_LETTERED.labels(channel)
     HALTED.labels(channel)
+    WITHHELD.labels(channel)
     for step in range(1, topology.RETRY_STEPS + 1):
         RETRIED.labels(channel, str(step))
     if channel == "kakao":

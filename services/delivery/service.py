@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -32,8 +33,9 @@ from alimi.counters import Shards
 from alimi.messages import Channel, DeliveryBatch, Recipient
 from alimi.store import Store
 from alimi_delivery import claims, metrics
-from alimi_delivery.claims import Standing
+from alimi_delivery.claims import Claimant, Standing
 from alimi_delivery.guard import ProviderGuard
+from alimi_delivery.heartbeat import MARGIN_S, Heartbeat
 from alimi_delivery.notice_cache import NoticeMessages
 from alimi_delivery.provider_client import ProviderClient, ProviderResult, call_failed
 from alimi_delivery.provider_message import NoticeMessage
@@ -44,6 +46,12 @@ log = logging.getLogger("alimi.delivery")
 HALTED_DETAIL = "the notice was halted before this person was reached"
 ABANDONED_KEPT = 10_000  # attempt ids remembered as abandoned, the oldest forgotten first
 STATUS_QUERIES_IN_FLIGHT = 16
+HEARTBEAT_S = 2.0  # how often a worker beats, unless it is given its heartbeat
+WITHHELD = "withheld"  # a call not made: this worker could not vouch for it (error code)
+
+# The monotonic time by which the current attempt's provider calls must have ended: its
+# claim's lease less a margin (each batch is handled in its own task, with its own value).
+_calls_end_by: ContextVar[float] = ContextVar("calls_end_by", default=float("inf"))
 
 
 def _now() -> datetime:
@@ -77,6 +85,7 @@ class ChannelDelivery(Generic[ClientT]):
         retry: RetryPolicy,
         claim_lease_s: float,
         shards: Shards | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -84,6 +93,12 @@ class ChannelDelivery(Generic[ClientT]):
         self.guard = guard
         self.retries = Retries(bus, self.channel, retry)
         self.claim_lease_s = claim_lease_s
+        self.heartbeat = heartbeat or Heartbeat(
+            store, f"delivery-{self.channel}", every_s=HEARTBEAT_S, call_s=client.timeout_s
+        )
+        # People held by a live worker's claim are looked at again this often: soon after
+        # that worker's heartbeat could have run out, never later than the lease.
+        self.hold_s = min(claim_lease_s, self.heartbeat.ttl_s / 2)
         self.messages = NoticeMessages(store)
         self.shards = shards or Shards.for_process(f"delivery-{self.channel}", slots=8)
         # Attempts of this process that ended without their record (the database failed
@@ -99,14 +114,20 @@ class ChannelDelivery(Generic[ClientT]):
         try:
             await self._attempt(batch, notice, attempt_id)
         except BaseException:
-            # Its claims are orphans now: a redelivery here settles them at once.
+            # Its claims are orphans now: a redelivery here settles them at once, and
+            # one elsewhere once the next heartbeat names the attempt.
             self.abandoned[attempt_id] = None
+            self.heartbeat.abandon(attempt_id)
             while len(self.abandoned) > ABANDONED_KEPT:
                 del self.abandoned[next(iter(self.abandoned))]
             raise
 
     async def _attempt(self, batch: DeliveryBatch, notice: NoticeMessage, attempt_id: str) -> None:
+        claimed = time.monotonic()
         claim = await self.claim(batch, attempt_id)
+        # Another worker may take these people over once the claim is older than the
+        # lease: every call of this attempt ends before then.
+        _calls_end_by.set(claimed + self.claim_lease_s - MARGIN_S)
         if claim.others:
             await self.already_handled(batch, claim.others)
         if not claim.owned:
@@ -198,12 +219,20 @@ class ChannelDelivery(Generic[ClientT]):
     async def call(
         self, kind: str, recipients: int, request: Coroutine[Any, Any, list[ProviderResult[Any]]]
     ) -> list[ProviderResult[Any]]:
-        """Make ``request`` within the rate limit; feed its result to the breaker."""
+        """Make ``request`` within the rate limit; feed its result to the breaker.
+
+        The call is made only if it will end (at the provider's timeout) while this
+        worker's heartbeat and the attempt's claim still vouch for it; otherwise
+        nobody in it is sent to now (:meth:`withheld`)."""
         try:
             await self.guard.throttle(recipients)
+            vouched = await self.vouched_for_a_call()
         except BaseException:
             request.close()  # never started
             raise
+        if not vouched:
+            request.close()
+            return self.withheld(recipients)
         started = time.perf_counter()
         results = await request
         metrics.PROVIDER_LATENCY.labels(self.provider, kind).observe(time.perf_counter() - started)
@@ -213,23 +242,51 @@ class ChannelDelivery(Generic[ClientT]):
         )
         return results
 
+    async def vouched_for_a_call(self) -> bool:
+        """May a provider call start now? Only if it ends (at its timeout) while both this
+        worker's heartbeat and the current attempt's claim vouch for it."""
+        ends = time.monotonic() + self.client.timeout_s + MARGIN_S
+        return ends <= _calls_end_by.get() and await self.heartbeat.confirmed()
+
+    def withheld(self, recipients: int) -> list[ProviderResult[Any]]:
+        """The results of a call not made: everyone retried, nothing in doubt."""
+        metrics.WITHHELD.labels(self.channel).inc(recipients)
+        log.warning(
+            "provider call withheld: this worker could not vouch for it until its timeout",
+            extra={"channel": self.channel, "count": recipients},
+        )
+        error = (
+            "not sent: this worker's heartbeat or claim would have run out before the call's "
+            "timeout (ALIMI_PROVIDER_TIMEOUT_S)"
+        )
+        return [
+            ProviderResult("", "retry", error_code=WITHHELD, error=error) for _ in range(recipients)
+        ]
+
     async def claim(self, batch: DeliveryBatch, attempt_id: str) -> Claim:
         """Claim the batch's people for ``attempt_id``: the new ones with one insert; only
         those who already had a receipt are read, and the provider asked about any whose
         earlier attempt may have reached it."""
+        if not await self.heartbeat.confirmed():
+            # A claim naming a worker that never beat would be taken over at once.
+            raise RetryLater("this worker's heartbeat could not be written")
         now = _now()
-        collided = await claims.claim_new(
-            self.store, batch, attempt_id=attempt_id, provider=self.provider, now=now
-        )
+        by = Claimant(attempt_id, self.provider, self.heartbeat.owner)
+        collided = await claims.claim_new(self.store, batch, by=by, now=now)
         if not collided:
             return Claim(list(batch.recipients))
         found = await claims.standings(self.store, batch.notice_id, collided)
+        holders = await self.heartbeat.holders(
+            s.worker for s in found if s.worker and s.worker != self.heartbeat.owner
+        )
         doubtful = [
             s
             for s in found
             if s.in_doubt
             or s.stale(now - timedelta(seconds=self.claim_lease_s))
             or (s.status == states.CLAIMED and s.attempt_id in self.abandoned)
+            or (s.worker is not None and s.worker in holders.gone)
+            or (s.worker is not None and s.attempt_id in holders.abandoned)
         ]
         settled = await self.settle_in_doubt(batch, doubtful, now) if doubtful else set()
         asked = {s.subject_id for s in doubtful}
@@ -243,13 +300,7 @@ class ChannelDelivery(Generic[ClientT]):
         if claimable:
             async with self.shards.take() as shard:
                 won = await claims.take_over(
-                    self.store,
-                    batch,
-                    claimable,
-                    attempt_id=attempt_id,
-                    provider=self.provider,
-                    now=now,
-                    shard=shard,
+                    self.store, batch, claimable, by=by, now=now, shard=shard
                 )
         had = {r.subject_id for r in collided}
         return Claim(
@@ -297,11 +348,12 @@ class ChannelDelivery(Generic[ClientT]):
     async def already_handled(self, batch: DeliveryBatch, others: Sequence[Standing]) -> None:
         """People this attempt could not claim: final (done), or held by another claim.
 
-        A claim that is not stale may belong to a worker that just died (the
-        broker redelivered its batch at once). Those people are parked in a
-        retry queue until the claim's lease is over; then the provider is asked
-        and they are settled either way. If the claim's worker is alive, they
-        are final by then and nothing more happens. People this very batch gave
+        A claim of a live worker (its heartbeat vouches for it) may still be
+        recorded; the worker may also die in the next moment (the broker then
+        redelivers its batch here at once). Those people are parked in a
+        retry queue for a few seconds (``hold_s``, half a heartbeat's span)
+        and looked at again: by then they are final, or still held, or their
+        worker is gone and the provider is asked and they are settled. People this very batch gave
         up on are dead-lettered again, in case the first publish was lost.
         """
         held = [s.recipient for s in others if s.status == states.CLAIMED]
@@ -315,7 +367,7 @@ class ChannelDelivery(Generic[ClientT]):
                 "held_by_a_claim": len(held),
             },
         )
-        await self.retries.park(batch, held, self.claim_lease_s)
+        await self.retries.park(batch, held, self.hold_s)
         dead = [s for s in others if s.dead_lettered_by(batch.batch_id)]
         if dead:
             await self.retries.dead_letter(

@@ -17,6 +17,9 @@ class DeliverySettings(BaseSettings):
     # A claim older than this belongs to a worker that died: the provider is asked, then
     # the person is sent to if it has nothing. Must outlast any provider call.
     claim_lease_s: float = Field(60.0, gt=0, le=3600)
+    # How often a worker writes its heartbeat. A claim naming a worker whose heartbeat has
+    # run out (the provider timeout plus two beats and a second) is settled at once.
+    heartbeat_s: float = Field(2.0, gt=0, le=60)
     # Per-process rate limits of each provider account (0: none). With n replicas,
     # give each 1/n of the account's limit.
     sms_requests_per_s: float = Field(0.0, ge=0)

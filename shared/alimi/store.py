@@ -52,6 +52,8 @@ NOTICE_COUNTS = "notice_counts"
 PARTITIONS = "partitions"
 # Named leases: one owner at a time for long work such as the completion tracker (alimi.leases).
 LEASES = "leases"
+# Delivery workers' signs of life: a claim naming a worker whose beat is over is settled at once.
+HEARTBEATS = "heartbeats"
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,8 @@ INDEXES: dict[str, tuple[Index, ...]] = {
         Index((("state", ASCENDING), ("lease.until", ASCENDING)), "state_lease"),
     ),
     LEASES: (),  # by _id (the lease's name) only
+    # Read by _id; a process's document goes a day after its last beat.
+    HEARTBEATS: (Index((("until", ASCENDING),), "ttl", expire_after_s=86_400),),
     # Chunks an import's job has not applied yet: read in order; those of an import whose
     # job never ran (its process died) go by themselves a day later.
     IMPORT_CHUNKS: (
@@ -245,6 +249,10 @@ class Store:
     @property
     def leases(self) -> AsyncCollection[dict[str, Any]]:
         return self.db[LEASES]
+
+    @property
+    def heartbeats(self) -> AsyncCollection[dict[str, Any]]:
+        return self.db[HEARTBEATS]
 
     async def in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
         """Run ``work(session)`` in one transaction, all of it or none.

@@ -109,7 +109,7 @@ async def test_when_a_worker_died_before_sending__then_the_stale_claim_is_taken_
     assert (await deliveries.receipts())["s0"]["status"] == "sent"
 
 
-async def test_when_a_fresh_claim_holds_someone__then_they_wait_out_the_lease_in_a_retry_queue(
+async def test_when_a_fresh_claim_holds_someone__then_they_are_looked_at_again_in_seconds(
     store: Store,
     http: aiohttp.ClientSession,
     sandbox: TestServer,
@@ -126,13 +126,15 @@ async def test_when_a_fresh_claim_holds_someone__then_they_wait_out_the_lease_in
             "claimed_at": datetime.now(UTC),
         }
     )
-    await deliveries.sms(claim_lease_s=10, delays_s=(5.0, 30.0, 300.0)).handle(sms_batch(2))
+    delivery = deliveries.sms(claim_lease_s=20, delays_s=(5.0, 30.0, 300.0))
+    await delivery.handle(sms_batch(2))
     assert [m["recipient_no"] for m in await deliveries.inbox()] == ["01055550000"]
-    # Back once the lease is over: not after the retry step outlasting it (30 s here).
+    # Back in half a heartbeat's span (5 s with a 5 s provider timeout), to be looked at
+    # again: not after the lease, nor after the retry step (30 s here).
     channel = await bus.channel(prefetch=1)
     queue = await channel.get_queue(bus.names(topology.held_queue("sms")))
     message = await queue.get(fail=False)
-    assert message is not None and message.expiration == 10
+    assert message is not None and message.expiration == delivery.hold_s == 5
     await message.ack()
     await channel.close()
     parked = DeliveryBatch.model_validate_json(message.body)
