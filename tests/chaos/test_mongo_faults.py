@@ -27,7 +27,6 @@ STEADY_PROVIDER = {
     "SANDBOX_LATENCY_JITTER_MS": "50",
     "ALIMI_PREFETCH": "2",
     "ALIMI_PROVIDER_TIMEOUT_S": "2",
-    "ALIMI_CLAIM_LEASE_S": "4",
     "ALIMI_RETRY_DELAYS_S": "0.5,1,2",
 }
 # The restart scenario: operations time out (and say so) before the server is back.

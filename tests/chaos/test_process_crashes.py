@@ -26,8 +26,9 @@ SLOW_PROVIDER = {
     "SANDBOX_LATENCY_JITTER_MS": "100",
     "ALIMI_PREFETCH": "2",
     "ALIMI_PROVIDER_TIMEOUT_S": "2",
-    "ALIMI_CLAIM_LEASE_S": "4",
     "ALIMI_RETRY_DELAYS_S": "0.5,1,2",
+    # The claim lease is the production one (60 s): a killed worker's people are settled
+    # once its heartbeat is over (2 s call + 1 s + two 2 s beats), not after the lease.
 }
 # A dead segmenter's partition is taken over once its lease (5 s here) is over.
 # Batches of 20 make segmenting slow enough for the kill to land in its middle.

@@ -39,7 +39,6 @@ STORM = {
     "ALIMI_BATCH_SIZE": "10",  # many small provider calls
     "ALIMI_PREFETCH": "4",
     "ALIMI_PROVIDER_TIMEOUT_S": "1",
-    "ALIMI_CLAIM_LEASE_S": "3",
     "ALIMI_RETRY_DELAYS_S": "4,8,16",
     "ALIMI_RETRY_JITTER": "0.2",
     "ALIMI_BREAKER_FAILURES": "2",
