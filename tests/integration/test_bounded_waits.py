@@ -7,13 +7,16 @@ command), real RabbitMQ, the sandbox over HTTP."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import pymongo
 import pytest
 from chaos.harness import fail_point
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import PyMongoError
 
 from alimi import topology
@@ -62,6 +65,81 @@ async def test_when_a_database_call_hangs__then_it_times_out_naming_the_bound(
         await slow_store.notices.find_one({"_id": "ntc_1"})
     assert timed_out.value.timeout, timed_out.value
     assert "timeoutMS: 300" in str(timed_out.value), str(timed_out.value)
+
+
+async def _fail_commits(mongo_url: str, namespace: str, mode: Any, **error: Any) -> None:
+    await fail_point(
+        mongo_url,
+        mode,
+        {"failCommands": ["commitTransaction"], "appName": f"slow-{namespace}", **error},
+    )
+
+
+WRITE_CONFLICT = {"errorCode": 112, "errorLabels": ["TransientTransactionError"]}
+# A commit whose result is unknown: PyMongo commits again, and again.
+SHUTTING_DOWN = {"errorCode": 91, "errorLabels": ["RetryableWriteError"]}
+
+
+@pytest.mark.parametrize("error", [WRITE_CONFLICT, SHUTTING_DOWN], ids=["conflict", "unknown"])
+async def test_when_a_transaction_keeps_failing_to_commit__then_it_gives_up_within_the_bound(
+    store: Store, slow_store: Store, mongo_url: str, namespace: str, error: dict[str, Any]
+) -> None:
+    await _fail_commits(mongo_url, namespace, "alwaysOn", **error)
+    runs = 0
+
+    async def work(session: AsyncClientSession) -> None:
+        nonlocal runs
+        runs += 1
+        await slow_store.audit.insert_one({"run": runs}, session=session)
+
+    started = time.monotonic()
+    with pytest.raises(PyMongoError) as timed_out:
+        # PyMongo alone keeps trying for 120 s
+        await asyncio.wait_for(slow_store.in_transaction(work), 10)
+    took = time.monotonic() - started
+    assert timed_out.value.timeout, timed_out.value
+    assert "within 300 ms (ALIMI_MONGO_TIMEOUT_MS)" in str(timed_out.value), str(timed_out.value)
+    assert took < 2, took  # the bound, and at most one of PyMongo's pauses between tries
+    if error is WRITE_CONFLICT:
+        assert runs > 1  # conflicts were tried again inside the bound
+    assert await store.audit.count_documents({}) == 0
+
+
+async def test_when_a_transaction_conflicts_once__then_it_runs_again_and_commits(
+    store: Store, slow_store: Store, mongo_url: str, namespace: str
+) -> None:
+    await _fail_commits(mongo_url, namespace, {"times": 1}, **WRITE_CONFLICT)
+    runs = 0
+
+    async def work(session: AsyncClientSession) -> int:
+        nonlocal runs
+        runs += 1
+        await slow_store.audit.insert_one({"run": runs}, session=session)
+        return runs
+
+    assert await asyncio.wait_for(slow_store.in_transaction(work), 10) == 2
+    assert [d["run"] async for d in store.audit.find({}, {"_id": 0})] == [2]
+
+
+async def test_when_a_transaction_runs_out_of_time_in_its_work__then_it_is_aborted_at_once(
+    store: Store, slow_store: Store
+) -> None:
+    # slow_store closes first (ending its sessions): a transaction left open would
+    # otherwise hold the drop of the test's database.
+    await store.notices.insert_one({"_id": "ntc_1", "n": 0})
+
+    async def work(session: AsyncClientSession) -> None:
+        await slow_store.notices.update_one({"_id": "ntc_1"}, {"$inc": {"n": 1}}, session=session)
+        await asyncio.sleep(0.4)  # past the 300 ms of the whole transaction
+        await slow_store.notices.find_one({"_id": "ntc_1"}, session=session)
+
+    with pytest.raises(PyMongoError, match="ALIMI_MONGO_TIMEOUT_MS"):
+        await asyncio.wait_for(slow_store.in_transaction(work), 10)
+    # Left open, the transaction would hold the notice from other writers until the
+    # server's transaction lifetime limit.
+    with pymongo.timeout(2):
+        await store.notices.update_one({"_id": "ntc_1"}, {"$inc": {"n": 10}})
+    assert (await store.notices.find_one({"_id": "ntc_1"}) or {}).get("n") == 10
 
 
 async def test_when_a_handlers_database_call_times_out__then_the_consumer_tries_it_again(
