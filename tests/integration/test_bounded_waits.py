@@ -2,7 +2,8 @@
 database (``ALIMI_MONGO_TIMEOUT_MS``), the broker (``ALIMI_AMQP_TIMEOUT_S``) and the
 providers (``ALIMI_PROVIDER_TIMEOUT_S``). A handler whose call times out is retried
 by the consumer's normal path. Real MongoDB-wire server (its fail points hold a
-command), real RabbitMQ, the sandbox over HTTP."""
+command or fail it), real RabbitMQ (directly, or through a proxy that can stall it),
+the sandbox over HTTP."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import pytest
 from chaos.harness import fail_point
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import PyMongoError
+from stalling_proxy import StallingProxy, stalling_proxy
+from yarl import URL
 
 from alimi import topology
 from alimi.bus import BrokerTimeout, Bus, Consumer
@@ -184,6 +187,95 @@ async def test_when_the_broker_does_not_confirm_in_time__then_the_publish_names_
         channel = await impatient.channel(prefetch=1)
         await topology.delete(channel, impatient.names)
         await impatient.close()
+
+
+@pytest.fixture
+async def proxy(amqp_url: str) -> AsyncIterator[StallingProxy]:
+    """A proxy to the real broker that the test can stall."""
+    broker = URL(amqp_url)
+    async with stalling_proxy(broker.host or "127.0.0.1", broker.port or 5672) as p:
+        yield p
+
+
+@pytest.fixture
+async def proxied_bus(
+    bus: Bus, proxy: StallingProxy, amqp_url: str, namespace: str
+) -> AsyncIterator[Bus]:
+    """A bus in this test's namespace whose connection goes through ``proxy``, with a
+    0.5 s publish timeout (``bus`` removes the namespace afterwards)."""
+    through = Bus(str(URL(amqp_url).with_port(proxy.port)), namespace, publish_timeout_s=0.5)
+    await asyncio.wait_for(through.connect(), 10)
+    yield through
+    proxy.resume()
+    await asyncio.wait_for(through.close(), 10)
+
+
+async def test_when_the_broker_stalls__then_a_publish_gives_up_within_the_bound_naming_it(
+    proxied_bus: Bus, proxy: StallingProxy
+) -> None:
+    proxy.stall()
+    started = time.monotonic()
+    with pytest.raises(BrokerTimeout, match=r"within 0\.5 s \(ALIMI_AMQP_TIMEOUT_S\)"):
+        await asyncio.wait_for(
+            proxied_bus.publish(topology.EVENTS, topology.NOTICE_APPROVED, b"{}", message_id="h"),
+            10,
+        )
+    assert 0.4 < time.monotonic() - started < 1.5
+    proxy.resume()  # the same connection goes on once the broker answers again
+    await asyncio.wait_for(
+        proxied_bus.publish(topology.EVENTS, topology.NOTICE_APPROVED, b"{}", message_id="a"), 10
+    )
+
+
+async def test_when_the_broker_stalls__then_a_consumer_stops_and_the_bus_closes_in_bounded_time(
+    proxied_bus: Bus, proxy: StallingProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("alimi.bus.STOP_REPLY_TIMEOUT_S", 0.5)
+
+    async def handler(event: NoticeApproved, incoming: Any) -> None:
+        pass
+
+    consumer = Consumer(proxied_bus, topology.SEGMENTER_QUEUE, NoticeApproved, handler, prefetch=1)
+    await consumer.start()
+    proxy.stall()
+    started = time.monotonic()
+    await asyncio.wait_for(consumer.stop(grace_s=0.5), 10)  # the cancel is never answered
+    assert time.monotonic() - started < 2
+    started = time.monotonic()
+    await asyncio.wait_for(proxied_bus.close(), 10)
+    assert time.monotonic() - started < 5  # aio-pika waits 2 s for the broker's close-ok
+
+
+async def test_when_a_handlers_publish_times_out__then_the_consumer_tries_it_again(
+    bus: Bus, proxied_bus: Bus, proxy: StallingProxy
+) -> None:
+    failures_seen: list[Any] = []
+    errors: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(event: NoticeApproved, incoming: Any) -> None:
+        failures_seen.append((incoming.headers or {}).get(FAILURES_HEADER))
+        if len(failures_seen) == 1:
+            proxy.stall()  # the broker stalls while the first try publishes
+        try:
+            await proxied_bus.publish(
+                topology.EVENTS, topology.NOTICE_PARTITION, b"{}", message_id=event.notice_id
+            )
+        except BrokerTimeout as exc:
+            errors.append(str(exc))
+            proxy.resume()
+            raise
+        done.set()
+
+    consumer = Consumer(proxied_bus, topology.SEGMENTER_QUEUE, NoticeApproved, handler, prefetch=1)
+    await consumer.start()
+    event = NoticeApproved(notice_id="ntc_1", incident_id="inc_1", approved_at=datetime.now(UTC))
+    # straight to the broker: the stall must not hold the test's own publish
+    await bus.publish(topology.EVENTS, topology.NOTICE_APPROVED, event.to_bytes(), message_id="t")
+    await asyncio.wait_for(done.wait(), 20)
+    await asyncio.wait_for(consumer.stop(grace_s=5), 10)
+    assert len(errors) == 1 and "ALIMI_AMQP_TIMEOUT_S" in errors[0], errors
+    assert failures_seen == [None, 0]  # put back without counting: the broker's fault
 
 
 @pytest.fixture
