@@ -16,7 +16,8 @@
   the broker redelivers the message; a redelivery of a message this process is
   still handling waits for that handling first). On :meth:`Consumer.stop` it
   stops taking messages, lets in-flight ones finish up to a grace period, and
-  leaves the rest unacked for the broker to redeliver.
+  leaves the rest unacked for the broker to redeliver; a broker that stalls holds
+  the stop no longer than :data:`STOP_REPLY_TIMEOUT_S` per answer it owes.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ class BrokerTimeout(ConnectionError):
 
 
 REQUEUE_PAUSE_S = 1.0  # before a message whose failure is not its own is put back
+# How long Consumer.stop waits for the broker to answer its cancel, and its channel's
+# close: a broker that stalls must not hold a shutdown past its grace period.
+STOP_REPLY_TIMEOUT_S = 5.0
 
 
 class Bus:
@@ -228,18 +232,24 @@ class Consumer(Generic[M]):
         log.info("consuming", extra={"queue": self.queue_name, "prefetch": self.prefetch})
 
     async def stop(self, grace_s: float) -> None:
-        """Stop taking messages; let in-flight ones finish for up to ``grace_s``."""
+        """Stop taking messages; let in-flight ones finish until ``grace_s`` after the call.
+
+        The broker's answers to the cancel and to the channel's close are waited for
+        :data:`STOP_REPLY_TIMEOUT_S` each: against a broker that stalls, a stop ends
+        within ``max(grace_s, STOP_REPLY_TIMEOUT_S) + STOP_REPLY_TIMEOUT_S``."""
+        deadline = asyncio.get_running_loop().time() + grace_s
         self._stopping.set()  # failed messages waiting out a pause go back at once
         if self._queue is not None and self._tag is not None:
             try:
-                await self._queue.cancel(self._tag)
-            except Exception:  # the channel may already be gone; nothing to cancel then
+                await self._queue.cancel(self._tag, timeout=STOP_REPLY_TIMEOUT_S)
+            except Exception:  # the channel may already be gone, or the broker stalls
                 log.warning("cancel failed", extra={"queue": self.queue_name}, exc_info=True)
             self._tag = None
         pending = set(self._in_flight)
         if pending:
             log.info("draining", extra={"queue": self.queue_name, "in_flight": len(pending)})
-            _done, not_done = await asyncio.wait(pending, timeout=grace_s)
+            left = max(0.0, deadline - asyncio.get_running_loop().time())
+            _done, not_done = await asyncio.wait(pending, timeout=left)
             if not_done:
                 await cancel_and_wait(not_done)
                 log.warning(
@@ -247,7 +257,11 @@ class Consumer(Generic[M]):
                     extra={"queue": self.queue_name, "count": len(not_done)},
                 )
         if self._channel is not None and not self._channel.is_closed:
-            await self._channel.close()
+            try:
+                async with asyncio.timeout(STOP_REPLY_TIMEOUT_S):
+                    await self._channel.close()
+            except TimeoutError:  # the connection's close ends it
+                log.warning("the broker did not answer the close", extra={"queue": self.queue_name})
 
     @property
     def in_flight(self) -> int:

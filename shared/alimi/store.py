@@ -7,7 +7,9 @@ that owns the collection (:meth:`Store.ensure_indexes`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -17,6 +19,7 @@ from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ExecutionTimeout, PyMongoError
 
 from alimi.settings import BaseSettings
 
@@ -261,11 +264,42 @@ class Store:
         touching the same notice) aborts the transaction with the
         ``TransientTransactionError`` label; PyMongo's ``with_transaction``
         then runs ``work`` again from the start, so ``work`` must read what it
-        decides on inside the transaction. Any other error aborts and is
-        raised.
+        decides on inside the transaction. A commit whose result is unknown is
+        committed again. Any other error aborts and is raised.
+
+        The operation timeout (``ALIMI_MONGO_TIMEOUT_MS``) bounds the whole
+        transaction, every run of ``work`` and every commit together, as MongoDB's
+        client-side operations timeout specification has it for ``withTransaction``
+        (PyMongo applies the client's ``timeoutMS`` to each operation only, and
+        would keep retrying for 120 s). A transaction still conflicting, or still
+        unsure of its commit, when the bound runs out raises a timeout error that
+        names it. One that runs out inside ``work`` is aborted within a bound of
+        its own (:func:`_abort_afresh`): at most twice the setting in all.
         """
+        bound = self.client.options.timeout
         async with self.client.start_session() as session:
-            return await session.with_transaction(work)
+            if bound is None:  # a store built without an operation timeout (some tests)
+                return await session.with_transaction(work)
+
+            async def bounded_work(session: AsyncClientSession) -> T:
+                try:
+                    return await work(session)
+                except BaseException:
+                    if session.in_transaction:  # with_transaction would abort it past the bound
+                        await _abort_afresh(session, bound)
+                    raise
+
+            try:
+                with pymongo.timeout(bound):
+                    return await session.with_transaction(bounded_work)
+            except PyMongoError as exc:
+                if not exc.timeout:
+                    raise
+                raise ExecutionTimeout(
+                    f"the transaction did not finish within {bound * 1000:g} ms "
+                    f"(ALIMI_MONGO_TIMEOUT_MS), its retries included; last error: {exc}",
+                    50,  # MaxTimeMSExpired, as PyMongo's own
+                ) from exc
 
     async def ensure_indexes(self, *collections: str) -> None:
         """Create each collection's indexes (idempotent) and drop its retired ones."""
@@ -289,3 +323,16 @@ class Store:
 
     async def close(self) -> None:
         await self.client.close()
+
+
+async def _abort_afresh(session: AsyncClientSession, bound: float) -> None:
+    """Abort ``session``'s transaction within a fresh ``bound``. The transaction's own
+    bound may be spent, and PyMongo would then not even send the abort: the transaction
+    would hold its writes' locks, blocking other writers, until the server's transaction
+    lifetime limit. A new context starts without the spent deadline."""
+
+    async def abort() -> None:
+        with pymongo.timeout(bound):
+            await session.abort_transaction()
+
+    await asyncio.create_task(abort(), context=contextvars.Context())
