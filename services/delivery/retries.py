@@ -28,6 +28,9 @@ from alimi_delivery.metrics import DEAD_LETTERED, RETRIED
 log = logging.getLogger("alimi.delivery")
 
 RETRY_SUFFIX = re.compile(r":a\d+$")
+# What a batch id gains as its people are retried (``:a2``) or parked (``:held``), in any
+# order and any number of times: people parked again and again keep one id.
+HELD_SUFFIXES = re.compile(r"(?::a\d+|:held)+$")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,12 @@ class RetryPolicy:
 def root_id(batch_id: str) -> str:
     """A batch id without its attempt suffix."""
     return RETRY_SUFFIX.sub("", batch_id)
+
+
+def held_id(batch_id: str) -> str:
+    """The id of the batch ``batch_id``'s held people are parked in: one ``:held``, however
+    often they were retried or parked before."""
+    return f"{HELD_SUFFIXES.sub('', batch_id)}:held"
 
 
 def last_error(outcomes: Sequence[Outcome]) -> str:
@@ -140,7 +149,7 @@ class Retries:
         if not people:
             return
         parked = batch.model_copy(
-            update={"batch_id": f"{root_id(batch.batch_id)}:held", "recipients": tuple(people)}
+            update={"batch_id": held_id(batch.batch_id), "recipients": tuple(people)}
         )
         await self.bus.publish(
             topology.RETRY,

@@ -132,6 +132,14 @@ async def test_when_the_claims_worker_is_alive__then_its_people_are_parked_not_s
     parked = DeliveryBatch.model_validate_json(held[0].body)
     assert [r.subject_id for r in parked.recipients] == ["s1"]
 
+    # Still held when they come back: parked again under the same id, round after round
+    # (an id grown by each round would pass its 120 characters and be dead-lettered).
+    for _ in range(3):
+        await delivery.handle(parked)
+        (again,) = await _held(bus)
+        parked = DeliveryBatch.model_validate_json(again.body)
+        assert parked.batch_id == "ntc_1:sms:00000001:held"
+
 
 async def test_when_a_live_worker_names_the_claims_attempt_abandoned__then_it_is_settled(
     store: Store, sandbox: TestServer, bus: Bus, deliveries: Deliveries
