@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -63,7 +64,9 @@ class Heartbeat:
     def __init__(self, store: Store, role: str, *, every_s: float, call_s: float) -> None:
         self.store = store
         self.role = role
-        self.owner = leases.owner_id(role)
+        # Every receipt a worker claims names it: a short random id, not its long name.
+        self.owner = secrets.token_hex(6)
+        self.name = leases.owner_id(role)  # role@host:pid#random, for people reading
         self.every_s = every_s
         self.call_s = call_s
         self.ttl_s = ttl_s(every_s, call_s)
@@ -92,7 +95,7 @@ class Heartbeat:
             abandoned = self._abandoned[-ABANDONED_SHARED:]
             update: dict[str, Any] = {
                 "$set": {"until": now + timedelta(seconds=self.ttl_s), "beat_at": now},
-                "$setOnInsert": {"role": self.role, "started_at": now},
+                "$setOnInsert": {"role": self.role, "name": self.name, "started_at": now},
             }
             if abandoned:
                 update["$push"] = {"abandoned": {"$each": abandoned, "$slice": -ABANDONED_SHARED}}
@@ -101,7 +104,7 @@ class Heartbeat:
             except PyMongoError as exc:
                 log.warning(
                     "heartbeat not written",
-                    extra={"worker": self.owner, "error": f"{type(exc).__name__}: {exc}"},
+                    extra={"worker": self.name, "error": f"{type(exc).__name__}: {exc}"},
                 )
                 return False
             del self._abandoned[: len(self._abandoned)]  # named now (older ones dropped)

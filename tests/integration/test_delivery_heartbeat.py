@@ -21,7 +21,7 @@ from alimi.store import Store
 from alimi_delivery.heartbeat import Heartbeat
 from support import Deliveries, sms_batch, store_as
 
-HELD_BY = "delivery-sms@elsewhere:1#abcdef"
+HELD_BY = "0123456789ab"  # another worker
 
 
 async def _claimed_by(store: Store, subject_id: str, worker: str) -> None:
@@ -64,7 +64,7 @@ async def test_when_a_worker_claims__then_its_claims_name_it_and_its_heartbeat_i
     assert workers == {delivery.heartbeat.owner}
     beat = await store.heartbeats.find_one({"_id": delivery.heartbeat.owner})
     assert beat is not None and beat["until"] > datetime.now(UTC)
-    assert beat["role"] == "delivery-sms"
+    assert beat["role"] == "delivery-sms" and beat["name"].startswith("delivery-sms@")
 
 
 async def test_when_the_claims_worker_is_gone__then_its_people_are_settled_at_once(
