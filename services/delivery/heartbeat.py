@@ -85,13 +85,17 @@ class Heartbeat:
     def covers_a_call(self) -> bool:
         return self.covers(self.call_s + MARGIN_S)
 
-    async def beat(self) -> bool:
-        """Write one beat; True once it is confirmed. A failed write is logged, not raised."""
+    async def beat(self, *, unless_covered: bool = False) -> bool:
+        """Write one beat; True once it is confirmed. A failed write is logged, not raised.
+        ``unless_covered``: none if a beat written meanwhile covers a call."""
         if self._beating is None:
             self._beating = asyncio.Lock()
         async with self._beating:
+            if unless_covered and self.covers_a_call():  # handlers waiting on one beat
+                return True
             started = time.monotonic()
             now = datetime.now(UTC)
+            named = len(self._abandoned)  # more may come while the beat is written
             abandoned = self._abandoned[-ABANDONED_SHARED:]
             update: dict[str, Any] = {
                 "$set": {"until": now + timedelta(seconds=self.ttl_s), "beat_at": now},
@@ -107,13 +111,15 @@ class Heartbeat:
                     extra={"worker": self.name, "error": f"{type(exc).__name__}: {exc}"},
                 )
                 return False
-            del self._abandoned[: len(self._abandoned)]  # named now (older ones dropped)
+            del self._abandoned[:named]  # named now (beyond the last 200: dropped)
             self._confirmed_until = max(self._confirmed_until, started + self.ttl_s)
             return True
 
     async def confirmed(self) -> bool:
         """True if a beat vouches for a whole call from now, beating once more if needed."""
-        return self.covers_a_call() or (await self.beat() and self.covers_a_call())
+        return self.covers_a_call() or (
+            await self.beat(unless_covered=True) and self.covers_a_call()
+        )
 
     async def run(self) -> None:
         """Beat every ``every_s`` for the life of the process."""
