@@ -41,7 +41,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from alimi import counters, leases, notice_states, partitions, recount, states
+from alimi import counters, leases, notice_states, partitions, recount, states, topology
 from alimi.bus import Bus
 from alimi.store import Store
 from alimi_segmenter import planner, staff
@@ -205,9 +205,15 @@ class Tracker:
 
     async def sweep_partitions(self) -> int:
         """Publish again the message of each unfinished partition nobody owns any more
-        (its owner died mid-partition, or its message was lost); how many."""
+        (its owner died mid-partition, or its message was lost); how many.
+
+        A partition nobody has taken yet is most likely still queued behind others
+        (a notice of hundreds of partitions, a few segmenters): while the partitions
+        queue holds messages ready, it is left alone; once the queue is empty and it
+        is still untaken, its message was lost."""
         now = datetime.now(UTC)
         republished = 0
+        queued: int | None = None  # the partitions queue's ready messages, read once
         async for part in self.store.partitions.find(
             {
                 "state": {"$in": [partitions.PENDING, partitions.RUNNING]},
@@ -220,6 +226,11 @@ class Tracker:
                 continue  # just planned: its message is on its way
             if _age_s(part.get("republished_at"), now) < REPUBLISH_EVERY_S:
                 continue
+            if not (part.get("lease") or {}).get("owner"):  # never taken
+                if queued is None:
+                    queued = await self.bus.ready(topology.PARTITIONS_QUEUE)
+                if queued:
+                    continue  # waiting its turn
             notice = await self.store.notices.find_one({"_id": part["notice_id"]})
             if notice is None or notice.get("run") != part["run"]:
                 continue

@@ -309,3 +309,19 @@ async def test_when_a_notice_is_planned__then_its_partitions_come_from_a_bound_n
         )
         == 38
     )
+
+
+async def test_when_an_untaken_partition_waits_its_turn__then_it_is_not_published_again(
+    store: Store, bus: Bus
+) -> None:
+    await _seed(store)
+    await _plan(store, bus, per=1000)  # its message waits in the partitions queue
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    await store.partitions.update_many({}, {"$set": {"created_at": long_ago}})
+    tracker = progress.Tracker(store, bus)
+
+    assert await tracker.sweep_partitions() == 0  # queued behind others: left alone
+    [message] = await _partition_messages(bus)  # the queue is empty now: as if it was lost
+    assert await tracker.sweep_partitions() == 1
+    [again] = await _partition_messages(bus)
+    assert again.partition_id == message.partition_id
