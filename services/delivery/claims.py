@@ -277,6 +277,44 @@ async def record(
     await store.in_transaction(work)
 
 
+async def record_if_held(store: Store, doc: dict[str, Any], *, shard: str) -> set[str]:
+    """Record an attempt its worker could not vouch for until now: another worker may have
+    taken some of its people over meanwhile (and counted them). The subject ids recorded.
+
+    The record gets an id of its own, and each person's receipt moves to it from the
+    claim only if it still names the claim, in one transaction with the counts of those
+    who moved: a take-over committed first leaves its people out, and one committing
+    later no longer finds the claim (each conditional on the claim, so the two conflict
+    and one runs again)."""
+    claim = doc["_id"]
+    moved = {**doc, "_id": ids.attempt_id(doc["batch_id"]), "claim": claim}
+    receipt_ids = [ids.receipt_id(doc["notice_id"], e["subject_id"]) for e in doc["people"]]
+
+    async def work(session: AsyncClientSession) -> set[str]:
+        held: set[str] = set()
+        for part in chunks(receipt_ids):
+            await store.receipts.update_many(
+                {"_id": {"$in": part}, "attempt": claim},
+                {"$set": {"attempt": moved["_id"]}, "$push": {"history": claim}},
+                session=session,
+            )
+            found = store.receipts.find(
+                {"_id": {"$in": part}, "attempt": moved["_id"]}, {"subject_id": 1}, session=session
+            )
+            held.update([d["subject_id"] async for d in found])
+        await store.attempts.insert_one(moved, session=session)
+        outcomes = [
+            Outcome(subject_id=e["subject_id"], status=e["status"])
+            for e in moved["people"]
+            if e["subject_id"] in held
+        ]
+        change = outcome_delta(moved["channel"], outcomes)
+        await counters.add(store, moved["notice_id"], change, shard=shard, session=session)
+        return held
+
+    return await store.in_transaction(work)
+
+
 async def settle(
     store: Store,
     batch: DeliveryBatch,

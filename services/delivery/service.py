@@ -19,7 +19,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -35,11 +34,12 @@ from alimi.store import Store
 from alimi_delivery import claims, metrics
 from alimi_delivery.claims import Claimant, Standing
 from alimi_delivery.guard import ProviderGuard
-from alimi_delivery.heartbeat import MARGIN_S, Heartbeat
+from alimi_delivery.heartbeat import Heartbeat
 from alimi_delivery.notice_cache import NoticeMessages
 from alimi_delivery.provider_client import ProviderClient, ProviderResult, call_failed
 from alimi_delivery.provider_message import NoticeMessage
 from alimi_delivery.retries import Retries, RetryPolicy
+from alimi_delivery.vouching import Vouching, withheld
 
 log = logging.getLogger("alimi.delivery")
 
@@ -47,11 +47,6 @@ HALTED_DETAIL = "the notice was halted before this person was reached"
 ABANDONED_KEPT = 10_000  # attempt ids remembered as abandoned, the oldest forgotten first
 STATUS_QUERIES_IN_FLIGHT = 16
 HEARTBEAT_S = 2.0  # how often a worker beats, unless it is given its heartbeat
-WITHHELD = "withheld"  # a call not made: this worker could not vouch for it (error code)
-
-# The monotonic time by which the current attempt's provider calls must have ended: its
-# claim's lease less a margin (each batch is handled in its own task, with its own value).
-_calls_end_by: ContextVar[float] = ContextVar("calls_end_by", default=float("inf"))
 
 
 def _now() -> datetime:
@@ -99,6 +94,7 @@ class ChannelDelivery(Generic[ClientT]):
         # People held by a live worker's claim are looked at again this often: soon after
         # that worker's heartbeat could have run out, never later than the lease.
         self.hold_s = min(claim_lease_s, self.heartbeat.ttl_s / 2)
+        self.vouching = Vouching(self.heartbeat, lease_s=claim_lease_s, call_s=client.timeout_s)
         self.messages = NoticeMessages(store)
         self.shards = shards or Shards.for_process(f"delivery-{self.channel}", slots=8)
         # Attempts of this process that ended without their record (the database failed
@@ -123,11 +119,8 @@ class ChannelDelivery(Generic[ClientT]):
             raise
 
     async def _attempt(self, batch: DeliveryBatch, notice: NoticeMessage, attempt_id: str) -> None:
-        claimed = time.monotonic()
+        claimed = self.vouching.begin()
         claim = await self.claim(batch, attempt_id)
-        # Another worker may take these people over once the claim is older than the
-        # lease: every call of this attempt ends before then.
-        _calls_end_by.set(claimed + self.claim_lease_s - MARGIN_S)
         if claim.others:
             await self.already_handled(batch, claim.others)
         if not claim.owned:
@@ -163,10 +156,16 @@ class ChannelDelivery(Generic[ClientT]):
             at=_now(),
             outcomes=outcomes,
         )
+        owned = claim.owned
         async with self.shards.take() as shard:
-            await claims.record(self.store, doc, shard=shard)
-        await self.after_record(batch, claim.owned, outcomes)
-        await self._follow_up(batch, claim.owned, outcomes)
+            if self.vouching.may_record(claimed):
+                await claims.record(self.store, doc, shard=shard)
+            else:
+                held = await claims.record_if_held(self.store, doc, shard=shard)
+                owned = [r for r in owned if r.subject_id in held]
+                outcomes = [o for o in outcomes if o.subject_id in held]
+        await self.after_record(batch, owned, outcomes)
+        await self._follow_up(batch, owned, outcomes)
         self._observe(batch, notice, outcomes, claim)
 
     async def _follow_up(
@@ -226,13 +225,13 @@ class ChannelDelivery(Generic[ClientT]):
         nobody in it is sent to now (:meth:`withheld`)."""
         try:
             await self.guard.throttle(recipients)
-            vouched = await self.vouched_for_a_call()
+            vouched = await self.vouching.may_call()
         except BaseException:
             request.close()  # never started
             raise
         if not vouched:
             request.close()
-            return self.withheld(recipients)
+            return withheld(self.channel, recipients)
         started = time.perf_counter()
         results = await request
         metrics.PROVIDER_LATENCY.labels(self.provider, kind).observe(time.perf_counter() - started)
@@ -241,27 +240,6 @@ class ChannelDelivery(Generic[ClientT]):
             call_failed=call_failed(results), retry_after_s=max(waits) if waits else None
         )
         return results
-
-    async def vouched_for_a_call(self) -> bool:
-        """May a provider call start now? Only if it ends (at its timeout) while both this
-        worker's heartbeat and the current attempt's claim vouch for it."""
-        ends = time.monotonic() + self.client.timeout_s + MARGIN_S
-        return ends <= _calls_end_by.get() and await self.heartbeat.confirmed()
-
-    def withheld(self, recipients: int) -> list[ProviderResult[Any]]:
-        """The results of a call not made: everyone retried, nothing in doubt."""
-        metrics.WITHHELD.labels(self.channel).inc(recipients)
-        log.warning(
-            "provider call withheld: this worker could not vouch for it until its timeout",
-            extra={"channel": self.channel, "count": recipients},
-        )
-        error = (
-            "not sent: this worker's heartbeat or claim would have run out before the call's "
-            "timeout (ALIMI_PROVIDER_TIMEOUT_S)"
-        )
-        return [
-            ProviderResult("", "retry", error_code=WITHHELD, error=error) for _ in range(recipients)
-        ]
 
     async def claim(self, batch: DeliveryBatch, attempt_id: str) -> Claim:
         """Claim the batch's people for ``attempt_id``: the new ones with one insert; only

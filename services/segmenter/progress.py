@@ -228,7 +228,7 @@ class Tracker:
                 continue
             if not (part.get("lease") or {}).get("owner"):  # never taken
                 if queued is None:
-                    queued = await self.bus.ready(topology.PARTITIONS_QUEUE)
+                    queued = await _ready(self.bus, topology.PARTITIONS_QUEUE)
                 if queued:
                     continue  # waiting its turn
             notice = await self.store.notices.find_one({"_id": part["notice_id"]})
@@ -244,6 +244,17 @@ class Tracker:
                 extra={"partition_id": part["_id"], "state": part["state"]},
             )
         return republished
+
+
+async def _ready(bus: Bus, queue: str) -> int:
+    """How many messages ``queue`` (a logical name) holds ready now: a passive
+    declaration, on a channel of its own."""
+    channel = await bus.channel(prefetch=1)
+    try:
+        declared = await channel.declare_queue(bus.names(queue), passive=True)
+        return declared.declaration_result.message_count or 0
+    finally:
+        await channel.close()
 
 
 def _age_s(at: Any, now: datetime) -> float:

@@ -187,16 +187,6 @@ class Bus:
                 f"{self.publish_timeout_s:g} s (ALIMI_AMQP_TIMEOUT_S)"
             ) from None
 
-    async def ready(self, queue: str) -> int:
-        """How many messages ``queue`` (a logical name) holds ready now (a passive
-        declaration on a channel of its own)."""
-        channel = await self.channel(prefetch=1)
-        try:
-            declared = await channel.declare_queue(self.names(queue), passive=True)
-            return declared.declaration_result.message_count or 0
-        finally:
-            await channel.close()
-
     async def channel(self, prefetch: int) -> AbstractChannel:
         assert self.connection is not None, "connect() first"
         channel = await self.connection.channel()

@@ -6,6 +6,7 @@ command), real RabbitMQ, the sandbox over HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,11 +15,14 @@ import pytest
 from aiohttp.test_utils import TestServer
 from chaos.harness import fail_point
 
-from alimi import topology
+from alimi import attempts, decisions, ids, recount, states, topology
+from alimi.attempts import Outcome
 from alimi.bus import Bus
+from alimi.decisions import Where
 from alimi.messages import DeliveryBatch
 from alimi.store import Store
 from alimi_delivery.heartbeat import Heartbeat
+from alimi_delivery.sms_delivery import SmsDelivery
 from support import Deliveries, sms_batch, store_as
 
 HELD_BY = "0123456789ab"  # another worker
@@ -168,18 +172,16 @@ async def heartbeat_store(mongo_url: str, namespace: str) -> AsyncIterator[Store
     await store.close()
 
 
-async def test_when_the_heartbeat_cannot_be_written__then_no_call_is_made_that_could_outlast_it(
-    store: Store,
-    heartbeat_store: Store,
-    mongo_url: str,
-    namespace: str,
-    sandbox: TestServer,
-    deliveries: Deliveries,
-) -> None:
+@pytest.fixture
+async def cut_off(
+    deliveries: Deliveries, heartbeat_store: Store, mongo_url: str, namespace: str
+) -> SmsDelivery:
+    """Notice ``ntc_1``, and a delivery whose heartbeat beat once and can write no more
+    beats (a fail point holds its updates). A beat vouches for 2 s + 1 s + 2 x 0.25 s =
+    3.5 s; a call needs 3 s of it, so a call may start within half a second of the last
+    beat. Calls carry one person, a second apart: the first starts at once, the second
+    needs a beat that cannot land. Nor can it vouch for a record (5 s)."""
     await deliveries.seed_notice()
-    # A beat vouches for 2 s + 1 s + 2 x 0.25 s = 3.5 s; a call needs 3 s of it, so a
-    # call may start within half a second of the last beat. Calls carry one person, a
-    # second apart: the first starts at once, the second needs a beat that cannot land.
     heartbeat = Heartbeat(heartbeat_store, "delivery-sms", every_s=0.25, call_s=2)
     delivery = deliveries.sms(timeout_s=2, recipients_per_s=1, heartbeat=heartbeat)
     assert await heartbeat.beat()
@@ -193,8 +195,13 @@ async def test_when_the_heartbeat_cannot_be_written__then_no_call_is_made_that_c
             "appName": f"beat-{namespace}",
         },
     )
+    return delivery
 
-    await delivery.handle(sms_batch(2))
+
+async def test_when_the_heartbeat_cannot_be_written__then_no_call_is_made_that_could_outlast_it(
+    store: Store, cut_off: SmsDelivery, deliveries: Deliveries
+) -> None:
+    await cut_off.handle(sms_batch(2))
 
     assert [m["recipient_no"] for m in await deliveries.inbox()] == ["01055550000"]
     receipts = await deliveries.receipts()
@@ -202,6 +209,38 @@ async def test_when_the_heartbeat_cannot_be_written__then_no_call_is_made_that_c
     withheld = receipts["s1"]
     assert (withheld["status"], withheld["error_code"]) == ("retrying", "withheld")
     assert not withheld.get("in_doubt")
+
+
+async def test_when_people_are_taken_over_before_an_unvouched_record__then_none_counts_twice(
+    store: Store, cut_off: SmsDelivery, deliveries: Deliveries
+) -> None:
+    # s0's call is made, s1's is withheld, and the heartbeat cannot vouch for the record.
+    # Between the two, another worker that thought this one gone settles s0, found at the
+    # provider.
+    handling = asyncio.create_task(cut_off.handle(sms_batch(2)))
+    listing = deliveries.sandbox.make_url("/_sandbox/sms/messages")
+    async with deliveries.http.get(listing, params={"wait_for": "1", "wait_s": "10"}) as resp:
+        [message] = (await resp.json())["messages"]  # s0's, accepted by the provider
+    receipt = await store.receipts.find_one({"_id": "ntc_1:s0"})
+    assert receipt is not None and not handling.done()
+    found = Outcome("s0", states.SENT, message_id=message["message_id"], detail="found")
+    settled = attempts.document(
+        ids.attempt_id("ntc_1:sms:00000001:settle"),
+        kind=attempts.SETTLE,
+        notice_id="ntc_1",
+        incident_id="inc_1",
+        channel="sms",
+        at=datetime.now(UTC),
+        outcomes=[found],
+    )
+    where = Where("ntc_1:s0", "s0", receipt["attempt"], states.CLAIMED, "sms")
+    assert await decisions.decide(store, settled, [where], shard="elsewhere") == 1
+    await handling
+
+    receipts = await deliveries.receipts()
+    assert receipts["s0"]["attempt"] == settled["_id"]
+    assert (receipts["s1"]["status"], receipts["s1"]["error_code"]) == ("retrying", "withheld")
+    assert (await recount.repair(store, "ntc_1")).result == "agreed"
 
 
 async def test_when_a_call_would_outlast_the_claims_lease__then_it_is_not_made(
