@@ -26,22 +26,17 @@ from alimi import topology
 from alimi.bus import BrokerTimeout, Bus, Consumer
 from alimi.messages import NoticeApproved
 from alimi.poison import FAILURES_HEADER, PoisonPolicy
-from alimi.settings import BaseSettings
 from alimi.store import Store
 from alimi_delivery.sms_client import SmsClient, SmsMessage
 from alimi_intake.repository import count_list_members
+from support import store_as
 
 
 @pytest.fixture
 async def slow_store(mongo_url: str, namespace: str) -> AsyncIterator[Store]:
     """A store as a service builds it, with a 300 ms operation timeout and an appName a
     fail point can be aimed at; the fail point is switched off afterwards."""
-    settings = BaseSettings(
-        mongo_url=f"{mongo_url}{'&' if '?' in mongo_url else '?'}appName=slow-{namespace}",
-        mongo_db=namespace,
-        mongo_timeout_ms=300,
-    )
-    store = Store.from_settings(settings)
+    store = store_as(mongo_url, namespace, f"slow-{namespace}", timeout_ms=300)
     yield store
     await fail_point(mongo_url, "off")
     await store.close()
