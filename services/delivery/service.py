@@ -94,7 +94,7 @@ class ChannelDelivery(Generic[ClientT]):
         # People held by a live worker's claim are looked at again this often: soon after
         # that worker's heartbeat could have run out, never later than the lease.
         self.hold_s = min(claim_lease_s, self.heartbeat.ttl_s / 2)
-        self.vouching = Vouching(self.heartbeat, lease_s=claim_lease_s, call_s=client.timeout_s)
+        self.vouching = Vouching(self.heartbeat, lease_s=claim_lease_s)
         self.messages = NoticeMessages(store)
         self.shards = shards or Shards.for_process(f"delivery-{self.channel}", slots=8)
         # Attempts of this process that ended without their record (the database failed

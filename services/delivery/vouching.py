@@ -33,10 +33,9 @@ _calls_end_by: ContextVar[float] = ContextVar("calls_end_by", default=float("inf
 
 
 class Vouching:
-    def __init__(self, heartbeat: Heartbeat, *, lease_s: float, call_s: float) -> None:
-        self.heartbeat = heartbeat
+    def __init__(self, heartbeat: Heartbeat, *, lease_s: float) -> None:
+        self.heartbeat = heartbeat  # its call_s is the provider's timeout
         self.lease_s = lease_s
-        self.call_s = call_s
 
     def begin(self) -> float:
         """An attempt is about to claim its people: the moment it does (monotonic)."""
@@ -47,7 +46,7 @@ class Vouching:
     async def may_call(self) -> bool:
         """May a provider call start now? Only if it ends (at its timeout) while both this
         worker's heartbeat and the current attempt's claim vouch for it."""
-        ends = time.monotonic() + self.call_s + MARGIN_S
+        ends = time.monotonic() + self.heartbeat.call_s + MARGIN_S
         return ends <= _calls_end_by.get() and await self.heartbeat.confirmed()
 
     def may_record(self, claimed: float) -> bool:
