@@ -21,6 +21,7 @@ from alimi import topology
 from alimi.bus import Bus
 from alimi.store import Store
 from alimi_devstack import DEFAULT_AMQP_URL, Stack, StackError, rabbitmq_answers
+from support import remove_database
 
 AMQP_URL = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
 
@@ -60,8 +61,8 @@ def namespace() -> str:
 async def store(mongo_url: str, namespace: str) -> AsyncIterator[Store]:
     s = Store(mongo_url, namespace)
     yield s
-    await s.client.drop_database(namespace)
     await s.close()
+    await remove_database(mongo_url, namespace)
 
 
 @pytest.fixture

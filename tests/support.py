@@ -11,6 +11,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestServer
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 from alimi import attempts, counters, ids, receipt_view, states
 from alimi.bus import Bus
@@ -106,6 +108,31 @@ class Deliveries:
             "claim_lease_s": kw.pop("claim_lease_s", 60.0),
             **kw,
         }
+
+
+#: How long a test's database may take to go: long enough for a drop after a heavy test,
+#: short enough that a drop that cannot finish fails its test rather than the whole run.
+DROP_TIMEOUT_MS = 120_000
+
+
+async def remove_database(mongo_url: str, name: str) -> None:
+    """Drop a test's database once everything that wrote to it has stopped.
+
+    A process killed inside a transaction (the chaos tests do that) leaves it open on the
+    server. SecantusDB ends such a transaction only when another transaction comes along
+    after its 60 s lifetime, and a drop waits behind it without end, so the open ones are
+    ended first (``killAllSessions``, as drivers' own test suites do between tests). The
+    drop is bounded: one that cannot finish fails the test, naming the database."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        mongo_url, timeoutMS=DROP_TIMEOUT_MS
+    )
+    try:
+        await client.admin.command({"killAllSessions": []})
+        await client.drop_database(name)
+    except PyMongoError as exc:
+        raise AssertionError(f"could not drop the test database {name}: {exc}") from exc
+    finally:
+        await client.close()
 
 
 def store_as(mongo_url: str, namespace: str, app: str, *, timeout_ms: int) -> Store:
