@@ -21,7 +21,7 @@ from alimi import topology
 from alimi.bus import Bus
 from alimi.store import Store
 from alimi_devstack import DEFAULT_AMQP_URL, Stack, StackError, rabbitmq_answers
-from support import remove_database
+from support import TEST_MONGO_TIMEOUT_MS, remove_database
 
 AMQP_URL = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
 
@@ -59,7 +59,7 @@ def namespace() -> str:
 
 @pytest.fixture
 async def store(mongo_url: str, namespace: str) -> AsyncIterator[Store]:
-    s = Store(mongo_url, namespace)
+    s = Store(mongo_url, namespace, timeoutMS=TEST_MONGO_TIMEOUT_MS)
     yield s
     await s.close()
     await remove_database(mongo_url, namespace)

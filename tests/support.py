@@ -110,9 +110,10 @@ class Deliveries:
         }
 
 
-#: How long a test's database may take to go: long enough for a drop after a heavy test,
-#: short enough that a drop that cannot finish fails its test rather than the whole run.
-DROP_TIMEOUT_MS = 120_000
+#: The longest a test's own database call may take (its drop included): long enough for
+#: the heaviest (a drop after 20,000 people), short enough that a call that cannot finish
+#: fails its test instead of hanging the run past the test's time limit.
+TEST_MONGO_TIMEOUT_MS = 120_000
 
 
 async def remove_database(mongo_url: str, name: str) -> None:
@@ -124,7 +125,7 @@ async def remove_database(mongo_url: str, name: str) -> None:
     ended first (``killAllSessions``, as drivers' own test suites do between tests). The
     drop is bounded: one that cannot finish fails the test, naming the database."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        mongo_url, timeoutMS=DROP_TIMEOUT_MS
+        mongo_url, timeoutMS=TEST_MONGO_TIMEOUT_MS
     )
     try:
         await client.admin.command({"killAllSessions": []})
