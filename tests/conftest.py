@@ -21,7 +21,7 @@ from alimi import topology
 from alimi.bus import Bus
 from alimi.store import Store
 from alimi_devstack import DEFAULT_AMQP_URL, Stack, StackError, rabbitmq_answers
-from support import TEST_MONGO_TIMEOUT_MS, remove_database
+from support import TEARDOWN_TIMEOUT_S, TEST_MONGO_TIMEOUT_MS, remove_database
 
 AMQP_URL = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
 
@@ -75,10 +75,11 @@ async def bus(amqp_url: str, namespace: str) -> AsyncIterator[Bus]:
 
 
 async def delete_namespace(amqp_url: str, namespace: str) -> None:
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        await topology.delete(channel, topology.Names(namespace))
+    async with asyncio.timeout(TEARDOWN_TIMEOUT_S):
+        connection = await aio_pika.connect(amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            await topology.delete(channel, topology.Names(namespace))
 
 
 @pytest.fixture

@@ -114,6 +114,9 @@ class Deliveries:
 #: the heaviest (a drop after 20,000 people), short enough that a call that cannot finish
 #: fails its test instead of hanging the run past the test's time limit.
 TEST_MONGO_TIMEOUT_MS = 120_000
+#: The longest removing a test's queues and exchanges may take: a broker that does not
+#: answer fails the test's teardown instead of hanging the run.
+TEARDOWN_TIMEOUT_S = 60
 
 
 async def remove_database(mongo_url: str, name: str) -> None:

@@ -32,7 +32,7 @@ from alimi.store import Store
 from alimi_devstack import Stack, eventually
 from alimi_intake.models import SubjectIn
 from alimi_intake.service import subject_document
-from support import receipts_of
+from support import TEARDOWN_TIMEOUT_S, receipts_of
 
 T = TypeVar("T")
 
@@ -374,10 +374,12 @@ async def queue_depth(amqp_url: str, namespace: str, queue: str) -> int:
 
 
 async def delete_namespace(amqp_url: str, namespace: str) -> None:
-    connection = await connect_any(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        await topology.delete(channel, topology.Names(namespace))
+    """Remove a test's queues and exchanges; bounded, like every teardown step."""
+    async with asyncio.timeout(TEARDOWN_TIMEOUT_S):
+        connection = await connect_any(amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            await topology.delete(channel, topology.Names(namespace))
 
 
 # -- MongoDB ----------------------------------------------------------------------
