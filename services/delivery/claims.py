@@ -261,14 +261,16 @@ def outcome_delta(channel: str, outcomes: Iterable[Outcome]) -> Delta:
     return delta
 
 
+def outcomes_of(doc: dict[str, Any]) -> list[Outcome]:
+    """The outcomes an attempt document records, one per person."""
+    return [Outcome(subject_id=e["subject_id"], status=e["status"]) for e in doc.get("people", ())]
+
+
 async def record(
     store: Store, doc: dict[str, Any], *, shard: str, delta: Delta | None = None
 ) -> None:
     """Insert an attempt document and add its outcomes to the counters, in one transaction."""
-    outcomes = [
-        Outcome(subject_id=e["subject_id"], status=e["status"]) for e in doc.get("people", ())
-    ]
-    change = delta if delta is not None else outcome_delta(doc["channel"], outcomes)
+    change = delta if delta is not None else outcome_delta(doc["channel"], outcomes_of(doc))
 
     async def work(session: AsyncClientSession) -> None:
         await store.attempts.insert_one(doc, session=session)
@@ -303,11 +305,7 @@ async def record_if_held(store: Store, doc: dict[str, Any], *, shard: str) -> se
             )
             held.update([d["subject_id"] async for d in found])
         await store.attempts.insert_one(moved, session=session)
-        outcomes = [
-            Outcome(subject_id=e["subject_id"], status=e["status"])
-            for e in moved["people"]
-            if e["subject_id"] in held
-        ]
+        outcomes = [o for o in outcomes_of(moved) if o.subject_id in held]
         change = outcome_delta(moved["channel"], outcomes)
         await counters.add(store, moved["notice_id"], change, shard=shard, session=session)
         return held
