@@ -14,14 +14,12 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import aio_pika
 import pytest
 
-from alimi import topology
 from alimi.bus import Bus
 from alimi.store import Store
 from alimi_devstack import DEFAULT_AMQP_URL, Stack, StackError, rabbitmq_answers
-from support import TEARDOWN_TIMEOUT_S, TEST_MONGO_TIMEOUT_MS, remove_database
+from support import TEST_MONGO_TIMEOUT_MS, delete_namespace, remove_database
 
 AMQP_URL = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
 
@@ -61,8 +59,8 @@ def namespace() -> str:
 async def store(mongo_url: str, namespace: str) -> AsyncIterator[Store]:
     s = Store(mongo_url, namespace, timeoutMS=TEST_MONGO_TIMEOUT_MS)
     yield s
+    await remove_database(s.client, namespace)
     await s.close()
-    await remove_database(mongo_url, namespace)
 
 
 @pytest.fixture
@@ -72,14 +70,6 @@ async def bus(amqp_url: str, namespace: str) -> AsyncIterator[Bus]:
     yield b
     await b.close()
     await delete_namespace(amqp_url, namespace)
-
-
-async def delete_namespace(amqp_url: str, namespace: str) -> None:
-    async with asyncio.timeout(TEARDOWN_TIMEOUT_S):
-        connection = await aio_pika.connect(amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            await topology.delete(channel, topology.Names(namespace))
 
 
 @pytest.fixture

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import aio_pika
 import aiohttp
 from aiohttp.test_utils import TestServer
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
-from alimi import attempts, counters, ids, receipt_view, states
+from alimi import attempts, broker, counters, ids, receipt_view, states, topology
 from alimi.bus import Bus
 from alimi.messages import DeliveryBatch, Recipient, parse
 from alimi.settings import BaseSettings
@@ -119,24 +120,40 @@ TEST_MONGO_TIMEOUT_MS = 120_000
 TEARDOWN_TIMEOUT_S = 60
 
 
-async def remove_database(mongo_url: str, name: str) -> None:
+async def remove_database(client: AsyncMongoClient[dict[str, Any]], name: str) -> None:
     """Drop a test's database once everything that wrote to it has stopped.
 
     A process killed inside a transaction (the chaos tests do that) leaves it open on the
     server. SecantusDB ends such a transaction only when another transaction comes along
     after its 60 s lifetime, and a drop waits behind it without end, so the open ones are
     ended first (``killAllSessions``, as drivers' own test suites do between tests). The
-    drop is bounded: one that cannot finish fails the test, naming the database."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        mongo_url, timeoutMS=TEST_MONGO_TIMEOUT_MS
-    )
+    drop is bounded by the client's ``timeoutMS``: one that cannot finish fails the test,
+    naming the database."""
     try:
         await client.admin.command({"killAllSessions": []})
         await client.drop_database(name)
     except PyMongoError as exc:
         raise AssertionError(f"could not drop the test database {name}: {exc}") from exc
-    finally:
-        await client.close()
+
+
+async def connect_any(amqp_url: str) -> aio_pika.abc.AbstractConnection:
+    """A plain connection to the first node of ``amqp_url`` (one URL or a list) that answers."""
+    urls = broker.node_urls(amqp_url)
+    for url in urls[:-1]:
+        try:
+            return await aio_pika.connect(url)
+        except (OSError, aio_pika.exceptions.AMQPConnectionError):
+            continue
+    return await aio_pika.connect(urls[-1])
+
+
+async def delete_namespace(amqp_url: str, namespace: str) -> None:
+    """Remove a test's queues and exchanges; bounded, like every teardown step."""
+    async with asyncio.timeout(TEARDOWN_TIMEOUT_S):
+        connection = await connect_any(amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            await topology.delete(channel, topology.Names(namespace))
 
 
 def store_as(mongo_url: str, namespace: str, app: str, *, timeout_ms: int) -> Store:

@@ -17,10 +17,11 @@ from typing import Any
 import aiohttp
 import harness
 import pytest
-from harness import BASE_ENV, StartStack, delete_namespace
+from harness import BASE_ENV, StartStack
 
 from alimi.store import Store
 from alimi_devstack import Stack, StackError
+from support import delete_namespace
 
 BASELINE_PREFIX = "test_without_faults["
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -22,17 +22,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import aio_pika
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
-from alimi import broker, counters, crypto, ids, partitions, states, topology
+from alimi import counters, crypto, ids, partitions, states
 from alimi.store import Store
 from alimi_devstack import Stack, eventually
 from alimi_intake.models import SubjectIn
 from alimi_intake.service import subject_document
-from support import TEARDOWN_TIMEOUT_S, receipts_of
+from support import connect_any, receipts_of
 
 T = TypeVar("T")
 
@@ -353,17 +352,6 @@ class Metrics:
 # -- RabbitMQ ---------------------------------------------------------------------
 
 
-async def connect_any(amqp_url: str) -> aio_pika.abc.AbstractConnection:
-    """A plain connection to the first node of ``amqp_url`` (one URL or a list) that answers."""
-    urls = broker.node_urls(amqp_url)
-    for url in urls[:-1]:
-        try:
-            return await aio_pika.connect(url)
-        except (OSError, aio_pika.exceptions.AMQPConnectionError):
-            continue
-    return await aio_pika.connect(urls[-1])
-
-
 async def queue_depth(amqp_url: str, namespace: str, queue: str) -> int:
     """Messages ready in ``queue`` (a logical name), by a passive declare."""
     connection = await connect_any(amqp_url)
@@ -371,15 +359,6 @@ async def queue_depth(amqp_url: str, namespace: str, queue: str) -> int:
         channel = await connection.channel()
         declared = await channel.declare_queue(f"{namespace}.{queue}", passive=True)
         return declared.declaration_result.message_count or 0
-
-
-async def delete_namespace(amqp_url: str, namespace: str) -> None:
-    """Remove a test's queues and exchanges; bounded, like every teardown step."""
-    async with asyncio.timeout(TEARDOWN_TIMEOUT_S):
-        connection = await connect_any(amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            await topology.delete(channel, topology.Names(namespace))
 
 
 # -- MongoDB ----------------------------------------------------------------------

@@ -41,14 +41,13 @@ async def test_a_database_written_by_a_process_killed_mid_transaction_is_still_d
     )
     assert await asyncio.wait_for(dies.wait(), timeout=60) == 0
 
-    await asyncio.wait_for(remove_database(mongo_url, name), timeout=30)
-
     store = Store(mongo_url, name)
     try:
-        names = await store.client.list_database_names()
-        assert name not in names
+        await asyncio.wait_for(remove_database(store.client, name), timeout=30)
+
+        assert name not in await store.client.list_database_names()
         # The server writes again at once: nothing is left waiting behind the transaction.
         await asyncio.wait_for(store.db.counters.insert_one({"_id": "n"}), timeout=10)
+        await remove_database(store.client, name)
     finally:
         await store.close()
-        await remove_database(mongo_url, name)
